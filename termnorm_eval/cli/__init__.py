@@ -1,0 +1,62 @@
+"""The ``termnorm`` command. Each subcommand lives in its own module with a ``register(app)``."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from termnorm_eval.errors import TermnormError
+
+app = typer.Typer(
+    name="termnorm",
+    help="Biomedical term normalization benchmark (GO, HPO, HGNC genes) for lm-evaluation-harness.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the versions of termnorm-eval and the libraries it drives."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as v
+
+    for dist in ("termnorm-eval", "lm-eval", "transformers", "peft", "trl", "torch", "pronto"):
+        try:
+            print(f"{dist} {v(dist)}")
+        except PackageNotFoundError:
+            print(f"{dist} (not installed)")
+
+
+def _register_all() -> None:
+    # Imported here so `termnorm --help` stays fast: heavy imports live inside the commands.
+    from termnorm_eval.cli import alignment, data, evaluate, ontology, report
+
+    for module in (data, evaluate, alignment, report, ontology):
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except TermnormError as e:
+        print(f"termnorm: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (typer.Abort, KeyboardInterrupt):
+        print("termnorm: aborted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except typer.Exit as e:
+        raise SystemExit(e.exit_code) from None
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            raise SystemExit(e.exit_code) from None
+        raise
