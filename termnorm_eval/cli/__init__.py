@@ -42,21 +42,13 @@ _register_all()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit status 2."""
+    """Entry point: user errors become one line on stderr and exit status 2.
+
+    Click (standalone mode) already turns usage errors into one line and exit 2; our own
+    ``TermnormError`` is caught here so that no traceback reaches the user.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv)
     except TermnormError as e:
         print(f"termnorm: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (typer.Abort, KeyboardInterrupt):
-        print("termnorm: aborted", file=sys.stderr)
-        raise SystemExit(130) from None
-    except typer.Exit as e:
-        raise SystemExit(e.exit_code) from None
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            raise SystemExit(e.exit_code) from None
-        raise
