@@ -14,6 +14,17 @@ from typing import Any, Literal
 
 AnswerKind = Literal["id", "name"]
 
+# How a question becomes the model's input text, shared by the harness (doc_to_text) and the
+# fine-tuning data so that training and scoring see the same string. Without a chat template the
+# harness appends TARGET_DELIMITER before the answer; generation stops at the first newline.
+ANSWER_CUE = "\nAnswer:"
+TARGET_DELIMITER = " "
+
+
+def input_text(question: str) -> str:
+    """The exact text the model reads for a question (harness ``doc_to_text``)."""
+    return question + ANSWER_CUE
+
 
 @dataclass(frozen=True)
 class Direction:

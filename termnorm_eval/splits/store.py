@@ -25,6 +25,14 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology, terminology_from_dict
 
 MANIFEST = "manifest.json"
+STRATA = ("low", "mid", "high")  # popularity thirds, by bin
+
+
+def stratum(bin_index: int, n_bins: int = 20) -> str:
+    """Popularity third of a bin (0 = least popular): the study's popularity effect in 3 numbers."""
+    if not 0 <= bin_index < n_bins:
+        raise ValueError(f"bin {bin_index} outside 0..{n_bins - 1}")
+    return STRATA[min(2, bin_index * 3 // n_bins)]
 
 
 class SplitDataError(TermnormError):
