@@ -1,9 +1,118 @@
-"""`termnorm` subcommands: alignment (placeholder until its issue lands)."""
+"""`termnorm alignment`: how lexicalized each mapping is (true-pair vs random-pair similarity)."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("alignment")(alignment)
+
+
+def alignment(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Split folder (default: the shipped splits).")
+    ] = None,
+    terminology: Annotated[
+        list[str] | None,
+        typer.Option("--terminology", "-t", help="Terminology key(s) to analyse (default: all)."),
+    ] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", "-s", help="Split(s): train, val (default: both).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="sentence-transformers model id or folder (default: the offline all-MiniLM-L6-v2). "
+            "With --lm it is used only when given explicitly.",
+        ),
+    ] = None,
+    lm: Annotated[
+        str | None,
+        typer.Option("--lm", help="Causal LM (folder, hub id or .gguf file): embed with the mean of its "
+                     "last hidden states instead of (or with --model, besides) the sentence model."),
+    ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option("--adapter", help="PEFT adapter folder applied to --lm.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")] = 64,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=2, help="At most this many pairs per split (seeded sample).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random re-pairing and of --limit.")] = 0,
+    device: Annotated[
+        str | None, typer.Option("--device", help="torch device (default: cuda if available, else cpu).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write alignment.csv, alignment.json and alignment.png here."),
+    ] = None,
+) -> None:
+    """Embed both sides of every term<->ID / name<->symbol pair and compare true pairs with random
+    re-pairings: a large gap and good retrieval mean the identifier is lexicalized (it carries its
+    meaning), as gene symbols are and GO/HPO identifiers are not."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from termnorm_eval.analysis import alignment as al
+    from termnorm_eval.analysis import render
+    from termnorm_eval.analysis.embedders import CausalLMEmbedder, Embedder, SentenceEmbedder
+    from termnorm_eval.analysis.files import stdout_console, write_all
+    from termnorm_eval.errors import TermnormError
+    from termnorm_eval.terminologies import SPLITS
+
+    splits = list(dict.fromkeys(split or SPLITS))
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        raise TermnormError(f"--split {', '.join(bad)}: unknown (known: {', '.join(SPLITS)})")
+    if adapter is not None and lm is None:
+        raise TermnormError("--adapter needs --lm (the base model the adapter was trained on)")
+    if data_dir is not None and not data_dir.is_dir():
+        raise TermnormError(f"--data-dir {data_dir}: not a folder")
+
+    console = Console(stderr=True)
+    jobs = al.plan(data_dir, terminology, splits, limit=limit, seed=seed)
+    embedders: list[Embedder] = []
+    if lm is None or model is not None:
+        embedders.append(SentenceEmbedder(model, device=device))
+    if lm is not None:
+        embedders.append(CausalLMEmbedder(lm, str(adapter) if adapter else None, device=device))
+
+    started = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+
+        def progress_factory(name: str, total: int):
+            task = bar.add_task(f"encoding with {name}", total=total)
+            return lambda k: bar.advance(task, k)
+
+        rows, notes = al.run(jobs, embedders, batch_size=batch_size, seed=seed,
+                             progress_factory=progress_factory)
+    elapsed = time.perf_counter() - started
+    if not rows:
+        raise TermnormError("nothing to measure: " + "; ".join(notes or ["no pairs selected"]))
+
+    stdout_console().print(render.table(rows))
+    for note in notes:
+        console.print(f"note: {note}")
+    n_texts = len({t for job in jobs for pair in job.pairs for t in pair})
+    console.print(f"{n_texts} distinct texts, {len(embedders)} embedder(s), {elapsed:.1f} s")
+    if out is not None:
+        meta = {
+            "embedders": [e.name for e in embedders],
+            "model": model, "lm": lm, "adapter": str(adapter) if adapter else None,
+            "data_dir": str(data_dir) if data_dir else "shipped", "splits": splits,
+            "limit": limit, "seed": seed, "seconds": round(elapsed, 2),
+        }
+        paths = write_all(out, {
+            "alignment.csv": render.csv_out(rows),
+            "alignment.json": render.json_out(rows, meta, notes),
+            "alignment.png": render.figure(rows),
+        })
+        console.print("wrote " + ", ".join(str(p) for p in paths))

