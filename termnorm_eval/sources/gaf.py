@@ -1,0 +1,109 @@
+"""GO annotation files (GAF 2.x, e.g. ``goa_human.gaf.gz``): popularity counts and protein names.
+
+Column meanings (1-based, GAF 2.x): 2 DB object id (UniProt accession), 3 symbol, 4 qualifier,
+5 GO id, 6 references (``PMID:...|GO_REF:...``), 10 DB object name (the UniProt protein name).
+Rows whose qualifier contains ``NOT`` say the gene does *not* have the function: they are skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from termnorm_eval.errors import TermnormError
+
+GAF_COLUMNS = range(15, 18)  # GAF 1.0: 15, 2.0: 16, 2.1/2.2: 17
+
+
+@dataclass
+class GafAnnotations:
+    """What the benchmark needs from a GAF, keyed so that the build can join on symbol or accession."""
+
+    path: Path
+    data_version: str | None  # header "!date-generated:" (GAF 2.2) or "!Generated:" (GOA)
+    term_genes: dict[str, set[str]] = field(default_factory=dict)  # GO id -> symbols
+    symbol_pmids: dict[str, set[str]] = field(default_factory=dict)  # symbol -> PMIDs
+    accession_pmids: dict[str, set[str]] = field(default_factory=dict)  # UniProt acc -> PMIDs
+    symbol_names: dict[str, Counter[str]] = field(default_factory=dict)  # symbol -> protein names
+    accession_names: dict[str, Counter[str]] = field(default_factory=dict)
+    accession_symbols: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+    not_rows: int = 0  # skipped: NOT qualifier
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Plain or gzip-compressed text, chosen by the file's magic bytes (not its name)."""
+    with path.open("rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    if gz:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def _require(path: Path) -> None:
+    if not path.exists():
+        raise TermnormError(f"{path}: file not found")
+    if not path.is_file():
+        raise TermnormError(f"{path}: not a regular file")
+
+
+def read_gaf(path: str | Path) -> GafAnnotations:
+    path = Path(path)
+    _require(path)
+    out = GafAnnotations(path, None)
+    term_genes: defaultdict[str, set[str]] = defaultdict(set)
+    symbol_pmids: defaultdict[str, set[str]] = defaultdict(set)
+    acc_pmids: defaultdict[str, set[str]] = defaultdict(set)
+    symbol_names: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    acc_names: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    acc_symbols: dict[str, str] = {}
+    rows = not_rows = 0
+    seen_header = False
+    lineno = 0
+    try:
+        with open_text(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.startswith("!"):
+                    seen_header = True
+                    low = line.lower()
+                    if low.startswith(("!date-generated:", "!generated:")) and out.data_version is None:
+                        out.data_version = line.split(":", 1)[1].strip()
+                    continue
+                if not line.strip():
+                    continue
+                cols = line.rstrip("\r\n").split("\t")
+                if len(cols) not in GAF_COLUMNS:
+                    what = "" if seen_header else " (no '!gaf-version' header: is this a GAF file?)"
+                    raise TermnormError(
+                        f"{path}:{lineno}: {len(cols)} tab-separated columns, a GAF row has 15-17{what}"
+                    )
+                rows += 1
+                if "NOT" in cols[3].split("|"):
+                    not_rows += 1
+                    continue
+                acc, symbol, go_id, refs, pname = cols[1], cols[2], cols[4], cols[5], cols[9]
+                term_genes[go_id].add(symbol)
+                pmids = [r for r in refs.split("|") if r.startswith("PMID:")]
+                if pmids:
+                    symbol_pmids[symbol].update(pmids)
+                    acc_pmids[acc].update(pmids)
+                if pname:
+                    symbol_names[symbol][pname] += 1
+                    acc_names[acc][pname] += 1
+                acc_symbols.setdefault(acc, symbol)
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        # gzip raises BadGzipFile (an OSError) or EOFError on a cut-off download.
+        raise TermnormError(f"{path}:{lineno + 1}: cannot read ({type(e).__name__}: {e})") from None
+    if rows == 0:
+        raise TermnormError(f"{path}: no annotation rows, not a GAF file")
+    out.term_genes = dict(term_genes)
+    out.symbol_pmids = dict(symbol_pmids)
+    out.accession_pmids = dict(acc_pmids)
+    out.symbol_names = dict(symbol_names)
+    out.accession_names = dict(acc_names)
+    out.accession_symbols = acc_symbols
+    out.rows, out.not_rows = rows, not_rows
+    return out

@@ -1,0 +1,142 @@
+"""OBO ontologies (``hp.obo``, ``go.obo``, ``go-basic.obo``, any OBO 1.4 file) as plain term records.
+
+pronto is the parser. Real releases sometimes break its strict grammar (GO's 2021-12-15 go-basic
+has an unquoted ``xref: EC 2.7.1.190``); then a tolerant line reader (``obo_tolerant``) that
+extracts only the fields we need takes over, and a warning names the line pronto rejected. Files
+that are broken beyond that (binary bytes, truncated, not OBO at all) raise ``TermnormError``
+naming file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from termnorm_eval.errors import TermnormError
+
+
+class OboFallbackWarning(UserWarning):
+    """pronto rejected a file and the tolerant reader was used instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class OboTerm:
+    id: str
+    name: str | None
+    namespace: str | None
+    synonyms: tuple[str, ...]  # EXACT synonyms only, in file order, without duplicates
+    alt_ids: tuple[str, ...]
+    obsolete: bool
+
+
+@dataclass
+class OboResult:
+    path: Path
+    terms: list[OboTerm]
+    data_version: str | None  # the header's data-version (e.g. "hp/releases/2025-01-16")
+    parser: str  # "pronto" or "tolerant"
+    warnings: list[str] = field(default_factory=list)
+    problems: Counter[str] = field(default_factory=Counter)  # e.g. other_prefix, duplicate_id
+
+    def live(self) -> list[OboTerm]:
+        """Non-obsolete terms with a name: the candidates for any split."""
+        return [t for t in self.terms if not t.obsolete and t.name]
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise TermnormError(f"{path}: file not found")
+    if not path.is_file():
+        raise TermnormError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise TermnormError(f"{path}: empty file, not an OBO ontology")
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+        fh.seek(size - 1)
+        last = fh.read(1)
+    if b"\x00" in head:
+        raise TermnormError(f"{path}:1: binary data, not an OBO text file")
+    if last != b"\n":
+        # A release file always ends with a newline; a missing one means a cut-off download.
+        lines = _count_lines(path)
+        raise TermnormError(f"{path}:{lines}: file ends in the middle of a line (truncated download?)")
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) + 1
+
+
+def _read_with_pronto(path: Path, threads: int | None) -> OboResult:
+    import pronto
+
+    with warnings.catch_warnings():
+        # pronto warns about things it fixes up itself (e.g. unknown synonym types); the file's
+        # encoding is fixed to UTF-8 as the OBO 1.4 spec says, so no guessing warning can apply.
+        warnings.simplefilter("ignore")
+        onto = pronto.Ontology(str(path), import_depth=0, threads=threads, encoding="utf-8")
+    default_ns = onto.metadata.default_namespace
+    terms: list[OboTerm] = []
+    for term in onto.terms():
+        exact = tuple(dict.fromkeys(s.description for s in term.synonyms if s.scope == "EXACT"))
+        terms.append(OboTerm(
+            id=term.id,
+            name=term.name,
+            namespace=term.namespace or default_ns,
+            # pronto stores synonyms in a frozenset: sort so that records are reproducible.
+            synonyms=tuple(sorted(exact)),
+            alt_ids=tuple(sorted(term.alternate_ids)),
+            obsolete=bool(term.obsolete),
+        ))
+    return OboResult(path, terms, onto.metadata.data_version, "pronto")
+
+
+def read_obo(path: str | Path, prefix: str | None = None, threads: int | None = None) -> OboResult:
+    """All ``[Term]`` stanzas of an OBO file (``prefix`` keeps only ids ``PREFIX:...``).
+
+    Terms are returned sorted by id; synonyms and alt_ids sorted, so that the result does not
+    depend on which parser read the file.
+    """
+    from termnorm_eval.sources.obo_tolerant import read_obo_tolerant
+
+    path = Path(path)
+    _check_file(path)
+    threads = threads or min(4, os.cpu_count() or 1)
+    try:
+        result = _read_with_pronto(path, threads)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # pronto raises SyntaxError, ValueError, UnicodeDecodeError, ...
+        where = _pronto_location(e, path)
+        result = read_obo_tolerant(path)
+        message = (
+            f"{where}: pronto rejected this file ({_pronto_reason(e)}); "
+            "read it with the tolerant OBO reader instead"
+        )
+        result.warnings.insert(0, message)
+        warnings.warn(message, OboFallbackWarning, stacklevel=2)
+    if not result.terms:
+        raise TermnormError(f"{path}: no [Term] stanza found, not an OBO ontology")
+    if prefix is not None:
+        kept = [t for t in result.terms if t.id.startswith(prefix + ":")]
+        result.problems["other_prefix"] += len(result.terms) - len(kept)
+        result.terms = kept
+    result.terms.sort(key=lambda t: t.id)
+    return result
+
+
+def _pronto_location(e: BaseException, path: Path) -> str:
+    if isinstance(e, SyntaxError) and e.lineno:
+        return f"{path}:{e.lineno}"
+    return str(path)
+
+
+def _pronto_reason(e: BaseException) -> str:
+    if isinstance(e, SyntaxError):
+        text = (e.text or "").strip()
+        return f"{e.msg}: {text!r}" if text else str(e.msg)
+    return f"{type(e).__name__}: {e}"

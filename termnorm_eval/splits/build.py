@@ -1,0 +1,298 @@
+"""Build the benchmark splits from real source files and write them atomically.
+
+``build_splits`` reads the sources (pronto parses the OBO files while the annotation tables are
+read in a worker thread), turns them into candidate records, draws popularity-balanced samples,
+checks the invariants and hands everything to ``write_build``, which writes into a temporary
+folder beside the target and renames it into place: a failed or interrupted build never leaves a
+half-written data folder, and a previous build stays intact until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.sources.mirrors import sha256_file
+from termnorm_eval.splits.balance import balanced_sample
+from termnorm_eval.splits.candidates import Candidates, gene_candidates, go_aspect, ontology_candidates
+from termnorm_eval.splits.checks import check_split
+from termnorm_eval.splits.store import MANIFEST
+from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology
+
+FORMAT_VERSION = 1
+FETCH_MANIFEST = "sources.json"  # written by `termnorm data fetch` beside the files
+
+# Role -> accepted file names in a sources folder (first found wins).
+SOURCE_NAMES: dict[str, tuple[str, ...]] = {
+    "go_obo": ("go.obo", "go-basic.obo"),
+    "go_gaf": ("goa_human.gaf.gz", "goa_human.gaf"),
+    "hpo_obo": ("hp.obo",),
+    "hpo_hpoa": ("phenotype.hpoa",),
+    "hgnc": ("hgnc_complete_set.txt", "hgnc_complete_set.tsv"),
+}
+NEEDS: dict[str, tuple[str, ...]] = {
+    "go": ("go_obo", "go_gaf"),
+    "hpo": ("hpo_obo", "hpo_hpoa"),
+    "gene": ("hgnc", "go_gaf"),
+}
+POPULARITY = {
+    "go": "distinct human genes (GAF column 3) annotated directly to the term or one of its alt_ids; "
+          "NOT-qualified rows excluded",
+    "hpo": "distinct diseases (phenotype.hpoa database_id) annotated to the term or one of its alt_ids; "
+           "NOT-qualified rows excluded",
+    "gene": "distinct PubMed IDs in the references (GAF column 6) of the gene's GO annotations, joined by "
+            "UniProt accession or symbol; NOT-qualified rows excluded",
+}
+
+
+@dataclass
+class BuiltTerminology:
+    spec: Terminology
+    train: list[dict[str, Any]]
+    val: list[dict[str, Any]]
+    stats: dict[str, Any] = field(default_factory=dict)  # candidates, excluded, bins, ...
+
+
+Progress = Callable[[str], None]
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def locate_sources(sources_dir: str | Path, keys: Sequence[str]) -> dict[str, Path]:
+    """Role -> file for the terminologies ``keys``; a missing file is an error naming it."""
+    root = Path(sources_dir)
+    if not root.is_dir():
+        raise TermnormError(f"{root}: sources folder not found (run `termnorm data fetch` first)")
+    found: dict[str, Path] = {}
+    for key in keys:
+        for role in NEEDS[key]:
+            present = [root / n for n in SOURCE_NAMES[role] if (root / n).is_file()]
+            if not present:
+                names = " or ".join(SOURCE_NAMES[role])
+                raise TermnormError(f"{root / SOURCE_NAMES[role][0]}: file not found (need {names} "
+                                    f"for {key}; run `termnorm data fetch`)")
+            if len(present) > 1:
+                # e.g. a mirrored go.obo next to a downloaded go-basic.obo: never guess which one
+                both = " and ".join(p.name for p in present)
+                raise TermnormError(f"{root}: holds both {both}; remove the one you don't want")
+            found[role] = present[0]
+    return found
+
+
+def source_provenance(path: Path, data_version: str | None) -> dict[str, Any]:
+    """sha256 and data-version of a source file, plus where it came from if `fetch` recorded that."""
+    digest = sha256_file(path)
+    info: dict[str, Any] = {}
+    fetched = path.parent / FETCH_MANIFEST
+    if fetched.is_file():
+        try:
+            recorded = json.loads(fetched.read_text(encoding="utf-8")).get("files", {}).get(path.name)
+        except json.JSONDecodeError as e:
+            raise TermnormError(f"{fetched}:{e.lineno}: not valid JSON ({e.msg})") from None
+        if recorded and recorded.get("sha256") == digest:
+            info.update(recorded)
+    info["sha256"] = digest
+    info["data_version"] = data_version
+    return info
+
+
+def _sample(
+    key: str, cands: Candidates, bins: int, per_bin: int, seed: int, strata: bool
+) -> BuiltTerminology:
+    spec = BUILTIN[key]
+    split = balanced_sample(
+        list(cands.records), cands.popularity, bins=bins, per_bin=per_bin, seed=seed,
+        strata=cands.strata() if strata else None, label=key,
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, chosen in (("train", split.train), ("val", split.val)):
+        out[name] = [{**cands.records[i], "bin": b} for i, b in sorted(chosen.items())]
+    gene = spec.extra.get("kind") == "gene"
+    check_split(key, out["train"], out["val"], gene=gene, id_prefix=spec.id_prefix)
+    stats = {
+        "candidates": len(cands.records),
+        "excluded": dict(sorted(cands.excluded.items())),
+        "notes": dict(sorted(cands.notes.items())),
+        "popularity": POPULARITY[key],
+        "bins": split.bins,
+    }
+    return BuiltTerminology(spec, out["train"], out["val"], stats)
+
+
+def build_splits(
+    sources_dir: str | Path,
+    keys: Sequence[str] = ("go", "hpo", "gene"),
+    bins: int = 20,
+    per_bin: int = 30,
+    seed: int = 0,
+    progress: Progress = _noop,
+) -> tuple[dict[str, BuiltTerminology], dict[str, dict[str, Any]], list[str]]:
+    """Built terminologies, source provenance (by file name) and warnings, from a sources folder."""
+    from termnorm_eval.sources.gaf import read_gaf
+    from termnorm_eval.sources.hgnc import read_hgnc
+    from termnorm_eval.sources.hpoa import read_hpoa
+    from termnorm_eval.sources.obo import read_obo
+
+    unknown = [k for k in keys if k not in NEEDS]
+    if unknown:
+        raise TermnormError(f"unknown terminology {unknown[0]!r} (known: {', '.join(NEEDS)})")
+    keys = [k for k in NEEDS if k in keys]  # canonical order
+    files = locate_sources(sources_dir, keys)
+    warnings: list[str] = []
+    versions: dict[str, str | None] = {}
+    built: dict[str, BuiltTerminology] = {}
+    # The tables are read in a worker thread while pronto (Rust, GIL released) parses the OBO files.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tables: dict[str, Future[Any]] = {}
+        if "go_gaf" in files:
+            tables["go_gaf"] = pool.submit(read_gaf, files["go_gaf"])
+        if "hpo_hpoa" in files:
+            tables["hpo_hpoa"] = pool.submit(read_hpoa, files["hpo_hpoa"])
+        if "hgnc" in files:
+            tables["hgnc"] = pool.submit(read_hgnc, files["hgnc"])
+        try:
+            obos = {}
+            for key, role in (("go", "go_obo"), ("hpo", "hpo_obo")):
+                if role in files:
+                    progress(f"parsing {files[role].name}")
+                    obos[key] = read_obo(files[role], prefix=BUILTIN[key].id_prefix)
+                    versions[role] = obos[key].data_version
+                    warnings.extend(obos[key].warnings)
+            progress("reading annotation tables")
+            results = {role: f.result() for role, f in tables.items()}
+        finally:
+            for f in tables.values():
+                f.cancel()
+    for role, r in results.items():
+        versions[role] = r.data_version
+    if "go" in keys:
+        progress("sampling go")
+        cands = ontology_candidates(obos["go"], results["go_gaf"].term_genes, go_aspect)
+        built["go"] = _sample("go", cands, bins, per_bin, seed, strata=True)
+    if "hpo" in keys:
+        progress("sampling hpo")
+        cands = ontology_candidates(obos["hpo"], results["hpo_hpoa"].term_diseases)
+        built["hpo"] = _sample("hpo", cands, bins, per_bin, seed, strata=False)
+    if "gene" in keys:
+        progress("sampling gene")
+        cands = gene_candidates(results["hgnc"].genes, results["go_gaf"])
+        built["gene"] = _sample("gene", cands, bins, per_bin, seed, strata=False)
+    progress("recording sources")
+    sources = {
+        files[role].name: {"role": role, **source_provenance(files[role], versions.get(role))}
+        for role in sorted(files, key=lambda r: files[r].name)
+    }
+    return built, sources, warnings
+
+
+def manifest_for(
+    built: Mapping[str, BuiltTerminology], parameters: Mapping[str, Any], sources: Mapping[str, Any]
+) -> dict[str, Any]:
+    terminologies = {}
+    for key, b in built.items():
+        terminologies[key] = {
+            "spec": b.spec.to_dict(),
+            "counts": {"train": len(b.train), "val": len(b.val)},
+            **b.stats,
+        }
+    return {
+        "format": FORMAT_VERSION,
+        "parameters": dict(parameters),
+        "sources": dict(sources),
+        "terminologies": terminologies,
+    }
+
+
+def _jsonl(records: Sequence[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+
+
+def holds_build(path: Path) -> bool:
+    return (path / MANIFEST).is_file()
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove temp folders that a killed build (same target) left behind."""
+    for stale in out.parent.glob(f".{out.name}.building-*"):
+        try:
+            pid = int(stale.name.rsplit("-", 2)[-2])
+        except (ValueError, IndexError):
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_build(
+    out_dir: str | Path,
+    built: Mapping[str, BuiltTerminology],
+    parameters: Mapping[str, Any],
+    sources: Mapping[str, Any],
+    force: bool = False,
+    extra_files: Mapping[str, str] | None = None,
+) -> Path:
+    """Write manifest + ``<key>/{train,val}.jsonl`` (+ ``extra_files``) into ``out_dir`` atomically.
+
+    An ``out_dir`` that holds a build is replaced only with ``force``; a non-empty folder that is
+    not a build is never replaced. The new build is complete on disk before the old one goes.
+    """
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise TermnormError(f"{out}: exists and is not a folder")
+        if holds_build(out):
+            if not force:
+                raise TermnormError(f"{out}: already holds a build (use --force to replace it)")
+        elif any(out.iterdir()):
+            raise TermnormError(f"{out}: folder is not empty and holds no build; choose a new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(out)
+    manifest = manifest_for(built, parameters, sources)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
+    try:
+        for key, b in built.items():
+            (tmp / key).mkdir()
+            for split in SPLITS:
+                (tmp / key / f"{split}.jsonl").write_text(_jsonl(getattr(b, split)), encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        # The manifest goes last: a folder without one is never mistaken for a build.
+        (tmp / MANIFEST).write_text(
+            json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        tmp.chmod(0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old.rmdir()
+            out.rename(old)
+            try:
+                tmp.rename(out)
+            except BaseException:
+                old.rename(out)  # put the previous build back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,171 @@
+"""Which concepts may enter a split, and the record each one becomes.
+
+Exclusions (each counted for the manifest): obsolete or unnamed terms, ids of another prefix
+(imported terms), names that are the name or exact synonym of more than one live concept
+(ambiguous: a question with two right answers). An exact synonym shared with another concept is
+dropped from the record, so no string of one record appears in another: that is what keeps train
+and val free of shared names whatever the sample.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from termnorm_eval.sources.gaf import GafAnnotations
+from termnorm_eval.sources.hgnc import HgncGene
+from termnorm_eval.sources.obo import OboResult, OboTerm
+
+GO_ASPECTS = {"biological_process": "BP", "molecular_function": "MF", "cellular_component": "CC"}
+
+
+@dataclass
+class Candidates:
+    records: dict[str, dict[str, Any]]  # id -> record without "bin"
+    excluded: Counter[str] = field(default_factory=Counter)  # concepts left out, by reason
+    notes: Counter[str] = field(default_factory=Counter)  # fields left out of kept records
+
+    @property
+    def popularity(self) -> dict[str, int]:
+        return {i: r["popularity"] for i, r in self.records.items()}
+
+    def strata(self, fieldname: str = "aspect") -> dict[str, str]:
+        return {i: r[fieldname] for i, r in self.records.items()}
+
+
+def _string_owners(items: Iterable[tuple[str, Iterable[str | None]]]) -> dict[str, set[str]]:
+    owners: defaultdict[str, set[str]] = defaultdict(set)
+    for ident, strings in items:
+        for s in strings:
+            if s:
+                owners[s.casefold()].add(ident)
+    return owners
+
+
+def annotation_count(term: OboTerm, annotated: Mapping[str, set[str]]) -> int:
+    """Distinct annotated things for a term, counting annotations made to its alt_ids too."""
+    things: set[str] = set()
+    for i in (term.id, *term.alt_ids):
+        things |= annotated.get(i, set())
+    return len(things)
+
+
+def ontology_candidates(
+    obo: OboResult,
+    annotated: Mapping[str, set[str]],
+    aspect: Callable[[OboTerm], str | None] | None = None,
+) -> Candidates:
+    """Candidate records of an ontology; ``annotated`` maps term id -> annotated genes/diseases."""
+    excluded: Counter[str] = Counter()
+    notes: Counter[str] = Counter()
+    excluded["other_prefix"] = obo.problems.get("other_prefix", 0)
+    live: list[OboTerm] = []
+    for t in obo.terms:
+        if t.obsolete:
+            excluded["obsolete"] += 1
+        elif not t.name:
+            excluded["no_name"] += 1
+        else:
+            live.append(t)
+    owners = _string_owners((t.id, (t.name, *t.synonyms)) for t in live)
+    records: dict[str, dict[str, Any]] = {}
+    for t in live:
+        assert t.name is not None
+        if len(owners[t.name.casefold()]) > 1:
+            excluded["ambiguous_name"] += 1
+            continue
+        a = aspect(t) if aspect else None
+        if aspect and a is None:
+            excluded["no_aspect"] += 1
+            continue
+        synonyms = []
+        for s in t.synonyms:
+            if s.casefold() == t.name.casefold():
+                continue
+            if len(owners[s.casefold()]) > 1:
+                notes["ambiguous_synonyms_dropped"] += 1
+                continue
+            synonyms.append(s)
+        records[t.id] = {
+            "id": t.id,
+            "name": t.name,
+            "synonyms": synonyms,
+            "alt_ids": list(t.alt_ids),
+            "popularity": annotation_count(t, annotated),
+            "aspect": a,
+        }
+    return Candidates(records, +excluded, +notes)
+
+
+def go_aspect(term: OboTerm) -> str | None:
+    return GO_ASPECTS.get(term.namespace or "")
+
+
+def _protein_name(gene: HgncGene, gaf: GafAnnotations) -> str | None:
+    """The UniProt protein name the GAF gives (column 10): by accession, else by symbol."""
+    names: Counter[str] = Counter()
+    for acc in gene.uniprot_ids:
+        names.update(gaf.accession_names.get(acc, {}))
+    if not names:
+        names.update(gaf.symbol_names.get(gene.symbol, {}))
+    if not names:
+        return None
+    # the name on most rows; ties by the name itself so that the choice is reproducible
+    return min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def gene_popularity(gene: HgncGene, gaf: GafAnnotations) -> int:
+    """Distinct PMIDs citing the gene in GAF references (joined by UniProt accession or symbol)."""
+    pmids: set[str] = set(gaf.symbol_pmids.get(gene.symbol, set()))
+    for acc in gene.uniprot_ids:
+        pmids |= gaf.accession_pmids.get(acc, set())
+    return len(pmids)
+
+
+def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations) -> Candidates:
+    excluded: Counter[str] = Counter()
+    notes: Counter[str] = Counter()
+    coding: list[HgncGene] = []
+    for g in genes:
+        if g.status != "Approved":
+            excluded["not_approved"] += 1
+        elif not g.protein_coding:
+            excluded["not_protein_coding"] += 1
+        elif not g.name or not g.symbol:
+            excluded["no_name"] += 1
+        else:
+            coding.append(g)
+    proteins = {g.id: _protein_name(g, gaf) for g in coding}
+    owners = _string_owners((g.id, (g.name, proteins[g.id])) for g in coding)
+    symbol_owners = _string_owners((g.id, (g.symbol,)) for g in coding)
+    records: dict[str, dict[str, Any]] = {}
+    for g in coding:
+        if len(owners[g.name.casefold()]) > 1:
+            excluded["ambiguous_name"] += 1
+            continue
+        if len(symbol_owners[g.symbol.casefold()]) > 1:
+            excluded["ambiguous_symbol"] += 1
+            continue
+        protein = proteins[g.id]
+        if protein and len(owners[protein.casefold()]) > 1:
+            notes["ambiguous_protein_names_dropped"] += 1
+            protein = None
+        if protein is None:
+            notes["no_protein_name"] += 1
+        records[g.id] = {
+            "id": g.id,
+            "name": g.name,
+            "synonyms": [],
+            "alt_ids": [],
+            "popularity": gene_popularity(g, gaf),
+            "aspect": None,
+            "symbol": g.symbol,
+            "protein_name": protein,
+            "prev_symbols": list(g.prev_symbols),
+            "alias_symbols": list(g.alias_symbols),
+            "prev_names": list(g.prev_names),
+            "alias_names": list(g.alias_names),
+        }
+    return Candidates(records, +excluded, +notes)

@@ -1,0 +1,68 @@
+"""Invariants every built split must satisfy; the build refuses to write data that breaks one.
+
+The tests run the same checks on the shipped build, so a hand edit of the data fails CI too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from termnorm_eval.errors import TermnormError
+
+# Record fields whose values are names (compared case-insensitively across splits).
+NAME_FIELDS = ("name", "synonyms", "protein_name", "symbol")
+ID_FIELDS = ("id", "alt_ids")
+ONTOLOGY_FIELDS = ("id", "name", "synonyms", "alt_ids", "popularity", "bin", "aspect")
+GENE_FIELDS = (*ONTOLOGY_FIELDS, "symbol", "protein_name", "prev_symbols", "alias_symbols",
+               "prev_names", "alias_names")
+
+
+def _values(record: dict[str, Any], fields: Iterable[str]) -> Iterable[str]:
+    for f in fields:
+        v = record.get(f)
+        if isinstance(v, list):
+            yield from (x for x in v if x)
+        elif v:
+            yield v
+
+
+def check_split(
+    key: str, train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]], gene: bool = False,
+    id_prefix: str | None = None,
+) -> None:
+    """Raise ``TermnormError`` naming the first broken invariant of the ``key`` splits."""
+    expected = set(GENE_FIELDS if gene else ONTOLOGY_FIELDS)
+    for split, records in (("train", train), ("val", val)):
+        ids = [r["id"] for r in records]
+        if ids != sorted(ids):
+            raise TermnormError(f"{key}/{split}: records not sorted by id")
+        if len(set(ids)) != len(ids):
+            raise TermnormError(f"{key}/{split}: duplicate id")
+        for r in records:
+            if set(r) != expected:
+                raise TermnormError(f"{key}/{split} {r.get('id')}: fields {sorted(r)} != {sorted(expected)}")
+            if not r["name"]:
+                raise TermnormError(f"{key}/{split} {r['id']}: empty name")
+            if id_prefix and not r["id"].startswith(id_prefix + ":"):
+                raise TermnormError(f"{key}/{split} {r['id']}: id prefix is not {id_prefix}")
+            if not isinstance(r["popularity"], int) or not isinstance(r["bin"], int):
+                raise TermnormError(f"{key}/{split} {r['id']}: popularity and bin must be integers")
+    for fields, what, fold in ((ID_FIELDS, "identifier", False), (NAME_FIELDS, "name", True)):
+        seen: dict[str, str] = {}
+        for r in train:
+            for v in _values(r, fields):
+                seen[v.casefold() if fold else v] = r["id"]
+        for r in val:
+            for v in _values(r, fields):
+                k = v.casefold() if fold else v
+                if k in seen:
+                    raise TermnormError(
+                        f"{key}: leakage: {what} {v!r} is in train ({seen[k]}) and val ({r['id']})"
+                    )
+    # Within the whole build every name must point at one concept (ambiguity was excluded).
+    owner: dict[str, str] = {}
+    for r in (*train, *val):
+        for v in set(x.casefold() for x in _values(r, NAME_FIELDS)):
+            if owner.setdefault(v, r["id"]) != r["id"]:
+                raise TermnormError(f"{key}: ambiguous name {v!r} shared by {owner[v]} and {r['id']}")
