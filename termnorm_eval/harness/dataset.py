@@ -1,0 +1,95 @@
+"""Harness documents of one task: split records rendered for one direction.
+
+One task = one terminology x direction x split. Its ``custom_dataset`` returns a
+``datasets.DatasetDict`` with the splits ``train`` and ``val`` of that direction, so the same
+object serves ``test_split`` and ``fewshot_split: train``. Records that do not apply to the
+direction (``Direction.applies_to``, e.g. genes without a protein name) are skipped. Documents
+keep the store's record order (sorted by id), so ``--limit N`` evaluates the first N records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness.alignment import METADATA_KEY
+from termnorm_eval.splits import store
+from termnorm_eval.terminologies import SPLITS, Direction, Terminology, input_text
+
+FEATURE_TYPES = {
+    "item_id": "string", "question": "string", "input": "string", "answer": "string",
+    "alternatives": ["string"], "answer_kind": "string", "answer_format": "string",
+    "terminology": "string", "direction": "string", "id_prefix": "string", "id_local": "string",
+    "popularity": "int64", "bin": "int64", "stratum": "string", "embedding_model": "string",
+}
+
+
+def answer_format(direction: Direction) -> str:
+    """curie (ontology ID), symbol (gene symbol: an ID but no CURIE) or name."""
+    if direction.answer_kind == "name":
+        return "name"
+    return "curie" if direction.target == "id" else "symbol"
+
+
+def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
+             embedding_model: str = "") -> dict[str, Any]:
+    question = direction.prompt(record, term, variant=0)
+    try:
+        popularity, bin_index = int(record["popularity"]), int(record["bin"])
+        stratum = store.stratum(bin_index)
+    except (KeyError, TypeError, ValueError) as e:
+        raise TermnormError(f"record {record.get('id')!r}: bad popularity/bin ({e})") from e
+    return {
+        "item_id": str(record["id"]),
+        "question": question,
+        "input": input_text(question),
+        "answer": direction.answer(record),
+        "alternatives": direction.alternatives(record),
+        "answer_kind": direction.answer_kind,
+        "answer_format": answer_format(direction),
+        "terminology": term.key,
+        "direction": direction.name,
+        "id_prefix": term.id_prefix,
+        "id_local": term.id_local,
+        "popularity": popularity,
+        "bin": bin_index,
+        "stratum": stratum,
+        "embedding_model": embedding_model,
+    }
+
+
+def build_docs(key: str, direction: str, split: str, data_dir: str | Path | None = None,
+               embedding_model: str = "") -> list[dict[str, Any]]:
+    """Documents of one split for one direction, in store order."""
+    term = store.terminology(key, data_dir)
+    try:
+        d = term.direction(direction)
+    except KeyError as e:
+        raise TermnormError(str(e.args[0])) from None
+    return [make_doc(r, term, d, embedding_model)
+            for r in store.load_records(key, split, data_dir) if d.applies_to(r)]
+
+
+def load_task_dataset(terminology: str, direction: str, data_dir: str | Path | None = None,
+                      **metadata: Any) -> Any:
+    """The harness's ``custom_dataset``: a DatasetDict {train, val} for one direction.
+
+    lm-eval calls it with the task metadata and ``dataset_kwargs`` as keyword arguments; the
+    metadata (version, model args, ...) is ignored except ``embedding_model``.
+    """
+    import datasets
+
+    features = datasets.Features({
+        k: datasets.Sequence(datasets.Value(v[0])) if isinstance(v, list) else datasets.Value(v)
+        for k, v in FEATURE_TYPES.items()
+    })
+    embedding_model = str(metadata.get(METADATA_KEY) or "")
+    splits = {}
+    for split in SPLITS:
+        docs = build_docs(terminology, direction, split, data_dir, embedding_model)
+        if not docs:
+            where = store.split_path(terminology, split, data_dir)
+            raise TermnormError(f"{where}: no record has both fields of direction {direction!r}")
+        splits[split] = datasets.Dataset.from_list(docs, features=features)
+    return datasets.DatasetDict(splits)

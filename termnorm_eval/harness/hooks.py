@@ -1,0 +1,48 @@
+"""The functions the task YAMLs reach through ``!function utils.<name>``.
+
+Each task folder has a thin generated ``utils.py`` that re-exports these and binds its data folder
+(``make_loader``). Nothing here registers metrics or filters with the harness: a ``utils.py`` is
+loaded by path, possibly several times, and registering twice raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from termnorm_eval.harness.alignment import mean_alignment
+from termnorm_eval.harness.dataset import load_task_dataset
+from termnorm_eval.harness.scoring import ExtractedAnswer, extracted_response, score_document
+
+__all__ = ["alignment", "extract_responses", "make_loader", "process_results"]
+
+
+def extract_responses(resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[ExtractedAnswer]:
+    """Filter (``function: custom``): per document the extracted answer, carrying the raw text.
+
+    ``resps`` holds one list of generations per document; the first one counts (greedy decoding
+    produces one).
+    """
+    out = []
+    for resp, doc in zip(resps, docs, strict=True):
+        first = resp[0] if isinstance(resp, (list, tuple)) and resp else resp
+        out.append(extracted_response(first if first != [] else "", doc))
+    return out
+
+
+def process_results(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, Any]:
+    return score_document(doc, results[0] if results else "")
+
+
+alignment = mean_alignment  # aggregation of the ``alignment`` metric
+
+
+def make_loader(data_dir: str | Path | None) -> Callable[..., Any]:
+    """A ``custom_dataset`` function reading the splits of ``data_dir`` (None: the shipped splits)."""
+
+    def load_dataset(**kwargs: Any) -> Any:
+        kwargs.setdefault("data_dir", data_dir)
+        return load_task_dataset(**kwargs)
+
+    return load_dataset

@@ -1,0 +1,84 @@
+"""Per-document scores of the termnorm tasks (what ``process_results`` returns).
+
+* ``exact_match`` (strict, the study's rule): the raw response, trimmed of surrounding whitespace,
+  equals the gold answer -- case-sensitively for identifiers and gene symbols, case-insensitively
+  for names. No extraction, no canonicalization: ``GO0034629`` or ``The ID is GO:0034629`` is wrong.
+* ``lenient_match``: the *extracted* answer (see ``extraction``; identifiers in canonical form)
+  equals the gold answer or any alternative the record accepts (alt_ids, synonyms, previous
+  symbols, ...). Names and gene symbols compare case- and whitespace-insensitively.
+* ``alignment``: not scored here; each document contributes ``(answer, gold, model_setting)``
+  and the aggregation embeds all of them at once (see ``alignment``).
+* ``exact_match_<low|mid|high>``: the strict score again, emitted only under the document's
+  popularity stratum, so its mean is the strict accuracy within that third of the split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from termnorm_eval.harness.extraction import extract
+
+TRAILING = ".,;:!?"
+
+
+def normalize_text(text: str) -> str:
+    """Case- and whitespace-insensitive form for names and symbols (lenient comparisons)."""
+    return " ".join(text.split()).rstrip(TRAILING).strip().casefold()
+
+
+def strict_match(response: str, gold: str, answer_kind: str) -> float:
+    """The study's exact match: trimmed response vs gold; names case-insensitive."""
+    got, want = response.strip(), gold.strip()
+    if answer_kind == "name":
+        return float(got.casefold() == want.casefold())
+    return float(got == want)
+
+
+def lenient_match(answer: str, alternatives: Sequence[str], answer_format: str) -> float:
+    """Extracted (canonical) answer vs the gold answer and every accepted alternative."""
+    if not answer:
+        return 0.0
+    if answer_format == "curie":
+        return float(answer in alternatives)
+    norm = normalize_text(answer)
+    return float(any(norm == normalize_text(a) for a in alternatives))
+
+
+class ExtractedAnswer(str):
+    """The filter's output: the extracted answer (what samples show) carrying the raw response.
+
+    A ``str`` so that logged samples and any string-based tooling see the extracted answer; the
+    trimmed raw text rides along in ``.raw`` for the strict score.
+    """
+
+    raw: str
+
+    def __new__(cls, answer: str, raw: str) -> ExtractedAnswer:
+        obj = super().__new__(cls, answer)
+        obj.raw = raw
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:  # survives pickling (multi-process gathers)
+        return (ExtractedAnswer, (str(self), self.raw))
+
+
+def extracted_response(response: Any, doc: dict[str, Any]) -> ExtractedAnswer:
+    """The filter's output for one response: the extracted answer, with the trimmed raw text."""
+    raw = "" if response is None else str(response)
+    answer = extract(raw, doc["answer_format"], doc.get("id_prefix", ""), doc.get("id_local", ""))
+    return ExtractedAnswer(answer, raw.strip())
+
+
+def score_document(doc: dict[str, Any], response: Any) -> dict[str, Any]:
+    """All per-document metric values. ``response`` is the filter's output, or a plain string."""
+    if not isinstance(response, ExtractedAnswer):  # e.g. a user-replaced filter: extract here
+        response = extracted_response(response, doc)
+    raw, answer = response.raw, str(response)
+    strict = strict_match(raw, doc["answer"], doc["answer_kind"])
+    return {
+        "exact_match": strict,
+        "lenient_match": lenient_match(answer, doc["alternatives"], doc["answer_format"]),
+        "alignment": (answer, doc["answer"], doc.get("embedding_model") or ""),
+        f"exact_match_{doc['stratum']}": strict,
+    }
