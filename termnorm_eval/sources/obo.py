@@ -10,12 +10,15 @@ naming file and line.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from termnorm_eval.errors import TermnormError
+
+_HEAD_LINE = re.compile(rb"\[[A-Za-z]+\]$|[A-Za-z0-9_-]+:(\s|$)")
 
 
 class OboFallbackWarning(UserWarning):
@@ -60,10 +63,49 @@ def _check_file(path: Path) -> None:
         last = fh.read(1)
     if b"\x00" in head:
         raise TermnormError(f"{path}:1: binary data, not an OBO text file")
+    _check_looks_like_obo(path, head)
     if last != b"\n":
         # A release file always ends with a newline; a missing one means a cut-off download.
         lines = _count_lines(path)
         raise TermnormError(f"{path}:{lines}: file ends in the middle of a line (truncated download?)")
+    _check_last_stanza(path, size)
+
+
+def _check_looks_like_obo(path: Path, head: bytes) -> None:
+    """The first meaningful line must be ``tag: value`` or ``[Stanza]``.
+
+    Checked before pronto sees the file: pronto picks a parser by content (it would read OBO-JSON
+    or OWL too) and panics on some non-OBO input instead of raising.
+    """
+    for lineno, raw in enumerate(head.split(b"\n")[:-1] or [head], 1):
+        line = raw.strip()
+        if not line or line.startswith(b"!"):
+            continue
+        if _HEAD_LINE.match(line):
+            return
+        shown = line[:60].decode("utf-8", "replace")
+        raise TermnormError(f"{path}:{lineno}: not an OBO file (expected 'tag: value', got {shown!r})")
+
+
+def _check_last_stanza(path: Path, size: int, window: int = 1 << 16) -> None:
+    """A download cut at a line boundary: the last [Term] stanza lacks its id or name line.
+
+    Checked on the file's tail, so it costs the same whichever parser reads the file.
+    """
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - window))
+        tail = fh.read()
+    start = tail.rfind(b"\n[")
+    if start < 0:
+        return  # no stanza in the tail: a huge last stanza or no stanza at all (reported later)
+    stanza = tail[start + 1:]
+    if not stanza.startswith(b"[Term]"):
+        return
+    has = {tag: (b"\n" + tag + b":") in stanza for tag in (b"id", b"name")}
+    if not all(has.values()):
+        line = _count_lines(path) - stanza.count(b"\n")
+        missing = " and ".join(t.decode() for t, ok in has.items() if not ok)
+        raise TermnormError(f"{path}:{line}: last [Term] stanza has no {missing} line (truncated file?)")
 
 
 def _count_lines(path: Path) -> int:
@@ -108,11 +150,15 @@ def read_obo(path: str | Path, prefix: str | None = None, threads: int | None = 
     threads = threads or min(4, os.cpu_count() or 1)
     try:
         result = _read_with_pronto(path, threads)
-    except (KeyboardInterrupt, MemoryError):
+    except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
-    except Exception as e:  # pronto raises SyntaxError, ValueError, UnicodeDecodeError, ...
+    except BaseException as e:  # SyntaxError, UnicodeDecodeError, ... and pyo3 panics (BaseException)
         where = _pronto_location(e, path)
-        result = read_obo_tolerant(path)
+        try:
+            result = read_obo_tolerant(path)
+        except TermnormError as broken:
+            # Both readers reject it: the tolerant reader's message names the broken line.
+            raise TermnormError(f"{broken} (pronto: {_pronto_reason(e)})") from None
         message = (
             f"{where}: pronto rejected this file ({_pronto_reason(e)}); "
             "read it with the tolerant OBO reader instead"
