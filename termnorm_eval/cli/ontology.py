@@ -1,9 +1,120 @@
-"""`termnorm` subcommands: ontology (placeholder until its issue lands)."""
+"""`termnorm add-ontology`: benchmark splits and lm-eval tasks for any OBO ontology, one command."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+_S = "Splits"
+_A = "Annotations (popularity)"
+
+
+def _console(stderr: bool = False):  # rich imported lazily: `termnorm --help` stays fast
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+
+
+def add_ontology_command(
+    source: Annotated[str, typer.Argument(
+        help="OBO file: a path, or an http(s) URL (downloaded with a progress bar).", show_default=False)],
+    name: Annotated[str, typer.Option(
+        "--name", help="Short lower-case name: tasks termnorm_<name>_{term2id,id2term}_{train,val}, "
+        "group termnorm-<name>. Not go, hpo or gene.", show_default=False)],
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output folder (new or empty): splits + manifest + task YAMLs. Pass it to "
+        "lm_eval --include_path and to --data-dir.", show_default=False)],
+    prefix: Annotated[str | None, typer.Option(
+        help="Identifier prefix of the ontology's own terms (e.g. CL). Default: inferred when one "
+        "prefix holds at least 2/3 of the [Term] ids.", show_default=False)] = None,
+    label: Annotated[str | None, typer.Option(
+        help="How prompts name the ontology ('What is the LABEL identifier ...'). Default: the prefix.",
+        show_default=False)] = None,
+    annotations: Annotated[Path | None, typer.Option(
+        help="Annotation file for popularity: GAF, HPOA, id<TAB>count TSV or thing<TAB>term pairs. "
+        "Without it the splits are a uniform random sample.", rich_help_panel=_A,
+        show_default=False)] = None,
+    annotation_format: Annotated[str, typer.Option(
+        help="auto, gaf, hpoa, tsv (id<TAB>count) or pairs (one annotation per row).",
+        rich_help_panel=_A)] = "auto",
+    bins: Annotated[int, typer.Option(help="Popularity bins (with --annotations).", rich_help_panel=_S)] = 20,
+    per_bin: Annotated[int, typer.Option(
+        help="Train terms and val terms per bin; without annotations BINS x PER_BIN of each.",
+        rich_help_panel=_S)] = 30,
+    seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=_S)] = 0,
+    include_imported: Annotated[bool, typer.Option(
+        "--include-imported", help="Keep terms of other prefixes too (by default left out and counted).",
+        rich_help_panel=_S)] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an earlier add-ontology output in --out (any other content is "
+        "never replaced).")] = False,
+) -> None:
+    """Build popularity-balanced (or, without annotations, uniform) train/val splits and the
+    termnorm_<name>_* lm-eval tasks for an OBO ontology, atomically, into one folder."""
+    from termnorm_eval.ontology import PROBLEM_TEXT, add_ontology
+
+    err = _console(stderr=True)
+    kwargs = dict(prefix=prefix, label=label, annotations=annotations, annotation_format=annotation_format,
+                  bins=bins, per_bin=per_bin, seed=seed, include_imported=include_imported, force=force)
+    if source.startswith(("http://", "https://")):
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        with Progress(TextColumn("downloading {task.description}"), BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), console=err, transient=False) as bar:
+            tasks: dict[str, int] = {}
+
+            def hook(file: str, done: int, total: int | None) -> None:
+                if file not in tasks:
+                    tasks[file] = bar.add_task(file, total=total)
+                bar.update(tasks[file], completed=done, total=total)
+
+            def stage(msg: str) -> None:
+                bar.console.print(msg)
+
+            result = add_ontology(source, name, out, progress=stage, download_hook=hook, **kwargs)
+    else:
+        with err.status("starting") as status:
+            result = add_ontology(source, name, out, progress=lambda m: status.update(m), **kwargs)
+
+    console = _console()
+    c = result.counts
+    console.print(f"ontology  {source}  (parser: {result.parser})")
+    pc = result.prefix_counts
+    total = sum(pc.values())
+    mine = pc.get(result.prefix, 0)
+    how = "inferred" if result.prefix_inferred else "given"
+    others = ", ".join(f"{p} {n}" for p, n in pc.items() if p != result.prefix)
+    console.print(f"prefix    {result.prefix} ({how}): {mine} of {total} [Term] ids"
+                  + (f"; other prefixes: {others}" if others else ""))
+    console.print(f"terms     {c['terms_kept']} kept, {c['candidates']} usable after the exclusions below")
+    if result.problems:
+        console.print(f"problems  (counted; also in {result.manifest.name})")
+        order = [*PROBLEM_TEXT, *sorted(set(result.problems) - set(PROBLEM_TEXT))]
+        for key in (k for k in order if k in result.problems):
+            console.print(f"  {result.problems[key]:>7}  {PROBLEM_TEXT.get(key, key)}")
+    else:
+        console.print("problems  none")
+    for w in result.warnings:
+        console.print(f"warning   {w}")
+    if result.uniform:
+        console.print(f"popularity NONE: no --annotations given, so {c['train']} train + {c['val']} val "
+                      "terms were drawn uniformly at random (one bin, popularity 0); the popularity strata "
+                      "(exact_match_low/mid/high) say nothing for these tasks.")
+    else:
+        console.print(f"popularity {result.popularity}")
+        console.print(f"          {result.bins} bins x ({c['train'] // result.bins} train + "
+                      f"{c['val'] // result.bins} val)")
+    console.print(f"wrote     {out}/")
+    console.print(f"          manifest.json, {result.name}/train.jsonl ({c['train']}), "
+                  f"{result.name}/val.jsonl ({c['val']})")
+    console.print(f"          tasks {', '.join(result.tasks)}; group {result.group}")
+    console.print("next")
+    console.print(f"  {result.lm_eval_command('MODEL', out)}")
+    console.print(f"  {result.finetune_command('MODEL', out)}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command(name="add-ontology")(add_ontology_command)

@@ -1,0 +1,388 @@
+"""add-ontology: splits + harness tasks for any OBO ontology, written atomically into one folder.
+
+Output folder layout (``OUT``; it is at once the data folder and the task folder)::
+
+    OUT/manifest.json                 parameters, source provenance, terminology spec, counts, problems
+    OUT/<name>/train.jsonl            the sampled records (same layout as the shipped splits)
+    OUT/<name>/val.jsonl
+    OUT/_default_template_yaml        the template of the built-in tasks (harness.taskgen)
+    OUT/termnorm_<name>_<direction>_<split>.yaml
+    OUT/_group_termnorm-<name>.yaml   group termnorm-<name>
+    OUT/utils.py                      binds the tasks to the splits beside it (relative path)
+
+So ``lm_eval --include_path OUT`` finds the tasks, and ``--data-dir OUT`` is what the fine-tuning
+command, ``termnorm alignment`` and the report read. Everything is written into a temporary folder
+beside ``OUT`` and renamed into place at the end: a failure leaves nothing behind, and an earlier
+output is replaced (``force``) only once the new one is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.ontology.annotations import Annotations, read_annotations
+from termnorm_eval.ontology.infer import (
+    NO_PREFIX,
+    PrefixChoice,
+    choose_prefix,
+    example_id,
+    id_prefix,
+    infer_id_local,
+)
+from termnorm_eval.ontology.source import is_url, resolve_source, url_file_name
+from termnorm_eval.sources.fetch import ProgressHook
+from termnorm_eval.terminologies import BUILTIN, SPLITS, ontology_terminology
+
+MADE_BY = "termnorm add-ontology"
+UNIFORM = "none (uniform sample)"
+RESERVED = {*BUILTIN, "train", "val", "termnorm", "all"}  # clash with built-in task or group names
+NAME_RE = re.compile(r"[a-z][a-z0-9]*")
+
+# What each counted problem means, in the order the summary lists them.
+PROBLEM_TEXT: dict[str, str] = {
+    "strict_parser_rejected": "the strict OBO parser (pronto) rejected the file; the tolerant reader read it",
+    "duplicate_id": "[Term] stanzas repeating an id (merged into one term)",
+    "other_prefix": "terms of other prefixes (imported) left out",
+    "no_prefix": "terms whose id has no PREFIX: part left out",
+    "obsolete": "obsolete terms left out",
+    "no_name": "terms without a name left out",
+    "ambiguous_name": "terms left out: their name is also the name or exact synonym of another term",
+    "ambiguous_synonyms_dropped": "exact synonyms dropped: shared with another term",
+    "annotation_not_rows_skipped": "NOT-qualified annotation rows skipped",
+    "annotation_rows_empty_field": "annotation rows with an empty field skipped",
+    "annotation_ids_other_prefix": "annotated ids of other prefixes ignored",
+    "annotation_ids_not_in_ontology": "annotated ids that are no term or alt_id of the ontology, ignored",
+}
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class AddOntologyResult:
+    """What ``add_ontology`` wrote (all paths absolute)."""
+
+    name: str
+    label: str
+    prefix: str
+    prefix_inferred: bool
+    out_dir: Path  # data folder (--data-dir) and task folder (--include_path) at once
+    manifest: Path
+    train_file: Path
+    val_file: Path
+    tasks: list[str]  # termnorm_<name>_<direction>_<split>
+    group: str  # termnorm-<name>
+    popularity: str  # what popularity means, or "none (uniform sample)"
+    bins: int  # popularity bins actually used (1 without annotations)
+    counts: dict[str, int]  # terms_in_file, terms_with_prefix, candidates, train, val
+    problems: dict[str, int]  # see PROBLEM_TEXT; only non-zero counts
+    prefix_counts: dict[str, int]  # prefix -> [Term] ids in the file
+    parser: str  # pronto or tolerant
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def uniform(self) -> bool:
+        return self.popularity == UNIFORM
+
+    def lm_eval_command(self, model: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
+                        out: str | Path | None = None) -> str:
+        """The command that runs the new tasks (``out``: how to spell the folder; default absolute)."""
+        folder = shlex.quote(str(out or self.out_dir))
+        return (f"lm_eval --model hf --model_args pretrained={model} --include_path {folder} "
+                f"--tasks 'termnorm_{self.name}_*'")
+
+    def finetune_command(self, model: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
+                         out: str | Path | None = None) -> str:
+        """The command that trains a LoRA adapter on the new training split."""
+        folder = shlex.quote(str(out or self.out_dir))
+        return f"termnorm-finetune --model {model} --terminology {self.name} --data-dir {folder}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name or ""):
+        raise TermnormError(f"--name {name!r}: use lower-case letters and digits, starting with a letter "
+                            "(it becomes part of the task names termnorm_<name>_...)")
+    if name in RESERVED:
+        raise TermnormError(f"--name {name!r}: clashes with a built-in terminology or group "
+                            f"({', '.join(sorted(RESERVED))}); choose another short name")
+    return name
+
+
+def _earlier_output(out: Path) -> bool:
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("parameters", {}).get("made_by") == MADE_BY
+
+
+def check_target(out: Path, force: bool) -> None:
+    """Refuse an OUT that holds something, unless ``force`` and it is an earlier add-ontology output."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise TermnormError(f"{out}: exists and is not a folder")
+    if not any(out.iterdir()):
+        return
+    if not _earlier_output(out):
+        raise TermnormError(f"{out}: folder is not empty and is no add-ontology output; choose a new folder"
+                            + (" (--force only replaces an earlier add-ontology output)" if force else ""))
+    if not force:
+        raise TermnormError(f"{out}: already holds an add-ontology output (use --force to replace it)")
+
+
+def _clean_stale(out: Path) -> None:
+    """Staging folders that a killed run (another process, now gone) left beside OUT."""
+    for stale in out.parent.glob(f".{out.name}.adding-*"):
+        try:
+            pid = int(stale.name.split(".adding-", 1)[1].split("-", 1)[0])
+        except (ValueError, IndexError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+def _place(stage: Path, out: Path, scratch: Path) -> None:
+    """Rename the complete ``stage`` to ``out``; an earlier ``out`` goes only after that worked."""
+    if out.exists():
+        old = scratch / "previous"
+        out.rename(old)
+        try:
+            stage.rename(out)
+        except BaseException:
+            old.rename(out)
+            raise
+    else:
+        stage.rename(out)
+
+
+def _read_ontology(path: Path, progress: Progress) -> Any:
+    from termnorm_eval.sources.obo import OboFallbackWarning, read_obo
+
+    progress(f"parsing {path.name}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OboFallbackWarning)  # kept in result.warnings and reported
+        return read_obo(path)
+
+
+def _select_terms(obo: Any, choice: PrefixChoice, include_imported: bool) -> Counter[str]:
+    """Keep this ontology's terms (and, with include_imported, every prefixed term); count the rest."""
+    dropped: Counter[str] = Counter()
+    kept = []
+    for t in obo.terms:
+        p = id_prefix(t.id)
+        if p == choice.prefix or (include_imported and p != NO_PREFIX):
+            kept.append(t)
+        else:
+            dropped["no_prefix" if p == NO_PREFIX else "other_prefix"] += 1
+    obo.terms = kept
+    return dropped
+
+
+def _apply_popularity(records: dict[str, dict[str, Any]], ann: Annotations, prefix: str,
+                      known: set[str]) -> Counter[str]:
+    for r in records.values():
+        r["popularity"] = ann.popularity(r["id"], r["alt_ids"])
+    problems: Counter[str] = Counter(ann.problems)
+    problems["annotation_ids_not_in_ontology"] = sum(
+        1 for i in ann.ids() if i.startswith(prefix + ":") and i not in known
+    )
+    return problems
+
+
+def _need_message(name: str, have: int, bins: int, per_bin: int, uniform: bool, excluded: dict[str, int]
+                  ) -> str:
+    need = 2 * bins * per_bin
+    left_out = ", ".join(f"{k} {v}" for k, v in excluded.items() if v) or "none"
+    fit = have // (2 * bins)
+    hint = (f"lower --per-bin to {fit} or fewer" if fit >= 1 else
+            f"lower --bins and --per-bin (bins x per-bin x 2 <= {have})")
+    design = (f"{bins} x {per_bin} = {bins * per_bin} train + {bins * per_bin} val (uniform sample)"
+              if uniform else f"{bins} bins x ({per_bin} train + {per_bin} val)")
+    return (f"{name}: {have} usable terms, but the splits need {need} ({design}); {hint}. "
+            f"Left out: {left_out}")
+
+
+def add_ontology(
+    source: str | Path,
+    name: str,
+    out: str | Path,
+    *,
+    prefix: str | None = None,
+    label: str | None = None,
+    annotations: str | Path | None = None,
+    annotation_format: str = "auto",
+    bins: int = 20,
+    per_bin: int = 30,
+    seed: int = 0,
+    include_imported: bool = False,
+    force: bool = False,
+    progress: Progress | None = None,
+    download_hook: ProgressHook | None = None,
+) -> AddOntologyResult:
+    """Build benchmark splits and lm-eval tasks for an OBO ontology; the Python face of
+    ``termnorm add-ontology``.
+
+    Args:
+        source: path of an OBO file, or an http(s) URL (downloaded to a temporary file first).
+        name: short lower-case name; tasks are ``termnorm_<name>_{term2id,id2term}_{train,val}``,
+            the group ``termnorm-<name>``. Built-in names (go, hpo, gene) are refused.
+        out: output folder: data (``manifest.json``, ``<name>/{train,val}.jsonl``) and task YAMLs.
+            It must not exist or be empty; ``force=True`` replaces an earlier add-ontology output.
+        prefix: the ontology's id prefix (``CL``); inferred when one prefix holds >= 2/3 of the
+            ``[Term]`` ids, otherwise required.
+        label: how prompts name the ontology ("What is the {label} identifier ..."); default: prefix.
+        annotations: optional annotation file for popularity (GAF, HPOA, ``id<TAB>count`` TSV, or
+            ``thing<TAB>term`` pairs); without it the splits are a uniform random sample (one bin,
+            all popularity 0) and the manifest says ``"popularity": "none (uniform sample)"``.
+        annotation_format: auto, gaf, hpoa, tsv or pairs.
+        bins, per_bin: with annotations, ``bins`` popularity bins with ``per_bin`` train and
+            ``per_bin`` val terms each (the built-in design: 20 x 30); without, ``bins * per_bin`` of each.
+        seed: sampling seed.
+        include_imported: keep terms of other prefixes too (by default they are left out and counted).
+        force: replace an earlier add-ontology output in ``out``.
+        progress: called with a short message at each stage (the CLI shows it).
+        download_hook: ``(file name, bytes done, bytes total or None)`` during a URL download.
+
+    Returns:
+        ``AddOntologyResult`` with paths, counts, problems (also in the manifest) and task names.
+
+    Raises:
+        TermnormError: bad input (not an OBO file, unknown or ambiguous prefix, too few terms, ...);
+            nothing is written then.
+    """
+    from termnorm_eval.harness.taskgen import group_name, task_name, write_task_family
+    from termnorm_eval.splits.balance import balanced_sample
+    from termnorm_eval.splits.build import BuiltTerminology, write_build
+    from termnorm_eval.splits.candidates import ontology_candidates
+    from termnorm_eval.splits.checks import check_split
+
+    say = progress or _noop
+    check_name(name)
+    if bins < 1 or per_bin < 1:
+        raise TermnormError(f"--bins and --per-bin must be >= 1 (got {bins}, {per_bin})")
+    out = Path(out).expanduser().resolve()
+    check_target(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(out)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.adding-{os.getpid()}-", dir=out.parent))
+    try:
+        path, provenance = resolve_source(source, scratch, download_hook)
+        obo = _read_ontology(path, say)
+        problems: Counter[str] = Counter(obo.problems)
+        if obo.parser != "pronto":
+            problems["strict_parser_rejected"] = 1
+        all_ids = [t.id for t in obo.terms]
+        choice = choose_prefix(all_ids, prefix, path)
+        problems.update(_select_terms(obo, choice, include_imported))
+        cands = ontology_candidates(obo, {})
+        problems.update({k: v for k, v in cands.excluded.items() if k not in ("other_prefix",)})
+        problems.update(cands.notes)
+        ann = None
+        if annotations is not None:
+            say(f"reading annotations {Path(annotations).name}")
+            ann = read_annotations(annotations, choice.prefix, annotation_format)
+            known = {i for t in obo.terms for i in (t.id, *t.alt_ids)}
+            problems.update(_apply_popularity(cands.records, ann, choice.prefix, known))
+        problems = +problems
+        excluded = {k: problems.get(k, 0) for k in ("other_prefix", "no_prefix", "obsolete", "no_name",
+                                                    "ambiguous_name")}
+        uniform = ann is None
+        have = len(cands.records)
+        if have == 0:
+            raise TermnormError(f"{path}: no usable {choice.prefix} term (every one is obsolete, unnamed "
+                                f"or ambiguous: {', '.join(f'{k} {v}' for k, v in excluded.items() if v)})")
+        if have < 2 * bins * per_bin:
+            raise TermnormError(_need_message(name, have, bins, per_bin, uniform, excluded))
+        say("sampling splits")
+        ids = sorted(cands.records)
+        if uniform:
+            split = balanced_sample(ids, {}, bins=1, per_bin=bins * per_bin, seed=seed, label=name)
+        else:
+            split = balanced_sample(ids, cands.popularity, bins=bins, per_bin=per_bin, seed=seed, label=name)
+        records = {s: [{**cands.records[i], "bin": b} for i, b in sorted(chosen.items())]
+                   for s, chosen in (("train", split.train), ("val", split.val))}
+        check_split(name, records["train"], records["val"],
+                    id_prefix=None if include_imported else choice.prefix)
+        locals_ = [i.partition(":")[2] for i in cands.records]
+        term = ontology_terminology(
+            key=name, label=label or choice.prefix, id_prefix=choice.prefix,
+            id_local=infer_id_local(locals_),
+            id_example=example_id(choice.prefix, locals_, {i for t in obo.terms for i in (t.id, *t.alt_ids)}),
+            description=f"{label or choice.prefix} terms from {path.name}"
+                        + (f" ({obo.data_version})" if obo.data_version else ""),
+        )
+        popularity = ann.description if ann else UNIFORM
+        counts = {"terms_in_file": len(all_ids), "terms_kept": len(obo.terms), "candidates": have,
+                  "train": len(records["train"]), "val": len(records["val"])}
+        stats = {
+            "candidates": have,
+            "excluded": {k: v for k, v in sorted(excluded.items()) if v},
+            "notes": dict(sorted(cands.notes.items())),
+            "popularity": popularity,
+            "bins": split.bins,
+            "problems": dict(sorted(problems.items())),
+            "problem_meanings": {k: PROBLEM_TEXT.get(k, k) for k in sorted(problems)},
+            "warnings": list(obo.warnings),
+            "prefix": {"prefix": choice.prefix, "inferred": choice.inferred, "terms": choice.terms,
+                       "total": choice.total, "counts": choice.counts},
+            "parser": obo.parser,
+            "term_counts": counts,
+        }
+        built = {name: BuiltTerminology(term, records["train"], records["val"], stats)}
+        src_name = url_file_name(str(source)) if is_url(source) else path.name
+        sources = {src_name: {"role": "ontology", **provenance, "data_version": obo.data_version}}
+        if ann is not None:
+            from termnorm_eval.sources.mirrors import sha256_file
+
+            sources[Path(annotations).name] = {  # type: ignore[arg-type]
+                "role": "annotations", "format": ann.format, "path": str(Path(annotations).resolve()),
+                "sha256": sha256_file(Path(annotations)), "data_version": ann.data_version, "rows": ann.rows,
+            }
+        parameters = {
+            "made_by": MADE_BY, "name": name, "prefix": choice.prefix, "label": label or choice.prefix,
+            "bins": 1 if uniform else bins, "per_bin": bins * per_bin if uniform else per_bin,
+            "requested_bins": bins, "requested_per_bin": per_bin, "seed": seed,
+            "include_imported": include_imported,
+            "annotation_format": ann.format if ann else None,
+        }
+        say("writing splits and tasks")
+        stage = scratch / "out"
+        write_build(stage, built, parameters, sources)
+        write_task_family([term], stage, data_dir=".", umbrella=None)
+        _place(stage, out, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return AddOntologyResult(
+        name=name, label=term.label, prefix=choice.prefix, prefix_inferred=choice.inferred,
+        out_dir=out, manifest=out / "manifest.json",
+        train_file=out / name / "train.jsonl", val_file=out / name / "val.jsonl",
+        tasks=[task_name(name, d.name, s) for d in term.directions for s in SPLITS],
+        group=group_name(name), popularity=popularity, bins=1 if uniform else bins,
+        counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
+        parser=obo.parser, warnings=list(obo.warnings),
+    )
