@@ -6,7 +6,8 @@ For a split of n pairs (a_i, b_i) with unit vectors:
   random pair really is a wrong pair;
 - gap: their difference (paired per i, hence a 95% interval from the per-item differences);
 - retrieval a_i -> {b_1..b_n}: rank of b_i = 1 + number of counterparts strictly more similar
-  (identical counterpart texts tie, never count against), top-1 accuracy and mean reciprocal rank.
+  (identical counterpart texts tie and never count against; float noise < 1e-6 is a tie),
+  top-1 accuracy and mean reciprocal rank.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from termnorm_eval.analysis.embedders import Embedder
 from termnorm_eval.analysis.mappings import Mapping, mappings_for
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.splits import store
+
+TIE_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,11 @@ def pair_stats(a: np.ndarray, b: np.ndarray, seed: int = 0, chunk: int = 2048) -
     ranks = np.empty(n, dtype=np.int64)
     for lo in range(0, n, chunk):  # n x n similarities in row blocks: memory stays bounded
         sims = a[lo : lo + chunk] @ b.T
-        own = true[lo : lo + chunk, None].astype(sims.dtype)
-        ranks[lo : lo + chunk] = 1 + (sims > own).sum(axis=1)
+        rows = np.arange(sims.shape[0])
+        # The own score comes from the same product (an einsum rounds differently), and float
+        # noise below TIE_EPS is a tie: equal texts must never outrank each other.
+        own = sims[rows, lo + rows][:, None]
+        ranks[lo : lo + chunk] = 1 + (sims > own + TIE_EPS).sum(axis=1)
     return PairStats(
         n=n,
         true_cos=float(true.mean()),

@@ -52,6 +52,16 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def _length_batches(texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[list[str]]]:
+    """Batches of similar length (little padding, the main waste on short texts) and the order
+    that puts the results back: ``vectors[inverse]`` is in input order."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    batches = [[texts[j] for j in order[i : i + batch_size]] for i in range(0, len(texts), batch_size)]
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return inverse, batches
+
+
 def _auto_device(device: str | None) -> str:
     if device:
         return device
@@ -76,15 +86,15 @@ class SentenceEmbedder:
             ) from e
 
     def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
+        inverse, batches = _length_batches(texts, batch_size)
         out = []
-        for i in range(0, len(texts), batch_size):
-            chunk = list(texts[i : i + batch_size])
+        for chunk in batches:
             out.append(self.model.encode(chunk, batch_size=batch_size, convert_to_numpy=True,
                                          show_progress_bar=False))
             if progress:
                 progress(len(chunk))
         dim = self.model.get_sentence_embedding_dimension() or 0
-        return _normalise(np.concatenate(out)) if out else np.zeros((0, dim), np.float32)
+        return _normalise(np.concatenate(out))[inverse] if out else np.zeros((0, dim), np.float32)
 
 
 class CausalLMEmbedder:
@@ -138,10 +148,10 @@ class CausalLMEmbedder:
     def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
         import torch
 
+        inverse, batches = _length_batches(texts, batch_size)
         out = []
         with torch.inference_mode():
-            for i in range(0, len(texts), batch_size):
-                chunk = list(texts[i : i + batch_size])
+            for chunk in batches:
                 enc = self.tokenizer(chunk, padding=True, add_special_tokens=False, return_tensors="pt")
                 enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
                 hidden = self.backbone(**enc).last_hidden_state.float()
@@ -150,4 +160,4 @@ class CausalLMEmbedder:
                 out.append(pooled.cpu().numpy())
                 if progress:
                     progress(len(chunk))
-        return _normalise(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+        return _normalise(np.concatenate(out))[inverse] if out else np.zeros((0, 0), np.float32)
