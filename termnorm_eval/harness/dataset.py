@@ -32,6 +32,11 @@ def answer_format(direction: Direction) -> str:
     return "curie" if direction.target == "id" else "symbol"
 
 
+def _record_prefix(record: dict[str, Any], term: Terminology) -> str:
+    head, sep, _ = str(record.get("id", "")).partition(":")
+    return head if sep and head else term.id_prefix
+
+
 def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
              embedding_model: str = "") -> dict[str, Any]:
     question = direction.prompt(record, term, variant=0)
@@ -50,7 +55,9 @@ def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
         "answer_format": answer_format(direction),
         "terminology": term.key,
         "direction": direction.name,
-        "id_prefix": term.id_prefix,
+        # An imported term (add-ontology --include-imported) keeps its own prefix, so that its
+        # identifier is extracted and scored as what it is.
+        "id_prefix": _record_prefix(record, term),
         "id_local": term.id_local,
         "popularity": popularity,
         "bin": bin_index,
