@@ -103,6 +103,9 @@ def add_ontology_command(
                       "terms were drawn uniformly at random (one bin, popularity 0); the popularity strata "
                       "(exact_match_low/mid/high) say nothing for these tasks.")
     else:
+        console.print(f"annotations {annotations} ({result.annotation_format} format, "
+                      f"{c['annotation_rows']} rows): {c['annotated_candidates']} of {c['candidates']} "
+                      "usable terms annotated")
         console.print(f"popularity {result.popularity}")
         console.print(f"          {result.bins} bins x ({c['train'] // result.bins} train + "
                       f"{c['val'] // result.bins} val)")

@@ -85,10 +85,12 @@ class AddOntologyResult:
     group: str  # termnorm-<name>
     popularity: str  # what popularity means, or "none (uniform sample)"
     bins: int  # popularity bins actually used (1 without annotations)
-    counts: dict[str, int]  # terms_in_file, terms_with_prefix, candidates, train, val
+    counts: dict[str, int]  # terms_in_file, terms_kept, candidates, train, val (+ annotation_rows,
+    # annotated_candidates with annotations)
     problems: dict[str, int]  # see PROBLEM_TEXT; only non-zero counts
     prefix_counts: dict[str, int]  # prefix -> [Term] ids in the file
     parser: str  # pronto or tolerant
+    annotation_format: str | None = None  # gaf, hpoa, tsv, pairs; None without annotations
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -339,6 +341,9 @@ def add_ontology(
         popularity = ann.description if ann else UNIFORM
         counts = {"terms_in_file": len(all_ids), "terms_kept": len(obo.terms), "candidates": have,
                   "train": len(records["train"]), "val": len(records["val"])}
+        if ann is not None:
+            counts["annotation_rows"] = ann.rows
+            counts["annotated_candidates"] = sum(1 for r in cands.records.values() if r["popularity"] > 0)
         stats = {
             "candidates": have,
             "excluded": {k: v for k, v in sorted(excluded.items()) if v},
@@ -384,5 +389,5 @@ def add_ontology(
         tasks=[task_name(name, d.name, s) for d in term.directions for s in SPLITS],
         group=group_name(name), popularity=popularity, bins=1 if uniform else bins,
         counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
-        parser=obo.parser, warnings=list(obo.warnings),
+        parser=obo.parser, annotation_format=ann.format if ann else None, warnings=list(obo.warnings),
     )
