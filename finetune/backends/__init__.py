@@ -1,0 +1,54 @@
+"""Training backends. Both return a PEFT-wrapped model and its tokenizer; training is shared (TRL).
+
+``unsloth`` must be imported before trl/transformers/peft (it patches them process-wide), so the
+backend is chosen, and Unsloth imported, before any of those are.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from termnorm_eval.errors import TermnormError
+
+GPU_EXTRA_HINT = "install it with: pip install 'termnorm-eval[gpu]' (needs a CUDA GPU)"
+
+
+def unsloth_installed() -> bool:
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def choose_backend(requested: str) -> str:
+    """auto: Unsloth when it is installed and a CUDA GPU is present, else transformers + PEFT."""
+    if requested == "hf":
+        return "hf"
+    if requested == "unsloth":
+        if not unsloth_installed():
+            raise TermnormError(f"backend 'unsloth' needs the Unsloth package; {GPU_EXTRA_HINT}")
+        if not cuda_available():
+            raise TermnormError("backend 'unsloth' needs a CUDA GPU (none found); use --backend hf on CPU")
+        return "unsloth"
+    if requested == "auto":
+        return "unsloth" if unsloth_installed() and cuda_available() else "hf"
+    raise TermnormError(f"unknown backend {requested!r} (known: auto, hf, unsloth)")
+
+
+def import_unsloth_first() -> str:
+    """Import Unsloth before trl/transformers/peft; returns its version."""
+    import sys
+
+    late = [m for m in ("transformers", "trl", "peft") if m in sys.modules]
+    if late:
+        # Unsloth would only warn and run unpatched (slow): refuse instead of silently losing its speed.
+        raise TermnormError(f"Unsloth must be imported before {', '.join(late)}; run termnorm-finetune "
+                            "in a fresh process")
+    try:
+        import unsloth
+    except ImportError as e:
+        raise TermnormError(f"cannot import Unsloth ({e}); {GPU_EXTRA_HINT}") from None
+    return getattr(unsloth, "__version__", "unknown")

@@ -1,0 +1,54 @@
+"""transformers + PEFT: the base model in full precision (bf16 on a GPU that has it), LoRA on top.
+
+Runs on CPU or GPU and unchanged under ``accelerate launch`` (the Trainer does the data parallel
+part; the model is loaded without a device map so each process holds a full copy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finetune.config import FinetuneConfig
+
+
+def load_tokenizer(cfg: FinetuneConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    kw = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
+    return AutoTokenizer.from_pretrained(cfg.model, **kw)
+
+
+def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    # transformers renamed `torch_dtype` to `dtype` in 4.56; older releases ignore `dtype` silently.
+    import transformers
+    from packaging.version import Version
+
+    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+    return {key: dtype}
+
+
+def compute_dtype() -> Any:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.float32
+
+
+def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
+    """Base model with fresh LoRA weights (seeded right before they are created)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, set_seed
+
+    kw: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, **_dtype_kwarg(compute_dtype()), **kw)
+    set_seed(cfg.seed)
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora), tokenizer

@@ -1,0 +1,45 @@
+"""Unsloth: 4-bit QLoRA (by default) with its fused kernels, on a CUDA GPU.
+
+Written against Unsloth's documented API (``FastLanguageModel.from_pretrained`` /
+``get_peft_model``); NOT run in this project's CPU-only development environment. The training
+loop is the same TRL SFTTrainer as the hf backend, and ``model.save_pretrained`` writes a standard
+PEFT adapter that lm-eval's ``peft=`` loads without Unsloth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finetune.config import LLAMA_PROJECTIONS, FinetuneConfig
+from termnorm_eval.errors import TermnormError
+
+
+def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
+    if cfg.gguf_file:
+        raise TermnormError("GGUF base models are supported by --backend hf only")
+    from transformers import set_seed
+    from unsloth import FastLanguageModel  # imported first by finetune.backends.import_unsloth_first
+
+    model, tok = FastLanguageModel.from_pretrained(
+        model_name=cfg.model,
+        max_seq_length=cfg.max_seq_length,
+        dtype=None,  # bf16 where supported, else fp16
+        load_in_4bit=cfg.load_in_4bit,
+        # Keep the exact base: lm-eval scores the adapter on `pretrained=<model>`, not a remapped copy.
+        use_exact_model_name=True,
+    )
+    targets = list(LLAMA_PROJECTIONS) if cfg.target_modules == "all-linear" else list(cfg.target_modules)
+    set_seed(cfg.seed)
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        use_gradient_checkpointing="unsloth",
+        random_state=cfg.seed,
+    )
+    # Unsloth's tokenizer may carry fixes (padding side, pad token); the chat decision was taken
+    # on the plain tokenizer, whose template Unsloth keeps.
+    return model, tok

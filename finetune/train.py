@@ -1,0 +1,297 @@
+"""One fine-tuning run: check everything, train (TRL SFTTrainer), write adapter + manifest, print
+the lm_eval commands that score it.
+
+Every user error is raised as ``TermnormError`` before the first training step. trl, transformers
+and peft are imported only after the backend is chosen, so that Unsloth can come first.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from finetune import rundir
+from finetune.backends import choose_backend, import_unsloth_first
+from finetune.commands import scoring_commands
+from finetune.config import FinetuneConfig
+from finetune.data import TrainingSet, build_training_set
+from termnorm_eval.errors import TermnormError
+
+MANIFEST_FORMAT = "termnorm-finetune/1"
+LIBRARIES = ("termnorm-eval", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "lm-eval",
+             "unsloth", "unsloth_zoo", "bitsandbytes")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def check_model_location(cfg: FinetuneConfig) -> None:
+    """A local path must exist (a hub id is checked when its tokenizer loads)."""
+    assert cfg.model is not None
+    p = Path(cfg.model).expanduser()
+    if p.exists():
+        if cfg.gguf_file and not (p / cfg.gguf_file).is_file():
+            raise TermnormError(f"{p / cfg.gguf_file}: GGUF file not found")
+        if not cfg.gguf_file and p.is_dir() and not (p / "config.json").is_file():
+            ggufs = sorted(x.name for x in p.glob("*.gguf"))
+            hint = f" (it holds {ggufs[0]}: add --gguf-file)" if ggufs else ""
+            raise TermnormError(f"{p}: not a model folder, no config.json{hint}")
+    elif _looks_like_path(cfg.model):
+        raise TermnormError(f"{p}: model path not found")
+
+
+def load_tokenizer(cfg: FinetuneConfig) -> Any:
+    from finetune.backends import hf
+
+    try:
+        return hf.load_tokenizer(cfg)
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TermnormError(f"cannot load base model {cfg.model!r}: {first}") from None
+
+
+def uses_chat_template(cfg: FinetuneConfig, tokenizer: Any) -> bool:
+    has = bool(getattr(tokenizer, "chat_template", None))
+    if cfg.chat_template == "on" and not has:
+        raise TermnormError(f"chat-template on: the tokenizer of {cfg.model!r} has no chat template")
+    return has if cfg.chat_template == "auto" else cfg.chat_template == "on"
+
+
+def _sft_config(cfg: FinetuneConfig, backend: str, checkpoint_dir: Path) -> Any:
+    import inspect
+
+    import torch
+    from trl import SFTConfig
+
+    params = inspect.signature(SFTConfig.__init__).parameters
+    kw: dict[str, Any] = {
+        "output_dir": str(checkpoint_dir),
+        "num_train_epochs": cfg.epochs,
+        "per_device_train_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "learning_rate": cfg.learning_rate,
+        "lr_scheduler_type": cfg.lr_scheduler,
+        "weight_decay": cfg.weight_decay,
+        # No silent truncation: rows are length-checked after tokenization instead (see run()).
+        "max_length": None,
+        "packing": False,
+        "completion_only_loss": True,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": cfg.save_total_limit,
+        "logging_strategy": "steps",
+        "logging_steps": cfg.logging_steps,
+        "logging_first_step": True,
+        "report_to": "none",
+        "disable_tqdm": True,  # our own bar shows loss and tokens/s
+        "optim": "adamw_8bit" if backend == "unsloth" else "adamw_torch",
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+    }
+    if "warmup_ratio" in params:
+        kw["warmup_ratio"] = cfg.warmup_ratio
+    else:  # transformers 5: a float below 1 is a ratio
+        kw["warmup_steps"] = cfg.warmup_ratio
+    if "train_sampling_strategy" in params:  # transformers >= 5
+        kw["train_sampling_strategy"] = "group_by_length" if cfg.group_by_length else "random"
+    else:
+        kw["group_by_length"] = cfg.group_by_length
+    # TRL turns bf16 on by default, which a CPU refuses: decide explicitly.
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    kw["bf16"] = bf16
+    kw["fp16"] = backend == "unsloth" and torch.cuda.is_available() and not bf16
+    try:
+        return SFTConfig(**kw)
+    except ValueError as e:
+        first = str(e).strip().splitlines()[0]
+        raise TermnormError(f"invalid training settings: {first}") from None
+
+
+def build_trainer(model: Any, tokenizer: Any, tset: TrainingSet, args: Any, callbacks: list[Any]) -> Any:
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(tset.rows),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def check_lengths(trainer: Any, max_seq_length: int) -> dict[str, int]:
+    lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
+    too_long = sum(n > max_seq_length for n in lengths)
+    if too_long:
+        raise TermnormError(f"{too_long} of {len(lengths)} training rows are longer than max-seq-length "
+                            f"{max_seq_length} (longest: {max(lengths)} tokens); raise --max-seq-length")
+    return {"rows": len(lengths), "min_tokens": min(lengths), "max_tokens": max(lengths),
+            "mean_tokens": round(sum(lengths) / len(lengths), 2)}
+
+
+def _device() -> str:
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+
+
+def _fix_base_path(adapter_dir: Path, base: str) -> None:
+    """Record a local base model by absolute path, so the adapter resolves from any directory."""
+    p = Path(base).expanduser()
+    cfg_file = adapter_dir / "adapter_config.json"
+    if p.exists() and cfg_file.is_file():
+        data = json.loads(cfg_file.read_text(encoding="utf-8"))
+        data["base_model_name_or_path"] = str(p.resolve())
+        cfg_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
+    """Train one adapter; returns its manifest."""
+    assert cfg.model is not None and cfg.output_dir is not None
+    # 1. Backend first: Unsloth must be imported before trl/transformers/peft.
+    backend = choose_backend(cfg.backend)
+    if backend == "unsloth":
+        import_unsloth_first()
+    check_model_location(cfg)
+    from accelerate import PartialState
+
+    dist = PartialState()  # one process, or one per GPU under `accelerate launch`
+    # 2. Everything a user can get wrong, before anything is written.
+    tokenizer = load_tokenizer(cfg)
+    chat = uses_chat_template(cfg, tokenizer)
+    tset = build_training_set(cfg.terminology, cfg.directions, cfg.data_dir, chat=chat,
+                              limit_pairs=cfg.limit_pairs)
+    config = cfg.to_dict() | {"backend": backend}
+    fp = rundir.fingerprint(config, {
+        "data_manifest_sha256": tset.data_manifest_sha256,
+        "train_split_sha256": tset.train_split_sha256,
+        "chat_template": chat,
+        "directions": list(tset.directions),
+    })
+    state = rundir.inspect(cfg.output_dir, fp, cfg.resume)
+    out = state.output_dir
+    args = _sft_config(cfg, backend, out / rundir.CHECKPOINTS)
+    dist.wait_for_everyone()
+    if dist.is_main_process:
+        rundir.claim(state, fp)
+    dist.wait_for_everyone()
+
+    # 3. Model, LoRA, trainer.
+    if backend == "unsloth":
+        from finetune.backends import unsloth as backend_mod
+    else:
+        from finetune.backends import hf as backend_mod
+    from finetune.progress import CountingCollator, ProgressCallback, TokenCounts
+
+    model, tokenizer = backend_mod.load(cfg, tokenizer)
+    counts = TokenCounts()
+    progress = ProgressCallback(counts, show=show_progress)
+    trainer = build_trainer(model, tokenizer, tset, args, [progress])
+    lengths = check_lengths(trainer, cfg.max_seq_length)
+    trainer.data_collator = CountingCollator(trainer.data_collator, counts)
+    if show_progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # our bar shows the loss; no raw log dicts
+    if dist.is_main_process:
+        where = f"resuming from {state.resume_from.name}" if state.resume_from else "new run"
+        print(f"termnorm-finetune: {backend} backend on {_device()}; {len(tset.pairs)} pairs x "
+              f"{tset.n_templates} prompts = {len(tset.rows)} rows "
+              f"({'chat template' if chat else 'plain text'}); {where}", file=sys.stderr)
+
+    # 4. Train (a KeyboardInterrupt leaves the last checkpoint for --resume).
+    result = trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
+
+    # 5. Save to a temp folder, then move into place; the manifest is written last.
+    tmp = out / ".final.tmp"
+    if dist.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    dist.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    manifest: dict[str, Any] = {}
+    if dist.is_main_process:
+        tokenizer.save_pretrained(str(tmp))
+        _fix_base_path(tmp, cfg.model)
+        commands = scoring_commands(
+            base_model=cfg.model, adapter_dir=out, key=tset.terminology.key, directions=tset.directions,
+            data_dir=cfg.data_dir, gguf_file=cfg.gguf_file, chat=chat, limit=cfg.limit_pairs,
+        )
+        loss_curve = [
+            {"step": e["step"], "epoch": round(e.get("epoch", 0.0), 4), "loss": e["loss"],
+             "learning_rate": e.get("learning_rate")}
+            for e in trainer.state.log_history if "loss" in e
+        ]
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "base_model": cfg.model,
+            "gguf_file": cfg.gguf_file,
+            "backend": backend,
+            "device": _device(),
+            "processes": dist.num_processes,
+            "library_versions": library_versions(),
+            "data": {
+                "data_dir": str(tset.data_dir),
+                "data_manifest_sha256": tset.data_manifest_sha256,
+                "train_split_sha256": tset.train_split_sha256,
+                "terminology": tset.terminology.key,
+                "directions": list(tset.directions),
+                "train_pairs": len(tset.pairs),
+                "train_pairs_per_direction": tset.pairs_per_direction,
+                "prompts_per_pair": tset.n_templates,
+                "rows": len(tset.rows),
+                "chat_template": chat,
+                "limit_pairs": cfg.limit_pairs,
+                "row_tokens": lengths,
+            },
+            "hyperparameters": config,
+            "seed": cfg.seed,
+            "training": {
+                "global_steps": trainer.state.global_step,
+                "epochs": cfg.epochs,
+                "resumed_from_step": progress.start_step or None,
+                "train_loss": result.training_loss,
+                "final_logged_loss": loss_curve[-1]["loss"] if loss_curve else None,
+                "loss_curve": loss_curve,
+                "seconds_this_session": round(progress.seconds, 3),
+                "tokens_per_second": round(progress.tokens_per_second, 1),
+                "real_tokens_this_session": counts.real,
+                "padded_tokens_this_session": counts.total - counts.real,
+                "trained_tokens_this_session": counts.trained,
+                "padding_share": round(counts.padding_share, 4),
+                "length_grouped_batches": cfg.group_by_length,
+            },
+            "lm_eval_commands": commands,
+        }
+        rundir.write_json_atomic(tmp / rundir.MANIFEST_FILE, manifest)
+        rundir.move_into_place(tmp, out)
+        if not cfg.keep_checkpoints:
+            shutil.rmtree(out / rundir.CHECKPOINTS, ignore_errors=True)
+        t = manifest["training"]
+        print(f"termnorm-finetune: adapter written to {out} ({t['global_steps']} steps, final loss "
+              f"{t['final_logged_loss']}, {t['tokens_per_second']:,.0f} tokens/s, "
+              f"padding {t['padding_share']:.1%})")
+        print("Score it on the training pairs (memorization) and on the held-out pairs:")
+        for split, cmd in commands.items():
+            print(f"  # {split}\n  {cmd}")
+    dist.wait_for_everyone()
+    return manifest
