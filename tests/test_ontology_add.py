@@ -331,8 +331,8 @@ def test_source_url(tmp_path: Path, served: str, cl_out: AddOntologyResult) -> N
 
 def test_source_url_not_found(tmp_path: Path, served: str) -> None:
     with pytest.raises(TermnormError, match="HTTP 404"):
-        add_ontology(f"{served}/nope.obo", name="cl", out=tmp_path / "out")
-    assert _leftovers(tmp_path) == []
+        add_ontology(f"{served}/nope.obo", name="cl", out=tmp_path / "new" / "deeper" / "out")
+    assert _leftovers(tmp_path) == []  # not even the parent folders it had to create
 
 
 def test_unsupported_scheme(tmp_path: Path) -> None:

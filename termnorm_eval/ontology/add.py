@@ -289,9 +289,11 @@ def add_ontology(
         raise TermnormError(f"--bins and --per-bin must be >= 1 (got {bins}, {per_bin})")
     out = Path(out).expanduser().resolve()
     check_target(out, force)
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # removed again on failure
     out.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.adding-{os.getpid()}-", dir=out.parent))
+    done = False
     try:
         path, provenance = resolve_source(source, scratch, download_hook)
         obo = _read_ontology(path, say)
@@ -380,8 +382,15 @@ def add_ontology(
         write_build(stage, built, parameters, sources)
         write_task_family([term], stage, data_dir=".", umbrella=None)
         _place(stage, out, scratch)
+        done = True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if not done:
+            for p in created:  # innermost first; only folders this call made and left empty
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
     return AddOntologyResult(
         name=name, label=term.label, prefix=choice.prefix, prefix_inferred=choice.inferred,
         out_dir=out, manifest=out / "manifest.json",
