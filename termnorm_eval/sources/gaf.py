@@ -12,6 +12,7 @@ import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from sys import intern
 
 from termnorm_eval.errors import TermnormError
 
@@ -55,10 +56,8 @@ def read_gaf(path: str | Path) -> GafAnnotations:
     _require(path)
     out = GafAnnotations(path, None)
     term_genes: defaultdict[str, set[str]] = defaultdict(set)
-    symbol_pmids: defaultdict[str, set[str]] = defaultdict(set)
     acc_pmids: defaultdict[str, set[str]] = defaultdict(set)
-    symbol_names: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    acc_names: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    acc_names: dict[str, Counter[str]] = {}
     acc_symbols: dict[str, str] = {}
     rows = not_rows = 0
     seen_header = False
@@ -66,41 +65,50 @@ def read_gaf(path: str | Path) -> GafAnnotations:
     try:
         with open_text(path) as fh:
             for lineno, line in enumerate(fh, 1):
-                if line.startswith("!"):
+                if line[0] == "!":
                     seen_header = True
                     low = line.lower()
                     if low.startswith(("!date-generated:", "!generated:")) and out.data_version is None:
                         out.data_version = line.split(":", 1)[1].strip()
                     continue
-                if not line.strip():
-                    continue
                 cols = line.rstrip("\r\n").split("\t")
                 if len(cols) not in GAF_COLUMNS:
+                    if not line.strip():
+                        continue
                     what = "" if seen_header else " (no '!gaf-version' header: is this a GAF file?)"
                     raise TermnormError(
                         f"{path}:{lineno}: {len(cols)} tab-separated columns, a GAF row has 15-17{what}"
                     )
                 rows += 1
-                if "NOT" in cols[3].split("|"):
+                if "NOT" in cols[3] and "NOT" in cols[3].split("|"):
                     not_rows += 1
                     continue
-                acc, symbol, go_id, refs, pname = cols[1], cols[2], cols[4], cols[5], cols[9]
-                term_genes[go_id].add(symbol)
-                pmids = [r for r in refs.split("|") if r.startswith("PMID:")]
-                if pmids:
-                    symbol_pmids[symbol].update(pmids)
-                    acc_pmids[acc].update(pmids)
-                if pname:
-                    symbol_names[symbol][pname] += 1
-                    acc_names[acc][pname] += 1
-                acc_symbols.setdefault(acc, symbol)
+                acc = cols[1]
+                symbol = intern(cols[2])
+                term_genes[cols[4]].add(symbol)
+                refs = cols[5]
+                if "PMID:" in refs:
+                    acc_pmids[acc].update(intern(r) for r in refs.split("|") if r.startswith("PMID:"))
+                # Symbol (column 3) is a per-object column: remember it once per accession.
+                names = acc_names.get(acc)
+                if names is None:
+                    names = acc_names[acc] = Counter()
+                    acc_symbols[acc] = symbol
+                if cols[9]:
+                    names[cols[9]] += 1
     except (OSError, EOFError, UnicodeDecodeError) as e:
         # gzip raises BadGzipFile (an OSError) or EOFError on a cut-off download.
         raise TermnormError(f"{path}:{lineno + 1}: cannot read ({type(e).__name__}: {e})") from None
     if rows == 0:
         raise TermnormError(f"{path}: no annotation rows, not a GAF file")
+    # Symbol-keyed views for tables that have no UniProt accession.
+    symbol_pmids: defaultdict[str, set[str]] = defaultdict(set)
+    symbol_names: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for acc, symbol in acc_symbols.items():
+        symbol_pmids[symbol] |= acc_pmids.get(acc, set())
+        symbol_names[symbol].update(acc_names[acc])
     out.term_genes = dict(term_genes)
-    out.symbol_pmids = dict(symbol_pmids)
+    out.symbol_pmids = {k: v for k, v in symbol_pmids.items() if v}
     out.accession_pmids = dict(acc_pmids)
     out.symbol_names = dict(symbol_names)
     out.accession_names = dict(acc_names)

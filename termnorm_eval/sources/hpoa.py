@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from sys import intern
 
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.gaf import open_text
@@ -65,7 +66,7 @@ def read_hpoa(path: str | Path) -> HpoaAnnotations:
                 hpo_id = cols[3].strip()
                 if not hpo_id.startswith("HP:"):
                     raise TermnormError(f"{path}:{lineno}: column 4 should be an HPO id, got {hpo_id!r}")
-                term_diseases[hpo_id].add(cols[0])
+                term_diseases[hpo_id].add(intern(cols[0]))
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise TermnormError(f"{path}:{lineno + 1}: cannot read ({type(e).__name__}: {e})") from None
     if rows == 0:

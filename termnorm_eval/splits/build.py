@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from termnorm_eval.splits.balance import balanced_sample
 from termnorm_eval.splits.candidates import Candidates, gene_candidates, go_aspect, ontology_candidates
 from termnorm_eval.splits.checks import check_split
 from termnorm_eval.splits.store import MANIFEST
+from termnorm_eval.splits.tables_worker import TablesWorker
 from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology
 
 FORMAT_VERSION = 1
@@ -89,9 +89,9 @@ def locate_sources(sources_dir: str | Path, keys: Sequence[str]) -> dict[str, Pa
     return found
 
 
-def source_provenance(path: Path, data_version: str | None) -> dict[str, Any]:
+def source_provenance(path: Path, data_version: str | None, digest: str | None = None) -> dict[str, Any]:
     """sha256 and data-version of a source file, plus where it came from if `fetch` recorded that."""
-    digest = sha256_file(path)
+    digest = digest or sha256_file(path)
     info: dict[str, Any] = {}
     fetched = path.parent / FETCH_MANIFEST
     if fetched.is_file():
@@ -129,6 +129,37 @@ def _sample(
     return BuiltTerminology(spec, out["train"], out["val"], stats)
 
 
+def _tables_job(
+    files: dict[str, Path], keys: Sequence[str], bins: int, per_bin: int, seed: int
+) -> dict[str, Any]:
+    """Everything that does not need the OBO files: annotation tables, the gene split, checksums.
+
+    Runs in a worker process while the main process parses the OBO files with pronto (whose
+    parser holds the GIL for most of its time, so a thread would not run alongside it).
+    """
+    from termnorm_eval.sources.gaf import read_gaf
+    from termnorm_eval.sources.hgnc import read_hgnc
+    from termnorm_eval.sources.hpoa import read_hpoa
+
+    out: dict[str, Any] = {"annotated": {}, "versions": {}, "sha256": {}}
+    gaf = read_gaf(files["go_gaf"]) if "go_gaf" in files else None
+    if gaf is not None:
+        out["versions"]["go_gaf"] = gaf.data_version
+        out["annotated"]["go"] = gaf.term_genes
+    if "hpo_hpoa" in files:
+        hpoa = read_hpoa(files["hpo_hpoa"])
+        out["versions"]["hpo_hpoa"] = hpoa.data_version
+        out["annotated"]["hpo"] = hpoa.term_diseases
+    if "gene" in keys:
+        hgnc = read_hgnc(files["hgnc"])
+        out["versions"]["hgnc"] = hgnc.data_version
+        assert gaf is not None
+        out["gene"] = _sample("gene", gene_candidates(hgnc.genes, gaf), bins, per_bin, seed, strata=False)
+    for role, path in files.items():
+        out["sha256"][role] = sha256_file(path)
+    return out
+
+
 def build_splits(
     sources_dir: str | Path,
     keys: Sequence[str] = ("go", "hpo", "gene"),
@@ -136,60 +167,52 @@ def build_splits(
     per_bin: int = 30,
     seed: int = 0,
     progress: Progress = _noop,
+    parallel: bool = True,
 ) -> tuple[dict[str, BuiltTerminology], dict[str, dict[str, Any]], list[str]]:
-    """Built terminologies, source provenance (by file name) and warnings, from a sources folder."""
-    from termnorm_eval.sources.gaf import read_gaf
-    from termnorm_eval.sources.hgnc import read_hgnc
-    from termnorm_eval.sources.hpoa import read_hpoa
+    """Built terminologies, source provenance (by file name) and warnings, from a sources folder.
+
+    With ``parallel`` the annotation tables and the gene split are done in a worker process while
+    pronto parses the OBO files; the result is the same either way.
+    """
     from termnorm_eval.sources.obo import read_obo
 
     unknown = [k for k in keys if k not in NEEDS]
     if unknown:
         raise TermnormError(f"unknown terminology {unknown[0]!r} (known: {', '.join(NEEDS)})")
+    if bins < 1 or per_bin < 1:
+        raise TermnormError(f"bins and per-bin must be >= 1 (got {bins}, {per_bin})")
     keys = [k for k in NEEDS if k in keys]  # canonical order
     files = locate_sources(sources_dir, keys)
     warnings: list[str] = []
     versions: dict[str, str | None] = {}
+    obo_keys = [k for k in ("go", "hpo") if k in keys]
+    job = (files, keys, bins, per_bin, seed)
+    worker = TablesWorker(job) if parallel and obo_keys else None
+    try:
+        obos = {}
+        for key in obo_keys:
+            role = f"{key}_obo"
+            progress(f"parsing {files[role].name}")
+            obos[key] = read_obo(files[role], prefix=BUILTIN[key].id_prefix)
+            versions[role] = obos[key].data_version
+            warnings.extend(obos[key].warnings)
+        progress("reading annotation tables" + (" and sampling gene" if "gene" in keys else ""))
+        tables = worker.result() if worker else _tables_job(*job)
+    finally:
+        if worker is not None:
+            worker.cancel()  # no-op when it has finished; kills it when parsing failed
+    versions.update(tables["versions"])
     built: dict[str, BuiltTerminology] = {}
-    # The tables are read in a worker thread while pronto (Rust, GIL released) parses the OBO files.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        tables: dict[str, Future[Any]] = {}
-        if "go_gaf" in files:
-            tables["go_gaf"] = pool.submit(read_gaf, files["go_gaf"])
-        if "hpo_hpoa" in files:
-            tables["hpo_hpoa"] = pool.submit(read_hpoa, files["hpo_hpoa"])
-        if "hgnc" in files:
-            tables["hgnc"] = pool.submit(read_hgnc, files["hgnc"])
-        try:
-            obos = {}
-            for key, role in (("go", "go_obo"), ("hpo", "hpo_obo")):
-                if role in files:
-                    progress(f"parsing {files[role].name}")
-                    obos[key] = read_obo(files[role], prefix=BUILTIN[key].id_prefix)
-                    versions[role] = obos[key].data_version
-                    warnings.extend(obos[key].warnings)
-            progress("reading annotation tables")
-            results = {role: f.result() for role, f in tables.items()}
-        finally:
-            for f in tables.values():
-                f.cancel()
-    for role, r in results.items():
-        versions[role] = r.data_version
-    if "go" in keys:
-        progress("sampling go")
-        cands = ontology_candidates(obos["go"], results["go_gaf"].term_genes, go_aspect)
-        built["go"] = _sample("go", cands, bins, per_bin, seed, strata=True)
-    if "hpo" in keys:
-        progress("sampling hpo")
-        cands = ontology_candidates(obos["hpo"], results["hpo_hpoa"].term_diseases)
-        built["hpo"] = _sample("hpo", cands, bins, per_bin, seed, strata=False)
+    for key in obo_keys:
+        progress(f"sampling {key}")
+        cands = ontology_candidates(obos[key], tables["annotated"][key], go_aspect if key == "go" else None)
+        built[key] = _sample(key, cands, bins, per_bin, seed, strata=key == "go")
     if "gene" in keys:
-        progress("sampling gene")
-        cands = gene_candidates(results["hgnc"].genes, results["go_gaf"])
-        built["gene"] = _sample("gene", cands, bins, per_bin, seed, strata=False)
+        built["gene"] = tables["gene"]
     progress("recording sources")
     sources = {
-        files[role].name: {"role": role, **source_provenance(files[role], versions.get(role))}
+        files[role].name: {"role": role, **source_provenance(files[role], versions.get(role),
+                                                               tables["sha256"][role])}
         for role in sorted(files, key=lambda r: files[r].name)
     }
     return built, sources, warnings

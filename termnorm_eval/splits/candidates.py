@@ -9,7 +9,7 @@ and val free of shared names whatever the sample.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,17 +35,28 @@ class Candidates:
         return {i: r[fieldname] for i, r in self.records.items()}
 
 
-def _string_owners(items: Iterable[tuple[str, Iterable[str | None]]]) -> dict[str, set[str]]:
-    owners: defaultdict[str, set[str]] = defaultdict(set)
-    for ident, strings in items:
-        for s in strings:
-            if s:
-                owners[s.casefold()].add(ident)
-    return owners
+class _Owners:
+    """Case-folded string -> the one concept using it, or ``None`` once a second concept does."""
+
+    def __init__(self, items: Iterable[tuple[str, Iterable[str | None]]]) -> None:
+        owner: dict[str, str | None] = {}
+        for ident, strings in items:
+            for s in strings:
+                if s:
+                    k = s.casefold()
+                    prev = owner.setdefault(k, ident)
+                    if prev is not None and prev != ident:
+                        owner[k] = None
+        self._owner = owner
+
+    def unique(self, s: str) -> bool:
+        return self._owner.get(s.casefold(), None) is not None
 
 
 def annotation_count(term: OboTerm, annotated: Mapping[str, set[str]]) -> int:
     """Distinct annotated things for a term, counting annotations made to its alt_ids too."""
+    if not term.alt_ids:
+        return len(annotated.get(term.id, ()))
     things: set[str] = set()
     for i in (term.id, *term.alt_ids):
         things |= annotated.get(i, set())
@@ -69,11 +80,11 @@ def ontology_candidates(
             excluded["no_name"] += 1
         else:
             live.append(t)
-    owners = _string_owners((t.id, (t.name, *t.synonyms)) for t in live)
+    owners = _Owners((t.id, (t.name, *t.synonyms)) for t in live)
     records: dict[str, dict[str, Any]] = {}
     for t in live:
         assert t.name is not None
-        if len(owners[t.name.casefold()]) > 1:
+        if not owners.unique(t.name):
             excluded["ambiguous_name"] += 1
             continue
         a = aspect(t) if aspect else None
@@ -84,7 +95,7 @@ def ontology_candidates(
         for s in t.synonyms:
             if s.casefold() == t.name.casefold():
                 continue
-            if len(owners[s.casefold()]) > 1:
+            if not owners.unique(s):
                 notes["ambiguous_synonyms_dropped"] += 1
                 continue
             synonyms.append(s)
@@ -138,18 +149,18 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations) -> Candidate
         else:
             coding.append(g)
     proteins = {g.id: _protein_name(g, gaf) for g in coding}
-    owners = _string_owners((g.id, (g.name, proteins[g.id])) for g in coding)
-    symbol_owners = _string_owners((g.id, (g.symbol,)) for g in coding)
+    owners = _Owners((g.id, (g.name, proteins[g.id])) for g in coding)
+    symbol_owners = _Owners((g.id, (g.symbol,)) for g in coding)
     records: dict[str, dict[str, Any]] = {}
     for g in coding:
-        if len(owners[g.name.casefold()]) > 1:
+        if not owners.unique(g.name):
             excluded["ambiguous_name"] += 1
             continue
-        if len(symbol_owners[g.symbol.casefold()]) > 1:
+        if not symbol_owners.unique(g.symbol):
             excluded["ambiguous_symbol"] += 1
             continue
         protein = proteins[g.id]
-        if protein and len(owners[protein.casefold()]) > 1:
+        if protein and not owners.unique(protein):
             notes["ambiguous_protein_names_dropped"] += 1
             protein = None
         if protein is None:

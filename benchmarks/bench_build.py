@@ -1,0 +1,81 @@
+"""Full split build vs. pronto alone parsing the same OBO files, measured in the same run.
+
+    python benchmarks/bench_build.py [--repeat 3] [--sources DIR]
+
+Target: the whole build (GO + HPO + genes: parse, annotation tables, sampling, checks, atomic
+write) costs at most 1.5x the bare pronto parse of go.obo + hp.obo. Runs alternate so that both
+see the same machine load; the ratio of the best runs and of the medians is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+
+def pronto_only(paths: list[Path], threads: int) -> None:
+    import pronto
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for p in paths:
+            pronto.Ontology(str(p), import_depth=0, threads=threads, encoding="utf-8")
+
+
+def full_build(sources: Path, out_root: Path) -> None:
+    from termnorm_eval.splits.build import build_splits, manifest_for, write_build
+    from termnorm_eval.splits.datacard import render_data_card
+
+    built, srcs, _ = build_splits(sources)
+    params = {"bins": 20, "per_bin": 30, "seed": 0}
+    card = render_data_card(manifest_for(built, params, srcs))
+    write_build(out_root / "splits", built, params, srcs, force=True, extra_files={"DATA_CARD.md": card})
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sources", type=Path, default=None, help="default: the pinned mirror files")
+    args = ap.parse_args()
+
+    from termnorm_eval.sources.fetch import default_dest, fetch_mirror
+
+    sources = args.sources or default_dest()
+    if args.sources is None:
+        fetch_mirror(sources)  # no-op when the files are already there
+    obo_files = [sources / "go.obo", sources / "hp.obo"]
+    threads = min(4, os.cpu_count() or 1)  # what read_obo uses
+    # warm-up: imports and page cache, so that neither side pays them in the timed runs
+    pronto_only([obo_files[1]], threads)
+
+    t_pronto: list[float] = []
+    t_build: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            t = time.perf_counter()
+            pronto_only(obo_files, threads)
+            t_pronto.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            full_build(sources, Path(tmp))
+            t_build.append(time.perf_counter() - t)
+            print(f"run {i + 1}: pronto parse {t_pronto[-1]:.2f} s, full build {t_build[-1]:.2f} s",
+                  flush=True)
+    best = min(t_build) / min(t_pronto)
+    med = statistics.median(t_build) / statistics.median(t_pronto)
+    print(f"pronto alone (go.obo + hp.obo, threads={threads}): best {min(t_pronto):.2f} s, "
+          f"median {statistics.median(t_pronto):.2f} s")
+    print(f"full build (go + hpo + gene, 1200 records each): best {min(t_build):.2f} s, "
+          f"median {statistics.median(t_build):.2f} s")
+    print(f"ratio build / pronto: best {best:.2f}x, median {med:.2f}x (target <= 1.5x) "
+          f"[{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
