@@ -1,9 +1,127 @@
-"""`termnorm` subcommands: evaluate (placeholder until its issue lands)."""
+"""`termnorm eval` (run the harness on the termnorm tasks) and `termnorm model path`."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+model_app = typer.Typer(help="The default evaluation model (real SmolLM2-135M-Instruct, offline).",
+                        no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.add_typer(model_app, name="model")
+    app.command(
+        "eval",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(evaluate)
+
+
+def _prepare(name: str, force: bool = False) -> Path:
+    from rich.console import Console
+
+    from termnorm_eval import models
+
+    console = Console(stderr=True)
+    if models.is_prepared(name) and not force:
+        return models.prepared_path(name)
+    with console.status("preparing the model") as status:
+        def step(msg: str) -> None:
+            status.update(msg)
+            console.log(msg)
+
+        return models.prepare_model(name, force=force, step=step)
+
+
+@model_app.command("path")
+def model_path(
+    name: Annotated[str, typer.Argument(help="Model key (known: smollm2).")] = "smollm2",
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if already prepared.")] = False,
+) -> None:
+    """Print the folder of a prepared model (preparing it first if needed: ~30 s once).
+
+    Use it as `lm_eval --model hf --model_args pretrained=$(termnorm model path) ...`.
+    """
+    print(_prepare(name, force))
+
+
+def evaluate(
+    ctx: typer.Context,
+    model_args: Annotated[
+        str | None,
+        typer.Option("--model-args", help="Harness --model_args (default: pretrained=<prepared "
+                     "SmolLM2-135M-Instruct>,dtype=float32). Add peft=<adapter> for a LoRA adapter."),
+    ] = None,
+    model: Annotated[str, typer.Option("--model", help="Harness backend: hf, vllm, ...")] = "hf",
+    tasks: Annotated[
+        str, typer.Option("--tasks", help="Tasks or groups: termnorm (all), termnorm-go, termnorm-val, "
+                          "termnorm_go_term2id_val, 'termnorm_*', ...")
+    ] = "termnorm",
+    limit: Annotated[
+        float | None, typer.Option("--limit", help="First N documents of each task (store order), or a "
+                                   "fraction < 1. Default: all.")
+    ] = None,
+    apply_chat_template: Annotated[
+        bool, typer.Option("--apply-chat-template", help="Wrap prompts in the model's chat template.")
+    ] = False,
+    num_fewshot: Annotated[
+        int | None, typer.Option("--num-fewshot", min=0, help="Examples from the training split.")
+    ] = None,
+    batch_size: Annotated[str, typer.Option("--batch-size", help="Harness batch size (or auto).")] = "8",
+    device: Annotated[
+        str | None, typer.Option("--device", help="torch device (default: cuda:0 if available, else cpu).")
+    ] = None,
+    output_path: Annotated[
+        Path | None, typer.Option("--output-path", help="Write results JSON (and samples) here.")
+    ] = None,
+    log_samples: Annotated[
+        bool, typer.Option("--log-samples", help="Also write every prompt, response and score.")
+    ] = False,
+    include_path: Annotated[
+        Path | None, typer.Option("--include-path", help="Extra task folder (e.g. from add-ontology). The "
+                                  "termnorm tasks themselves are found automatically.")
+    ] = None,
+) -> None:
+    """Run lm-evaluation-harness on the termnorm tasks and print its results table.
+
+    Without --model-args it evaluates the embedded default model (real SmolLM2-135M-Instruct, offline).
+    Any further option is passed to the harness unchanged (e.g. --gen_kwargs, --seed, --metadata).
+    """
+    from termnorm_eval.errors import TermnormError
+    from termnorm_eval.harness import runner
+
+    extra = list(ctx.args)
+    if log_samples and output_path is None:
+        raise TermnormError("--log-samples needs --output-path")
+    if include_path is not None and not include_path.is_dir():
+        raise TermnormError(f"--include-path {include_path}: not a folder")
+    env = None
+    if model_args is None:
+        if model != "hf":
+            raise TermnormError(f"--model {model} needs --model-args (the default model is for hf)")
+        model_args = f"pretrained={_prepare('smollm2')},dtype=float32"
+        env = runner.offline_env()
+    auto = runner.include_path_needed()
+    if include_path is not None and auto is not None:
+        # The harness takes one include path on its CLI: one folder with both is not possible, so
+        # the user's folder must already hold (or not need) the termnorm family.
+        raise TermnormError(
+            f"--include-path {include_path}: the termnorm tasks are not installed (editable install or "
+            f"source checkout), so {auto} is needed too; run lm_eval directly with one folder"
+        )
+    cmd = runner.EvalCommand(
+        model=model, model_args=model_args, tasks=tasks, limit=limit, batch_size=batch_size,
+        device=device or runner.default_device(), num_fewshot=num_fewshot,
+        apply_chat_template=apply_chat_template, output_path=output_path, log_samples=log_samples,
+        include_path=include_path or auto, extra=extra,
+    ).argv()
+    shown = " ".join(["lm_eval", *cmd[3:]])
+    print(f"termnorm: running {shown}", file=sys.stderr, flush=True)
+    rc = subprocess.call(cmd, env=env)
+    if rc != 0:
+        raise typer.Exit(rc)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,18 +56,24 @@ def resolve_setting(metadata_value: str | None = None) -> tuple[str, str]:
     return str(default_model_path()), f"default embedding model (package {DEFAULT_PACKAGE})"
 
 
-@lru_cache(maxsize=4)
+_MODELS: dict[str, Any] = {}  # resolved path or id -> loaded model (one load per process)
+
+
 def load_model(setting: str = "") -> Any:
     """The sentence-transformers model for a setting ('' = env/default), loaded once per process."""
     spec, origin = resolve_setting(setting or None)
-    from sentence_transformers import SentenceTransformer
-
+    if spec in _MODELS:
+        return _MODELS[spec]
     if (os.path.isabs(spec) or spec.startswith(".")) and not Path(spec).is_dir():
         raise EmbeddingModelError(f"{origin}: folder {spec} does not exist")
+    from sentence_transformers import SentenceTransformer
+
     try:
-        return SentenceTransformer(spec, device=os.environ.get("TERMNORM_EMBEDDING_DEVICE") or None)
+        model = SentenceTransformer(spec, device=os.environ.get("TERMNORM_EMBEDDING_DEVICE") or None)
     except Exception as e:  # hub unreachable, not a sentence-transformers folder, ...
         raise EmbeddingModelError(f"{origin}: cannot load embedding model ({type(e).__name__}: {e})") from e
+    _MODELS[spec] = model
+    return model
 
 
 def cosines(answers: Sequence[str], golds: Sequence[str], setting: str = "",

@@ -38,8 +38,11 @@ _PREFIX = re.compile(
 )
 _QUOTES = "\"'`“”‘’«»*_"
 _TRAILING = ".,;:!?。"
-_SYMBOL = re.compile(r"(?<![A-Za-z0-9-])[A-Z][A-Z0-9]*(?:orf[0-9]+)?[A-Z0-9]*(?:-[A-Z0-9]+)*(?![A-Za-z0-9])")
-_ONE_TOKEN_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9@.\-]*")
+_SYMBOL = re.compile(
+    r"(?<![A-Za-z0-9_-])[A-Z][A-Z0-9]*(?:orf[0-9]+)?[A-Z0-9]*(?:[-_][A-Z0-9]+)*@?(?![A-Za-z0-9_])"
+)
+_ONE_TOKEN_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._\-]*")
+_MAX_SYMBOL = 25  # the longest approved HGNC symbols have about 20 characters
 # Words a chatty answer puts before the symbol ("The HGNC symbol is TP53"); none is an HGNC symbol.
 _NOT_SYMBOLS = frozenset(
     {"HGNC", "HUGO", "GENE", "GENES", "SYMBOL", "ID", "THE", "NCBI", "UNIPROT", "DNA", "RNA", "MRNA",
@@ -93,22 +96,33 @@ def answer_line(text: str) -> str:
     values = _json_strings(head)
     line = values[0] if values else next((ln for ln in head.splitlines() if ln.strip()), "")
     line = " ".join(line.split())  # collapse whitespace, drop tabs/NBSP runs
-    for _ in range(3):  # "Answer: Name: X" -> "X"; quotes and prefixes may nest
+    for _ in range(6):  # "Answer: Name: X" -> "X"; quotes, markup and prefixes may nest
         before = line
-        line = _PREFIX.sub("", line).strip().strip(_QUOTES).strip()
-        line = line.rstrip(_TRAILING).rstrip().strip(_QUOTES).strip()
+        line = _unquote(_PREFIX.sub("", line).strip().rstrip(_TRAILING).rstrip())
         if line == before:
             break
+    return line
+
+
+def _unquote(line: str) -> str:
+    """Drop one pair of surrounding quotes/markup, or one lone unbalanced quote at an end."""
+    if len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
+        return line[1:-1].strip()
+    inner = line[1:-1]
+    if line[-1:] and line[-1] in _QUOTES and not any(q in inner for q in _QUOTES):
+        return line[:-1].strip()
+    if line[:1] and line[0] in _QUOTES and not any(q in inner for q in _QUOTES):
+        return line[1:].strip()
     return line
 
 
 def extract_symbol(text: str) -> str:
     """An HGNC gene symbol as written (case kept): the one-token answer line, else the first symbol."""
     line = answer_line(text)
-    if _ONE_TOKEN_SYMBOL.fullmatch(line) and line.upper() not in _NOT_SYMBOLS:
+    if len(line) <= _MAX_SYMBOL and _ONE_TOKEN_SYMBOL.fullmatch(line) and line.upper() not in _NOT_SYMBOLS:
         return line
     for m in _SYMBOL.finditer(line):
-        if m.group(0) not in _NOT_SYMBOLS:
+        if len(m.group(0)) <= _MAX_SYMBOL and m.group(0) not in _NOT_SYMBOLS:
             return m.group(0)
     return ""
 

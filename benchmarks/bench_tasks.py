@@ -1,0 +1,136 @@
+"""Speed of the termnorm task family, each figure next to a baseline measured in the same run.
+
+    .venv/bin/python benchmarks/bench_tasks.py [--alignment-docs 400]
+
+1. Building all termnorm_* task objects (our part only: TaskManager over tasks/ with
+   include_defaults=False, so the harness's ~14.7k built-in entries are not indexed). Target < 3 s.
+2. Filter + scoring per document (extraction filter + process_results) on realistic responses for
+   every document of every task, next to the harness's own regex filter + exact_match on the same
+   responses. Target < 0.1 ms per document.
+3. The alignment aggregation (one batched encode of the distinct texts) in documents/s next to
+   encoding one document's pair at a time. Target >= 10x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def responses_for(doc: dict, i: int) -> str:
+    """A realistic mix of model outputs: bare, chatty, JSON, wrong form, empty."""
+    gold = doc["answer"]
+    kind = i % 5
+    if kind == 0:
+        return f" {gold}"
+    if kind == 1:
+        return f"The answer to your question is {gold}."
+    if kind == 2:
+        return f'{{"answer": "{gold}"}}'
+    if kind == 3:
+        return gold.replace(":", "_").lower() + " (I think)"
+    return ""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--alignment-docs", type=int, default=400)
+    args = ap.parse_args()
+
+    import logging
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+
+    # 1. task objects -------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    from lm_eval.tasks import TaskManager
+
+    t_import = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tm = TaskManager(include_path=str(REPO / "tasks"), include_defaults=False)
+    t_index = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    names = tm.match_tasks(["termnorm_*"])
+    tasks = tm.load(names)["tasks"]
+    t_build = time.perf_counter() - t0
+    n_docs = sum(len(t.test_docs()) for t in tasks.values())
+    print(f"[1] task objects: {len(tasks)} tasks, {n_docs} documents")
+    print(f"    import lm_eval.tasks {t_import:.2f} s | index tasks/ {t_index:.2f} s | "
+          f"build all tasks {t_build:.2f} s (target < 3 s: {'OK' if t_build < 3 else 'MISSED'}, "
+          f"{t_build / 3:.2f} of the budget)")
+
+    # 2. filter + scoring per document ----------------------------------------------------------
+    from lm_eval.api.metrics import exact_match_hf_evaluate
+    from lm_eval.filters.extraction import RegexFilter
+    from lm_eval.filters.selection import TakeFirstFilter
+
+    from termnorm_eval.harness.hooks import extract_responses, process_results
+
+    batches = []
+    for task in tasks.values():
+        docs = list(task.test_docs())
+        batches.append((docs, [[responses_for(d, i)] for i, d in enumerate(docs)]))
+    total = sum(len(d) for d, _ in batches)
+
+    def ours() -> None:
+        for docs, resps in batches:
+            filtered = extract_responses(resps, docs)
+            for doc, f in zip(docs, filtered, strict=True):
+                process_results(doc, [f])
+
+    def baseline() -> None:  # the harness's stock pipeline: regex filter, take_first, exact_match
+        rx, first = RegexFilter(regex_pattern=r"(\S+)"), TakeFirstFilter()
+        for docs, resps in batches:
+            filtered = list(first.apply(rx.apply(resps, docs), docs))
+            for doc, f in zip(docs, filtered, strict=True):
+                exact_match_hf_evaluate([f], [doc["answer"]])
+
+    def best_of(fn, reps: int = 3) -> float:
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    t_ours, t_base = best_of(ours), best_of(baseline)
+    per_doc, per_doc_base = t_ours / total * 1e3, t_base / total * 1e3
+    print(f"[2] filter + scoring: {total} documents")
+    print(f"    termnorm extract+score {per_doc:.4f} ms/doc | harness regex+exact_match "
+          f"{per_doc_base:.4f} ms/doc | ratio {per_doc / per_doc_base:.1f}x the stock pipeline | "
+          f"target < 0.1 ms/doc: {'OK' if per_doc < 0.1 else 'MISSED'}")
+
+    # 3. alignment aggregation -------------------------------------------------------------------
+    from termnorm_eval.harness import alignment as al
+
+    t0 = time.perf_counter()
+    al.load_model()
+    t_load = time.perf_counter() - t0
+    docs = [d for task in tasks.values() for d in task.test_docs()][: args.alignment_docs * 7: 7]
+    items = [(docs[(i + 1) % len(docs)]["answer"] if i % 4 else d["answer"], d["answer"], "")
+             for i, d in enumerate(docs)]
+    al.mean_alignment(items[:8])  # warm-up (first forward pass)
+    t0 = time.perf_counter()
+    batched = al.mean_alignment(items)
+    t_batched = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    single = al.mean_alignment_one_by_one(items)
+    t_single = time.perf_counter() - t0
+    assert abs(batched - single) < 1e-4, (batched, single)
+    rate_b, rate_s = len(items) / t_batched, len(items) / t_single
+    print(f"[3] alignment aggregation: {len(items)} documents, model load {t_load:.2f} s (once per process)")
+    print(f"    batched {rate_b:.0f} docs/s | one doc at a time {rate_s:.0f} docs/s | ratio "
+          f"{rate_b / rate_s:.1f}x (target >= 10x: {'OK' if rate_b / rate_s >= 10 else 'MISSED'}) | "
+          f"same mean: {batched:.4f}")
+
+
+if __name__ == "__main__":
+    main()

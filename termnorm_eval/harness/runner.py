@@ -1,0 +1,116 @@
+"""Finding the task YAMLs and building the ``lm_eval`` command that ``termnorm eval`` runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness.taskgen import TEMPLATE_FILE
+
+DIST = "termnorm-eval"
+DEFAULT_TASKS = "termnorm"  # the umbrella group: every task, with group rows in the table
+
+
+def installed_task_folder() -> Path | None:
+    """``lm_eval/tasks/termnorm`` when a (non-editable) wheel placed the YAMLs there."""
+    try:
+        import lm_eval.tasks
+    except ImportError:
+        return None
+    folder = Path(lm_eval.tasks.__file__).resolve().parent / "termnorm"
+    return folder if (folder / TEMPLATE_FILE).is_file() else None
+
+
+def source_task_folder() -> Path | None:
+    """``tasks/`` of a source checkout (editable install or running from the repository)."""
+    import termnorm_eval
+
+    folder = Path(termnorm_eval.__file__).resolve().parent.parent / "tasks"
+    return folder if (folder / TEMPLATE_FILE).is_file() else None
+
+
+def is_editable_install(dist: str = DIST) -> bool:
+    """True for ``pip install -e``: PEP 610 ``direct_url.json`` says ``dir_info.editable``."""
+    try:
+        text = metadata.distribution(dist).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return False
+    if not text:
+        return False
+    try:
+        return bool(json.loads(text).get("dir_info", {}).get("editable", False))
+    except json.JSONDecodeError:
+        return False
+
+
+def include_path_needed() -> Path | None:
+    """The folder to pass as ``--include_path``, or None when the harness finds the tasks itself."""
+    if installed_task_folder() is not None:
+        return None
+    folder = source_task_folder()
+    if folder is None:
+        raise TermnormError(
+            "cannot find the termnorm task YAMLs: neither lm_eval/tasks/termnorm (installed wheel) "
+            "nor a tasks/ folder beside termnorm_eval (source checkout); pass --include-path"
+        )
+    return folder
+
+
+def default_device() -> str:
+    try:
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+@dataclass
+class EvalCommand:
+    model: str = "hf"
+    model_args: str = ""
+    tasks: str = DEFAULT_TASKS
+    limit: float | None = None
+    batch_size: str = "8"
+    device: str | None = None
+    num_fewshot: int | None = None
+    apply_chat_template: bool = False
+    output_path: Path | None = None
+    log_samples: bool = False
+    include_path: Path | None = None
+    extra: list[str] = field(default_factory=list)
+
+    def argv(self) -> list[str]:
+        cmd = [sys.executable, "-m", "lm_eval", "run", "--model", self.model, "--tasks", self.tasks,
+               "--batch_size", self.batch_size]
+        if self.model_args:
+            cmd += ["--model_args", self.model_args]
+        if self.device:
+            cmd += ["--device", self.device]
+        if self.limit is not None:
+            cmd += ["--limit", f"{int(self.limit)}" if float(self.limit).is_integer() else str(self.limit)]
+        if self.num_fewshot is not None:
+            cmd += ["--num_fewshot", str(self.num_fewshot)]
+        if self.apply_chat_template:
+            cmd += ["--apply_chat_template"]
+        if self.output_path is not None:
+            cmd += ["--output_path", str(self.output_path)]
+        if self.log_samples:
+            cmd += ["--log_samples"]
+        if self.include_path is not None:
+            cmd += ["--include_path", str(self.include_path)]
+        return cmd + list(self.extra)
+
+
+def offline_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a run that needs nothing from a hub (the prepared default model)."""
+    env = dict(os.environ if base is None else base)
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        env.setdefault(var, "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env

@@ -1,0 +1,171 @@
+"""The committed tasks/ folder: equal to the generator's output, and loadable by the harness."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from termnorm_eval.harness import taskgen
+from termnorm_eval.splits import store
+from termnorm_eval.terminologies import BUILTIN, SPLITS
+
+EXPECTED_TASKS = sorted(
+    f"termnorm_{key}_{d}_{s}"
+    for key, dirs in {
+        "go": ("term2id", "id2term"),
+        "hpo": ("term2id", "id2term"),
+        "gene": ("name2symbol", "symbol2name", "name2id", "id2name", "protein2symbol"),
+    }.items()
+    for d in dirs
+    for s in ("train", "val")
+)
+EXPECTED_GROUPS = ["termnorm", "termnorm-gene", "termnorm-go", "termnorm-hpo", "termnorm-train",
+                   "termnorm-val"]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
+
+
+def _yaml(path: Path) -> dict:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+
+
+def test_committed_tasks_equal_generator_output(repo_root: Path) -> None:
+    folder = repo_root / "tasks"
+    expected = taskgen.render_task_family(BUILTIN.values(), out_dir=folder)
+    committed = {p.name for p in folder.iterdir()
+                 if p.is_file() and (p.suffix in {".yaml", ".py"} or p.name == taskgen.TEMPLATE_FILE)}
+    assert committed - {"_generate_configs.py", "__init__.py"} == set(expected), (
+        "tasks/ differs from the generator: run `python tasks/_generate_configs.py`")
+    for name, text in expected.items():
+        assert (folder / name).read_text(encoding="utf-8") == text, (
+            f"tasks/{name} differs from the generator: run `python tasks/_generate_configs.py`")
+
+
+def test_no_absolute_paths_in_committed_files(repo_root: Path) -> None:
+    for path in (repo_root / "tasks").iterdir():
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert str(repo_root) not in text and "/root/" not in text and "/home/" not in text, path
+
+
+def test_leaves_and_groups(repo_root: Path) -> None:
+    folder = repo_root / "tasks"
+    leaves = {p.stem: _yaml(p) for p in folder.glob("termnorm_*.yaml")}
+    assert sorted(leaves) == EXPECTED_TASKS
+    for name, cfg in leaves.items():
+        assert cfg["task"] == name and cfg["include"] == taskgen.TEMPLATE_FILE
+        assert cfg["test_split"] == name.rsplit("_", 1)[1]
+        gen = cfg["generation_kwargs"]
+        assert gen["until"][0] == "\n" and gen["do_sample"] is False
+        assert gen["max_gen_toks"] == (48 if name.split("_")[2].endswith(("2term", "2name")) else 24)
+    groups = {cfg["group"]: cfg for p in folder.glob("_group_*.yaml") if (cfg := _yaml(p))}
+    assert sorted(groups) == EXPECTED_GROUPS
+    assert groups["termnorm"]["task"] == ["termnorm-go", "termnorm-hpo", "termnorm-gene"]
+    assert sorted(groups["termnorm-train"]["task"]) == [t for t in EXPECTED_TASKS if t.endswith("_train")]
+    assert sorted(groups["termnorm-gene"]["task"]) == [t for t in EXPECTED_TASKS if "_gene_" in t]
+    for cfg in groups.values():
+        assert [m["metric"] for m in cfg["aggregate_metric_list"]] == list(taskgen.METRICS)
+        assert all(m["weight_by_size"] is False for m in cfg["aggregate_metric_list"])
+    template = _yaml(folder / taskgen.TEMPLATE_FILE)
+    assert template["fewshot_split"] == "train" and template["target_delimiter"] == " "
+    assert [f["name"] for f in template["filter_list"]] == ["extract"]
+    assert all(m["higher_is_better"] is True for m in template["metric_list"])
+
+
+@pytest.fixture(scope="module")
+def loaded(repo_root: Path) -> dict:
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(include_path=str(repo_root / "tasks"), include_defaults=False)
+    assert tm.match_tasks(["termnorm_*"]) == EXPECTED_TASKS  # the wildcard matches tasks only
+    assert sorted(tm.all_groups) == EXPECTED_GROUPS
+    return tm.load(["termnorm"])
+
+
+def test_docs_follow_store_order_and_skip_inapplicable_records(loaded: dict) -> None:
+    tasks = loaded["tasks"]
+    assert sorted(tasks) == EXPECTED_TASKS
+    for name, task in tasks.items():
+        _, key, direction, split = name.split("_")
+        d = BUILTIN[key].direction(direction)
+        records = [r for r in store.load_records(key, split) if d.applies_to(r)]
+        docs = list(task.test_docs())
+        assert [doc["item_id"] for doc in docs] == [r["id"] for r in records]
+        assert [doc["answer"] for doc in docs[:5]] == [d.answer(r) for r in records[:5]]
+        assert {doc["stratum"] for doc in docs} == set(store.STRATA)
+        assert len(task.fewshot_docs()) == sum(
+            d.applies_to(r) for r in store.load_records(key, "train"))
+    protein = tasks["termnorm_gene_protein2symbol_val"]
+    all_genes = store.load_records("gene", "val")
+    assert len(protein.test_docs()) == sum(bool(r.get("protein_name")) for r in all_genes) < len(all_genes)
+
+
+def test_prompt_text_and_target(loaded: dict) -> None:
+    task = loaded["tasks"]["termnorm_hpo_term2id_val"]
+    doc = task.test_docs()[0]
+    rec = store.load_records("hpo", "val")[0]
+    assert task.doc_to_text(doc) == (
+        f'What is the HPO identifier for the HPO term "{rec["name"]}"? '
+        "Answer with the HPO identifier only, e.g. HP:1234567.\nAnswer:")
+    assert task.doc_to_target(doc) == rec["id"]
+    assert task.config.fewshot_split == "train" and task.config.test_split == "val"
+
+
+def test_fewshot_never_shows_the_doc_itself_or_held_out_docs(loaded: dict) -> None:
+    train_task = loaded["tasks"]["termnorm_go_term2id_train"]
+    val_task = loaded["tasks"]["termnorm_go_term2id_val"]
+    train_ids = {r["id"] for r in store.load_records("go", "train")}
+    val_names = {r["name"] for r in store.load_records("go", "val")}
+    for task in (train_task, val_task):
+        for doc in list(task.test_docs())[:5]:
+            ctx = task.fewshot_context(doc, num_fewshot=5)
+            shots = ctx.split("\n\n")[:-1]
+            assert len(shots) == 5 and ctx.endswith(doc["input"])
+            for shot in shots:
+                assert shot.rsplit("\nAnswer: ", 1)[1] in train_ids
+                assert doc["answer"] not in shot  # never the doc's own answer
+                assert not any(f'"{n}"' in shot for n in val_names)
+
+
+def test_generator_writes_a_new_ontology_family(tmp_path: Path, repo_root: Path) -> None:
+    """What add-ontology does: a new terminology, its own data folder, relative paths only."""
+    from lm_eval.tasks import TaskManager
+
+    from termnorm_eval.terminologies import ontology_terminology
+
+    term = ontology_terminology("goslim", "GO", "GO", r"\d{7}", description="test family")
+    data = tmp_path / "data"
+    for split in SPLITS:  # real records, re-labelled as the new ontology
+        (data / "goslim").mkdir(parents=True, exist_ok=True)
+        shutil.copy(store.split_path("go", split), data / "goslim" / f"{split}.jsonl")
+    (data / "manifest.json").write_text(json.dumps(
+        {"terminologies": {"goslim": {"spec": term.to_dict()}}}), encoding="utf-8")
+    out = tmp_path / "tasks"
+    (out / "termnorm_goslim_obsolete_val.yaml").parent.mkdir(parents=True)
+    (out / "termnorm_goslim_obsolete_val.yaml").write_text(f"# {taskgen.GENERATED_MARK}\ntask: x\n")
+    (out / "mine.yaml").write_text("task: mine\n")
+    written = taskgen.write_task_family([term], out, data_dir=data, umbrella=None)
+    names = sorted(p.name for p in written)
+    assert "_group_termnorm-goslim.yaml" in names and "_group_termnorm.yaml" not in names
+    assert not (out / "termnorm_goslim_obsolete_val.yaml").exists()  # stale generated leaf removed
+    assert (out / "mine.yaml").exists()  # other files untouched
+    utils_text = (out / "utils.py").read_text()
+    assert str(tmp_path) not in utils_text and '"../data"' in utils_text
+
+    moved = tmp_path / "moved"  # the folder pair can move: the data path is relative
+    shutil.copytree(tmp_path, moved, ignore=shutil.ignore_patterns("moved"))
+    tm = TaskManager(include_path=str(moved / "tasks"), include_defaults=False)
+    assert tm.match_tasks(["termnorm_*"]) == ["termnorm_goslim_id2term_train", "termnorm_goslim_id2term_val",
+                                              "termnorm_goslim_term2id_train", "termnorm_goslim_term2id_val"]
+    task = tm.load(["termnorm-goslim"])["tasks"]["termnorm_goslim_term2id_val"]
+    doc = task.test_docs()[0]
+    assert doc["terminology"] == "goslim" and doc["item_id"] == store.load_records("go", "val")[0]["id"]
