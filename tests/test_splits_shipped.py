@@ -1,0 +1,236 @@
+"""The splits shipped in the package: every promise of the data card, checked on the real files.
+
+The checks here are written independently of the build code (plain loops over the shipped JSON and
+the mirrored source releases), so a bug in the builder cannot hide behind itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from termnorm_eval.sources import mirrors
+from termnorm_eval.splits import store
+from termnorm_eval.terminologies import BUILTIN, SPLITS
+
+KEYS = ("gene", "go", "hpo")
+ONTOLOGY_FIELDS = {"id", "name", "synonyms", "alt_ids", "popularity", "bin", "aspect"}
+GENE_FIELDS = ONTOLOGY_FIELDS | {"symbol", "protein_name", "prev_symbols", "alias_symbols", "prev_names",
+                                 "alias_names"}
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return store.read_manifest()
+
+
+def _records(key: str, split: str) -> list[dict]:
+    return store.load_records(key, split)
+
+
+def test_manifest_layout(manifest: dict) -> None:
+    assert manifest["parameters"] == {"bins": 20, "per_bin": 30, "seed": 0}
+    assert sorted(manifest["terminologies"]) == list(KEYS)
+    assert store.available() == list(KEYS)
+    for key, t in manifest["terminologies"].items():
+        assert t["spec"] == BUILTIN[key].to_dict()
+        assert store.terminology(key, store.shipped_data_dir()) == BUILTIN[key]
+        assert t["counts"] == {"train": 600, "val": 600}
+        assert [b["bin"] for b in t["bins"]] == list(range(20))
+        assert all(b["train"] == b["val"] == 30 for b in t["bins"])
+        assert sum(b["candidates"] for b in t["bins"]) == t["candidates"]
+    assert "timestamp" not in json.dumps(manifest).lower()
+
+
+def test_sources_are_the_pinned_releases(manifest: dict) -> None:
+    expected_versions = {
+        "go.obo": "releases/2019-01-27",
+        "goa_human.gaf.gz": "2019-01-14 09:47",
+        "hp.obo": "hp/releases/2025-01-16",
+        "phenotype.hpoa": "2025-01-16",
+        "hgnc_complete_set.txt": None,  # HGNC's TSV has no release tag
+    }
+    assert set(manifest["sources"]) == set(expected_versions)
+    for name, src in manifest["sources"].items():
+        _, provenance = mirrors.extract(name)
+        assert src["sha256"] == provenance["sha256"], name
+        assert (src["package"], src["version"], src["member"]) == (
+            provenance["package"], provenance["version"], provenance["member"])
+        assert src["data_version"] == expected_versions[name]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_files_are_canonical_json_lines_sorted_by_id(key: str) -> None:
+    for split in SPLITS:
+        path = store.split_path(key, split)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines]
+        assert [json.dumps(r, sort_keys=True, ensure_ascii=False) for r in records] == lines
+        ids = [r["id"] for r in records]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids) == 600
+        fields = GENE_FIELDS if key == "gene" else ONTOLOGY_FIELDS
+        assert all(set(r) == fields for r in records)
+        prefix = BUILTIN[key].id_prefix + ":"
+        assert all(r["id"].startswith(prefix) and r["name"] for r in records)
+        assert all(BUILTIN[key].id_regex.fullmatch(r["id"]) for r in records)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_balanced_bins(key: str, manifest: dict) -> None:
+    both = _records(key, "train") + _records(key, "val")
+    for split in SPLITS:
+        per_bin = defaultdict(int)
+        for r in _records(key, split):
+            per_bin[r["bin"]] += 1
+        assert dict(per_bin) == {b: 30 for b in range(20)}
+    # bins follow popularity: a record in a higher bin is never less popular
+    ordered = sorted(both, key=lambda r: r["bin"])
+    for lo, hi in zip(ordered, ordered[1:], strict=False):
+        assert lo["popularity"] <= hi["popularity"] or lo["bin"] == hi["bin"]
+    for b in manifest["terminologies"][key]["bins"]:
+        in_bin = [r["popularity"] for r in both if r["bin"] == b["bin"]]
+        assert b["popularity_min"] <= min(in_bin) and max(in_bin) <= b["popularity_max"]
+
+
+def test_go_balanced_across_aspects(manifest: dict) -> None:
+    bins = manifest["terminologies"]["go"]["bins"]
+    for split in SPLITS:
+        counts: dict[tuple[int, str], int] = defaultdict(int)
+        for r in _records("go", split):
+            counts[r["bin"], r["aspect"]] += 1
+        for b in bins:
+            assert {a: counts[b["bin"], a] for a in ("BP", "CC", "MF")} == b["per_split_by_stratum"]
+            assert sorted(b["per_split_by_stratum"].values()) == [10, 10, 10]
+    assert all(r["aspect"] is None for k in ("hpo", "gene") for s in SPLITS for r in _records(k, s))
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_no_leakage_between_train_and_val(key: str) -> None:
+    def ids(r: dict) -> set[str]:
+        return {r["id"], *r["alt_ids"]}
+
+    def names(r: dict) -> set[str]:
+        out = {r["name"], *r["synonyms"]}
+        if key == "gene":
+            out |= {r["symbol"], r["protein_name"]} - {None}
+        return {n.casefold() for n in out}
+
+    train, val = _records(key, "train"), _records(key, "val")
+    assert not set().union(*map(ids, train)) & set().union(*map(ids, val))
+    assert not set().union(*map(names, train)) & set().union(*map(names, val))
+    # and within the whole build no name points at two concepts
+    owner: dict[str, str] = {}
+    for r in train + val:
+        for n in names(r):
+            assert owner.setdefault(n, r["id"]) == r["id"], n
+
+
+# --- against the source releases -----------------------------------------------------------------
+
+def _obo_terms(path: Path) -> dict[str, dict]:
+    """A deliberately naive OBO read (independent of the package's readers)."""
+    terms: dict[str, dict] = {}
+    cur: dict | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("["):
+            cur = {"synonyms": [], "alt_ids": [], "obsolete": False} if line == "[Term]" else None
+        elif cur is not None and ": " in line:
+            tag, value = line.split(": ", 1)
+            if tag == "id":
+                terms[value] = cur
+            elif tag == "name":
+                cur["name"] = value
+            elif tag == "alt_id":
+                cur["alt_ids"].append(value)
+            elif tag == "is_obsolete":
+                cur["obsolete"] = value == "true"
+            elif tag == "namespace":
+                cur["namespace"] = value
+            elif tag == "synonym" and value.split('" ', 1)[1].startswith("EXACT"):
+                cur["synonyms"].append(value[1:].split('" ', 1)[0].replace('\\"', '"'))
+    return terms
+
+
+def _check_ontology(key: str, terms: dict[str, dict], annotated: dict[str, set[str]]) -> None:
+    live = {i: t for i, t in terms.items() if not t["obsolete"] and t.get("name")}
+    users: dict[str, set[str]] = defaultdict(set)
+    for i, t in live.items():
+        for s in (t["name"], *t["synonyms"]):
+            users[s.casefold()].add(i)
+    for split in SPLITS:
+        for r in _records(key, split):
+            t = live[r["id"]]  # KeyError: obsolete or unknown
+            assert r["name"] == t["name"]
+            assert users[r["name"].casefold()] == {r["id"]}, f"ambiguous name {r['name']}"
+            assert set(r["synonyms"]) <= set(t["synonyms"])
+            assert sorted(r["alt_ids"]) == sorted(t["alt_ids"])
+            genes = set().union(*(annotated.get(i, set()) for i in (r["id"], *r["alt_ids"])))
+            assert r["popularity"] == len(genes), r["id"]
+
+
+def test_hpo_records_match_the_release() -> None:
+    terms = _obo_terms(mirrors.extract("hp.obo")[0])
+    diseases: dict[str, set[str]] = defaultdict(set)
+    with mirrors.extract("phenotype.hpoa")[0].open(encoding="utf-8") as fh:
+        for row in csv.reader((line for line in fh if not line.startswith("#")), delimiter="\t"):
+            if row[0] != "database_id" and row[2] != "NOT":
+                diseases[row[3]].add(row[0])
+    _check_ontology("hpo", terms, diseases)
+
+
+def _gaf_rows():
+    with gzip.open(mirrors.extract("goa_human.gaf.gz")[0], "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if not line.startswith("!"):
+                cols = line.rstrip("\n").split("\t")
+                if "NOT" not in cols[3].split("|"):
+                    yield cols
+
+
+@pytest.mark.slow
+def test_go_records_match_the_release() -> None:
+    terms = _obo_terms(mirrors.extract("go.obo")[0])
+    genes: dict[str, set[str]] = defaultdict(set)
+    for cols in _gaf_rows():
+        genes[cols[4]].add(cols[2])
+    _check_ontology("go", terms, genes)
+    aspects = {"biological_process": "BP", "molecular_function": "MF", "cellular_component": "CC"}
+    for split in SPLITS:
+        assert all(r["aspect"] == aspects[terms[r["id"]]["namespace"]] for r in _records("go", split))
+
+
+def test_gene_records_match_hgnc_and_gaf() -> None:
+    with mirrors.extract("hgnc_complete_set.txt")[0].open(encoding="utf-8") as fh:
+        rows = {r["HGNC ID"]: r for r in csv.DictReader(fh, delimiter="\t")}
+    by_acc: dict[str, dict] = defaultdict(lambda: {"pmids": set(), "names": defaultdict(int)})
+    symbol_pmids: dict[str, set[str]] = defaultdict(set)
+    for cols in _gaf_rows():
+        acc = by_acc[cols[1]]
+        pmids = {x for x in cols[5].split("|") if x.startswith("PMID:")}
+        acc["pmids"] |= pmids
+        symbol_pmids[cols[2]] |= pmids
+        if cols[9]:
+            acc["names"][cols[9]] += 1
+    for split in SPLITS:
+        for r in _records("gene", split):
+            row = rows[r["id"]]
+            assert row["Status"] == "Approved" and row["Locus type"] == "gene with protein product"
+            assert (r["symbol"], r["name"]) == (row["Approved symbol"], row["Approved name"])
+            assert r["alias_symbols"] == [s.strip() for s in row["Alias symbols"].split(",") if s.strip()]
+            assert r["prev_symbols"] == [s.strip() for s in row["Previous symbols"].split(",") if s.strip()]
+            assert r["synonyms"] == r["alt_ids"] == r["prev_names"] == r["alias_names"] == []
+            accs = [a.strip() for a in row["UniProt ID(supplied by UniProt)"].split(",") if a.strip()]
+            pmids = set(symbol_pmids.get(r["symbol"], set()))
+            for a in accs:
+                pmids |= by_acc[a]["pmids"] if a in by_acc else set()
+            assert r["popularity"] == len(pmids), r["id"]
+            if r["protein_name"] is not None:
+                assert any(r["protein_name"] in by_acc[a]["names"] for a in accs if a in by_acc) or not accs
+    tp53 = rows["HGNC:11998"]
+    assert tp53["Approved name"] == "tumor protein p53"
+    assert sum(r["protein_name"] is not None for s in SPLITS for r in _records("gene", s)) > 1000
