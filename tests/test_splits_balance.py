@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from termnorm_eval.errors import TermnormError
@@ -15,7 +17,7 @@ def _ids(n: int) -> list[str]:
 def test_bin_ranges_cover_everything_once() -> None:
     ranges = bin_ranges(103, 20)
     assert ranges[0][0] == 0 and ranges[-1][1] == 103
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     assert {hi - lo for lo, hi in ranges} == {5, 6}
 
 
@@ -61,7 +63,7 @@ def test_strata_balanced_and_short_stratum_filled_from_others() -> None:
 
 def test_even_strata_get_equal_shares() -> None:
     ids = _ids(600)
-    strata = {i: "BP MF CC".split()[n % 3] for n, i in enumerate(ids)}
+    strata = {i: ["BP", "MF", "CC"][n % 3] for n, i in enumerate(ids)}
     split = balanced_sample(ids, dict.fromkeys(ids, 1), bins=2, per_bin=30, seed=0, strata=strata)
     assert all(b["per_split_by_stratum"] == {"BP": 10, "CC": 10, "MF": 10} for b in split.bins)
 
