@@ -8,6 +8,7 @@ copies that provenance into the split manifest.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import tempfile
@@ -80,7 +81,7 @@ def download(url: str, target: Path, hook: ProgressHook | None = None, timeout: 
     digest = hashlib.sha256()
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "termnorm-eval"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp, os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             total_n = int(total) if total and total.isdigit() else None
             done = 0
@@ -96,9 +97,12 @@ def download(url: str, target: Path, hook: ProgressHook | None = None, timeout: 
     except urllib.error.HTTPError as e:
         tmp.unlink(missing_ok=True)
         raise TermnormError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError) as e:
+    except TermnormError:
         tmp.unlink(missing_ok=True)
-        reason = getattr(e, "reason", e)
+        raise
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
         raise TermnormError(f"{url}: download failed ({reason})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
