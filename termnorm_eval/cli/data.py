@@ -57,7 +57,7 @@ def fetch(
         )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), console=_console(stderr=True)) as bar:
+                      TransferSpeedColumn(), console=_console(stderr=True), transient=True) as bar:
             tasks: dict[str, int] = {}
 
             def hook(name: str, done: int, total: int | None) -> None:
@@ -102,8 +102,9 @@ def build(
     if holds_build(out) and not force:  # fail before minutes of work, not after
         raise TermnormError(f"{out}: already holds a build (use --force to replace it)")
     console = _console(stderr=True)
+    # transient: the bar vanishes when done (or failed), leaving the summary or the one-line error
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console) as bar, warnings.catch_warnings():
+                  console=console, transient=True) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reader warnings are collected and printed below
         task = bar.add_task("starting", total=None)
         built, srcs, warns = build_splits(
@@ -117,7 +118,7 @@ def build(
         card = render_data_card(manifest_for(built, parameters, srcs))
         write_build(out, built, parameters, srcs, force=force, extra_files={"DATA_CARD.md": card})
     for w in warns:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)  # no wrapping: file:line stays whole
     _summary_table(out)
 
 
