@@ -106,27 +106,43 @@ def source_provenance(path: Path, data_version: str | None, digest: str | None =
     return info
 
 
-def _sample(
-    key: str, cands: Candidates, bins: int, per_bin: int, seed: int, strata: bool
+def sample_terminology(
+    spec: Terminology,
+    cands: Candidates,
+    bins: int = 20,
+    per_bin: int = 30,
+    seed: int = 0,
+    strata: bool = False,
+    popularity: str = "",
 ) -> BuiltTerminology:
-    spec = BUILTIN[key]
+    """Balanced train/val records for one terminology, checked for leakage (reusable by add-ontology).
+
+    ``strata`` balances each bin over the records' ``aspect``; ``popularity`` says in words what the
+    popularity number counts (it goes into the manifest and the data card).
+    """
     split = balanced_sample(
         list(cands.records), cands.popularity, bins=bins, per_bin=per_bin, seed=seed,
-        strata=cands.strata() if strata else None, label=key,
+        strata=cands.strata() if strata else None, label=spec.key,
     )
     out: dict[str, list[dict[str, Any]]] = {}
     for name, chosen in (("train", split.train), ("val", split.val)):
         out[name] = [{**cands.records[i], "bin": b} for i, b in sorted(chosen.items())]
     gene = spec.extra.get("kind") == "gene"
-    check_split(key, out["train"], out["val"], gene=gene, id_prefix=spec.id_prefix)
+    check_split(spec.key, out["train"], out["val"], gene=gene, id_prefix=spec.id_prefix)
     stats = {
         "candidates": len(cands.records),
         "excluded": dict(sorted(cands.excluded.items())),
         "notes": dict(sorted(cands.notes.items())),
-        "popularity": POPULARITY[key],
+        "popularity": popularity or POPULARITY.get(spec.key, ""),
         "bins": split.bins,
     }
     return BuiltTerminology(spec, out["train"], out["val"], stats)
+
+
+def _sample(
+    key: str, cands: Candidates, bins: int, per_bin: int, seed: int, strata: bool
+) -> BuiltTerminology:
+    return sample_terminology(BUILTIN[key], cands, bins, per_bin, seed, strata, POPULARITY[key])
 
 
 def _tables_job(
