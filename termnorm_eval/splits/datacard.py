@@ -72,6 +72,20 @@ def _sources_table(sources: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _terminology_facts(key: str, t: dict[str, Any]) -> list[str]:
+    bins = t.get("bins", [])
+    zero = sum(1 for b in bins if b["popularity_max"] == 0)
+    top = bins[-1]["popularity_max"] if bins else 0
+    excluded = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t.get("excluded", {}).items()) or "none"
+    notes = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t.get("notes", {}).items()) or "none"
+    return [
+        f"**{key}** — popularity: {t.get('popularity', '')}. {zero} of {len(bins)} bins hold only "
+        f"popularity 0; the top bin reaches {top}. Excluded: {excluded}. Fields left out of kept "
+        f"records: {notes}.",
+        "",
+    ]
+
+
 def render_data_card(manifest: dict[str, Any]) -> str:
     p = manifest["parameters"]
     out = [
@@ -93,9 +107,17 @@ def render_data_card(manifest: dict[str, Any]) -> str:
     for key, t in manifest["terminologies"].items():
         out.append(f"| {key} ({t['spec']['description']}) | {t['candidates']} | {t['counts']['train']} | "
                    f"{t['counts']['val']} |")
-    out += ["", "## Source releases", "", *_sources_table(manifest["sources"]), ""]
-    out += ["HGNC's TSV carries no release tag; its provenance is the pinned mirror above (or the "
-            "download date of `termnorm data fetch --official`).", "", DEFINITIONS, LICENCES]
+    out.append("")
+    for key, t in manifest["terminologies"].items():
+        out += _terminology_facts(key, t)
+    out += ["## Source releases", "", *_sources_table(manifest["sources"]), ""]
+    out += ["HGNC's custom-download TSV carries no release tag: its provenance is the mirror above. For "
+            "the official `hgnc_complete_set.txt` the latest `date_modified` is recorded instead.",
+            "",
+            "Vintages differ: gene popularity and UniProt protein names come from the 2019 GAF while the "
+            "gene table is from 2024 (joined by UniProt accession, then symbol), so genes named or "
+            "annotated after January 2019 have popularity 0 and often no protein name.",
+            "", DEFINITIONS, LICENCES]
     out += [
         "## Rebuilding",
         "",
