@@ -59,6 +59,8 @@ def test_cli_with_annotations_reports_the_bins(tmp_path: Path, capsys: pytest.Ca
     text = capsys.readouterr().out
     assert "(pairs format, 144235 rows)" in text
     assert "20 bins x (30 train + 30 val)" in text
+    assert "note      14 of 20 bins hold only unannotated terms" in text
+    assert "distinct values of column 1 (the annotated things) per term id (column 2)" in text
     assert "NONE" not in text
 
 

@@ -109,6 +109,9 @@ def add_ontology_command(
         console.print(f"popularity {result.popularity}")
         console.print(f"          {result.bins} bins x ({c['train'] // result.bins} train + "
                       f"{c['val'] // result.bins} val)")
+        if result.unannotated_bins:
+            console.print(f"note      {result.unannotated_bins} of {result.bins} bins hold only unannotated "
+                          "terms (popularity 0): the annotations cover few of the ontology's terms")
     console.print(f"wrote     {out}/")
     console.print(f"          manifest.json, {result.name}/train.jsonl ({c['train']}), "
                   f"{result.name}/val.jsonl ({c['val']})")

@@ -91,6 +91,7 @@ class AddOntologyResult:
     prefix_counts: dict[str, int]  # prefix -> [Term] ids in the file
     parser: str  # pronto or tolerant
     annotation_format: str | None = None  # gaf, hpoa, tsv, pairs; None without annotations
+    unannotated_bins: int = 0  # with annotations: bins whose terms all have popularity 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -399,4 +400,5 @@ def add_ontology(
         group=group_name(name), popularity=popularity, bins=1 if uniform else bins,
         counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
         parser=obo.parser, annotation_format=ann.format if ann else None, warnings=list(obo.warnings),
+        unannotated_bins=0 if uniform else sum(1 for b in split.bins if b["popularity_max"] == 0),
     )

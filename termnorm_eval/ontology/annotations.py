@@ -199,6 +199,8 @@ def _read_pairs(path: Path, prefix: str) -> Annotations:
         things[term].add(thing)
     if term_col is None:
         raise TermnormError(f"{path}: no column holds {prefix}: ids (format pairs)")
+    out.description = (f"distinct values of column {thing_col + 1} (the annotated things) per term id "
+                       f"(column {term_col + 1}) or one of its alt_ids, one annotation per row")
     out.things = dict(things)
     return out
 
