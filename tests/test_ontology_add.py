@@ -336,6 +336,20 @@ def test_source_url_not_found(tmp_path: Path, served: str) -> None:
     assert _leftovers(tmp_path) == []  # not even the parent folders it had to create
 
 
+def test_gzipped_source(tmp_path: Path, cl_obo: Path, cl_out: AddOntologyResult) -> None:
+    import gzip
+
+    gz = tmp_path / "cl.obo.gz"
+    gz.write_bytes(gzip.compress(cl_obo.read_bytes()))
+    r = add_ontology(gz, name="cl", out=tmp_path / "out")
+    assert r.train_file.read_bytes() == cl_out.train_file.read_bytes()
+    broken = tmp_path / "cut.obo.gz"
+    broken.write_bytes(gz.read_bytes()[:5000])
+    with pytest.raises(TermnormError, match=r"cut\.obo\.gz: broken gzip file"):
+        add_ontology(broken, name="cl", out=tmp_path / "out2")
+    assert _leftovers(tmp_path) == ["cl.obo.gz", "cut.obo.gz", "out"]
+
+
 def test_unsupported_scheme(tmp_path: Path) -> None:
     with pytest.raises(TermnormError, match="only http:// and https://"):
         add_ontology("ftp://example.org/cl.obo", name="cl", out=tmp_path / "out")

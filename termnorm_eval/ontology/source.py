@@ -1,7 +1,10 @@
-"""The SOURCE argument of add-ontology: a local OBO file or an http(s) URL downloaded first."""
+"""The SOURCE argument of add-ontology: a local OBO file or an http(s) URL downloaded first
+(either may be gzip-compressed)."""
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -31,7 +34,7 @@ def resolve_source(source: str | Path, workdir: Path, hook: ProgressHook | None 
         url = str(source)
         target = workdir / url_file_name(url)
         digest = download(url, target, hook)
-        return target, {"url": url, "sha256": digest}
+        return _gunzipped(target, workdir), {"url": url, "sha256": digest}
     text = str(source)
     if "://" in text:
         raise TermnormError(f"{text}: only http:// and https:// addresses can be downloaded")
@@ -40,4 +43,20 @@ def resolve_source(source: str | Path, workdir: Path, hook: ProgressHook | None 
         raise TermnormError(f"{path}: file not found")
     if not path.is_file():
         raise TermnormError(f"{path}: not a regular file")
-    return path, {"path": str(path.resolve()), "sha256": sha256_file(path)}
+    return _gunzipped(path, workdir), {"path": str(path.resolve()), "sha256": sha256_file(path)}
+
+
+def _gunzipped(path: Path, workdir: Path) -> Path:
+    """A gzip-compressed OBO (``cl.obo.gz``) is unpacked into ``workdir``; others are used as they are."""
+    with path.open("rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return path
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name + ".obo"
+    target = workdir / "unpacked" / name
+    target.parent.mkdir(exist_ok=True)
+    try:
+        with gzip.open(path, "rb") as src, target.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except (OSError, EOFError) as e:
+        raise TermnormError(f"{path}: broken gzip file ({type(e).__name__}: {e})") from None
+    return target
