@@ -106,3 +106,20 @@ def test_worked_example_through_lm_eval_cli(tmp_path: Path, tiny_model: Path) ->
     first = json.loads((out / "cl" / "val.jsonl").read_text().splitlines()[0])
     assert first["id"].startswith("CL:")
     assert res["configs"]["termnorm_cl_term2id_val"]["dataset_kwargs"]["terminology"] == "cl"
+
+
+def test_cli_choices_match_the_readers() -> None:
+    from termnorm_eval.cli.ontology import AnnotationFormat
+    from termnorm_eval.ontology import ANNOTATION_FORMATS
+
+    assert tuple(f.value for f in AnnotationFormat) == ANNOTATION_FORMATS
+
+
+def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cl, _ = extract("cl.obo")
+    for extra in (["--annotation-format", "csv"], ["--per-bin", "0"]):
+        with pytest.raises(SystemExit) as e:
+            main(["add-ontology", str(cl), "--name", "cl", "--out", str(tmp_path / "x"), *extra])
+        assert e.value.code == 2
+    assert "is not one of" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+class AnnotationFormat(str, Enum):  # the same names as ontology.annotations.FORMATS (a test checks)
+    auto = "auto"
+    gaf = "gaf"
+    hpoa = "hpoa"
+    tsv = "tsv"
+    pairs = "pairs"
+
 
 _S = "Splits"
 _A = "Annotations (popularity)"
@@ -36,12 +46,13 @@ def add_ontology_command(
         help="Annotation file for popularity: GAF, HPOA, id<TAB>count TSV or thing<TAB>term pairs. "
         "Without it the splits are a uniform random sample.", rich_help_panel=_A,
         show_default=False)] = None,
-    annotation_format: Annotated[str, typer.Option(
+    annotation_format: Annotated[AnnotationFormat, typer.Option(
         help="auto, gaf, hpoa, tsv (id<TAB>count) or pairs (one annotation per row).",
-        rich_help_panel=_A)] = "auto",
-    bins: Annotated[int, typer.Option(help="Popularity bins (with --annotations).", rich_help_panel=_S)] = 20,
+        rich_help_panel=_A)] = AnnotationFormat.auto,
+    bins: Annotated[int, typer.Option(
+        min=1, help="Popularity bins (with --annotations).", rich_help_panel=_S)] = 20,
     per_bin: Annotated[int, typer.Option(
-        help="Train terms and val terms per bin; without annotations BINS x PER_BIN of each.",
+        min=1, help="Train terms and val terms per bin; without annotations BINS x PER_BIN of each.",
         rich_help_panel=_S)] = 30,
     seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=_S)] = 0,
     include_imported: Annotated[bool, typer.Option(
@@ -56,8 +67,9 @@ def add_ontology_command(
     from termnorm_eval.ontology import PROBLEM_TEXT, add_ontology
 
     err = _console(stderr=True)
-    kwargs = dict(prefix=prefix, label=label, annotations=annotations, annotation_format=annotation_format,
-                  bins=bins, per_bin=per_bin, seed=seed, include_imported=include_imported, force=force)
+    kwargs = dict(prefix=prefix, label=label, annotations=annotations,
+                  annotation_format=annotation_format.value, bins=bins, per_bin=per_bin, seed=seed,
+                  include_imported=include_imported, force=force)
     if source.startswith(("http://", "https://")):
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
