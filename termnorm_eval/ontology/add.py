@@ -368,7 +368,7 @@ def add_ontology(
             from termnorm_eval.sources.mirrors import sha256_file
 
             sources[Path(annotations).name] = {  # type: ignore[arg-type]
-                "role": "annotations", "format": ann.format, "path": str(Path(annotations).resolve()),
+                "role": "annotations", "format": ann.format, "path": str(annotations),  # as given
                 "sha256": sha256_file(Path(annotations)), "data_version": ann.data_version, "rows": ann.rows,
             }
         parameters = {

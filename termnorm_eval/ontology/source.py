@@ -43,7 +43,7 @@ def resolve_source(source: str | Path, workdir: Path, hook: ProgressHook | None 
         raise TermnormError(f"{path}: file not found")
     if not path.is_file():
         raise TermnormError(f"{path}: not a regular file")
-    return _gunzipped(path, workdir), {"path": str(path.resolve()), "sha256": sha256_file(path)}
+    return _gunzipped(path, workdir), {"path": text, "sha256": sha256_file(path)}  # path as given
 
 
 def _gunzipped(path: Path, workdir: Path) -> Path:
