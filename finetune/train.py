@@ -110,10 +110,6 @@ def _sft_config(cfg: FinetuneConfig, backend: str, checkpoint_dir: Path) -> Any:
         kw["warmup_ratio"] = cfg.warmup_ratio
     else:  # transformers 5: a float below 1 is a ratio
         kw["warmup_steps"] = cfg.warmup_ratio
-    if "train_sampling_strategy" in params:  # transformers >= 5
-        kw["train_sampling_strategy"] = "group_by_length" if cfg.group_by_length else "random"
-    else:
-        kw["group_by_length"] = cfg.group_by_length
     # TRL turns bf16 on by default, which a CPU refuses: decide explicitly.
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     kw["bf16"] = bf16
@@ -125,17 +121,24 @@ def _sft_config(cfg: FinetuneConfig, backend: str, checkpoint_dir: Path) -> Any:
         raise TermnormError(f"invalid training settings: {first}") from None
 
 
-def build_trainer(model: Any, tokenizer: Any, tset: TrainingSet, args: Any, callbacks: list[Any]) -> Any:
+def build_trainer(model: Any, tokenizer: Any, tset: TrainingSet, args: Any, callbacks: list[Any],
+                  group_by_length: bool = True) -> Any:
     from datasets import Dataset
-    from trl import SFTTrainer
 
-    return SFTTrainer(
+    from finetune.sampling import trainer_class
+
+    trainer = trainer_class()(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(tset.rows),
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    trainer.group_by_length = group_by_length
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss; no raw log dicts
+    return trainer
 
 
 def check_lengths(trainer: Any, max_seq_length: int) -> dict[str, int]:
@@ -205,13 +208,9 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     model, tokenizer = backend_mod.load(cfg, tokenizer)
     counts = TokenCounts()
     progress = ProgressCallback(counts, show=show_progress)
-    trainer = build_trainer(model, tokenizer, tset, args, [progress])
+    trainer = build_trainer(model, tokenizer, tset, args, [progress], cfg.group_by_length)
     lengths = check_lengths(trainer, cfg.max_seq_length)
     trainer.data_collator = CountingCollator(trainer.data_collator, counts)
-    if show_progress:
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)  # our bar shows the loss; no raw log dicts
     if dist.is_main_process:
         where = f"resuming from {state.resume_from.name}" if state.resume_from else "new run"
         print(f"termnorm-finetune: {backend} backend on {_device()}; {len(tset.pairs)} pairs x "
