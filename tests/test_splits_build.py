@@ -132,12 +132,23 @@ def test_missing_source_file(tmp_path: Path) -> None:
         build_splits(tmp_path / "nowhere", ["hpo"])
 
 
-def test_broken_table_reported_through_worker(sources: Path, tmp_path: Path) -> None:
-    for name in ("hp.obo", "sources.json"):
-        (tmp_path / name).symlink_to(sources / name)
+def test_broken_table_reported_through_worker(tmp_path: Path) -> None:
+    (tmp_path / "hp.obo").write_text("format-version: 1.2\n\n[Term]\nid: HP:0000001\nname: All\n")
     (tmp_path / "phenotype.hpoa").write_text("#version: x\nOMIM:1\tdisease\n", encoding="utf-8")
     with pytest.raises(TermnormError, match=r"phenotype\.hpoa:2: 2 tab-separated columns"):
         build_splits(tmp_path, ["hpo"])
+
+
+def test_failed_worker_process_falls_back_in_process(sources: Path, built, monkeypatch) -> None:
+    from termnorm_eval.splits import tables_worker
+
+    def broken(self):
+        raise RuntimeError("table worker exited with status -9: killed")
+
+    monkeypatch.setattr(tables_worker.TablesWorker, "result", broken)
+    again, _, warns = build_splits(sources, ["hpo"])
+    assert again["hpo"].train == built[0]["hpo"].train
+    assert any("table worker process failed" in w for w in warns)
 
 
 def test_too_many_per_bin_names_the_shortfall(sources: Path) -> None:

@@ -213,7 +213,14 @@ def build_splits(
             versions[role] = obos[key].data_version
             warnings.extend(obos[key].warnings)
         progress("reading annotation tables" + (" and sampling gene" if "gene" in keys else ""))
-        tables = worker.result() if worker else _tables_job(*job)
+        tables = None
+        if worker is not None:
+            try:
+                tables = worker.result()
+            except RuntimeError as e:  # the worker process itself failed: do the work here instead
+                warnings.append(f"table worker process failed, reading the tables in-process ({e})")
+        if tables is None:
+            tables = _tables_job(*job)
     finally:
         if worker is not None:
             worker.cancel()  # no-op when it has finished; kills it when parsing failed

@@ -8,6 +8,7 @@ the command line.
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -27,9 +28,11 @@ class TablesWorker:
         self._out = Path(name)
         with open(fd, "wb"):
             pass
+        # The child imports this package the way the parent did, even from an uninstalled checkout.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "termnorm_eval.splits.tables_worker", str(self._out)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
         )
         assert self._proc.stdin is not None
         self._proc.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
