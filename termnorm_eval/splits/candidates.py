@@ -36,21 +36,21 @@ class Candidates:
 
 
 class _Owners:
-    """Case-folded string -> the one concept using it, or ``None`` once a second concept does."""
+    """Which case-folded strings are used by more than one concept (as name or synonym)."""
 
     def __init__(self, items: Iterable[tuple[str, Iterable[str | None]]]) -> None:
-        owner: dict[str, str | None] = {}
+        owner: dict[str, str] = {}
+        shared: set[str] = set()
         for ident, strings in items:
             for s in strings:
                 if s:
                     k = s.casefold()
-                    prev = owner.setdefault(k, ident)
-                    if prev is not None and prev != ident:
-                        owner[k] = None
-        self._owner = owner
+                    if owner.setdefault(k, ident) != ident:
+                        shared.add(k)
+        self.shared = shared
 
     def unique(self, s: str) -> bool:
-        return self._owner.get(s.casefold(), None) is not None
+        return s.casefold() not in self.shared
 
 
 def annotation_count(term: OboTerm, annotated: Mapping[str, set[str]]) -> int:
@@ -92,13 +92,16 @@ def ontology_candidates(
             excluded["no_aspect"] += 1
             continue
         synonyms = []
-        for s in t.synonyms:
-            if s.casefold() == t.name.casefold():
-                continue
-            if not owners.unique(s):
-                notes["ambiguous_synonyms_dropped"] += 1
-                continue
-            synonyms.append(s)
+        if t.synonyms:
+            folded = t.name.casefold()
+            for s in t.synonyms:
+                k = s.casefold()
+                if k == folded:
+                    continue
+                if k in owners.shared:
+                    notes["ambiguous_synonyms_dropped"] += 1
+                    continue
+                synonyms.append(s)
         records[t.id] = {
             "id": t.id,
             "name": t.name,
