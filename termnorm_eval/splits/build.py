@@ -301,6 +301,8 @@ def write_build(
     An ``out_dir`` that holds a build is replaced only with ``force``; a non-empty folder that is
     not a build is never replaced. The new build is complete on disk before the old one goes.
     """
+    # (spec, train, val, stats) tuples are accepted too
+    built = {k: b if isinstance(b, BuiltTerminology) else BuiltTerminology(*b) for k, b in built.items()}
     out = Path(out_dir)
     if out.exists():
         if not out.is_dir():
