@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import shutil
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -305,9 +306,13 @@ def test_a_failing_run_leaves_nothing_behind(tmp_path: Path, cl_obo: Path, monke
 
 # --- SOURCE as a URL (loopback server only) --------------------------------------------------------
 
-@pytest.fixture()
-def served(cl_obo: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(cl_obo.parent))
+@pytest.fixture(scope="module")
+def served(cl_obo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A loopback HTTP server (127.0.0.1 only) serving cl.obo and a file that is no OBO."""
+    root = tmp_path_factory.mktemp("www")
+    shutil.copy(cl_obo, root / "cl.obo")
+    (root / "notes.json").write_text('{"not": "an ontology"}\n')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -327,7 +332,14 @@ def test_source_url(tmp_path: Path, served: str, cl_out: AddOntologyResult) -> N
     assert seen and seen[-1][1] == seen[-1][2] == 876360  # the whole file, with a known size
     src = json.loads(r.manifest.read_text())["sources"]["cl.obo"]
     assert src["url"] == f"{served}/cl.obo" and "path" not in src
+    assert r.warnings[0].startswith(f"{served}/cl.obo:18306: pronto rejected")
     assert _leftovers(tmp_path) == ["out"]  # the download went into the staging folder, now gone
+
+
+def test_source_url_that_is_no_obo(tmp_path: Path, served: str) -> None:
+    with pytest.raises(TermnormError, match=r"^notes\.json:1: not an OBO file .*\(downloaded from http"):
+        add_ontology(f"{served}/notes.json", name="cl", out=tmp_path / "out")
+    assert _leftovers(tmp_path) == []
 
 
 def test_source_url_not_found(tmp_path: Path, served: str) -> None:

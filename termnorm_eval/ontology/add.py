@@ -297,7 +297,16 @@ def add_ontology(
     done = False
     try:
         path, provenance = resolve_source(source, scratch, download_hook)
-        obo = _read_ontology(path, say)
+        try:
+            obo = _read_ontology(path, say)
+        except TermnormError as e:
+            if not is_url(source):
+                raise
+            # the message names the temporary copy; say where it came from
+            raise TermnormError(f"{str(e).replace(str(path), url_file_name(str(source)))} "
+                                f"(downloaded from {source})") from None
+        if is_url(source):
+            obo.warnings = [w.replace(str(path), str(source)) for w in obo.warnings]
         problems: Counter[str] = Counter(obo.problems)
         if obo.parser != "pronto":
             problems["strict_parser_rejected"] = 1
