@@ -23,6 +23,7 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources import mirrors
 
 READY_MARKER = "termnorm-model.json"  # written last: a folder without it is incomplete
+FORMAT = 2  # bump when the prepared layout changes: older folders are rebuilt
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,11 @@ def prepared_path(key: str = DEFAULT_MODEL) -> Path:
 
 
 def is_prepared(key: str = DEFAULT_MODEL) -> bool:
-    return (prepared_path(key) / READY_MARKER).is_file()
+    marker = prepared_path(key) / READY_MARKER
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
 
 
 def prepare_model(
@@ -97,8 +102,17 @@ def prepare_model(
     except Exception as e:  # a corrupt or truncated GGUF: name the file, keep the cause
         raise TermnormError(f"{gguf_path}: could not load the GGUF model ({e})") from e
 
-    say("rebuilding the model without quantization and saving safetensors")
+    # The GGUF's tokenizer metadata names <|im_start|> as end of sequence; the model config (and
+    # the original release) end turns with <|im_end|>. Generation must stop there, and batching
+    # needs a pad token.
     config = loaded.config
+    eos_id = config.eos_token_id if isinstance(config.eos_token_id, int) else tokenizer.eos_token_id
+    pad_id = config.pad_token_id if isinstance(config.pad_token_id, int) else eos_id
+    tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eos_id)
+    tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
+    tokenizer.clean_up_tokenization_spaces = False  # BPE: cleanup would alter the text
+
+    say("rebuilding the model without quantization and saving safetensors")
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.dtype = torch.float32
@@ -120,7 +134,8 @@ def prepare_model(
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / READY_MARKER).write_text(
-            json.dumps({"model": spec.name, "description": spec.description, "source": provenance},
+            json.dumps({"format": FORMAT, "model": spec.name, "description": spec.description,
+                        "source": provenance},
                        indent=2) + "\n",
             encoding="utf-8",
         )

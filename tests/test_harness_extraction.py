@@ -77,6 +77,11 @@ def test_ten_thousand_characters() -> None:
         ("tp53", "tp53"),  # kept as written; lenient compares case-insensitively
         ("the gene", ""),
         ("HGNC", ""),
+        # real SmolLM2 chat answers: the symbol after "is", never a word echoed from the question
+        ('The official HGNC gene symbol for the human gene "ribosomal protein S28" is RBS28', "RBS28"),
+        ('The official HGNC gene symbol for the human gene "cyclin and CBS domain divalent', ""),
+        ("The HGNC symbol for the gene encoding the protein D-beta-hydroxybutyrate dehydrogenase,", ""),
+        ("The symbol is TP53 (tumor protein p53).", "TP53"),
         ("", ""),
     ],
 )
@@ -96,6 +101,9 @@ def test_gene_symbols(text: str, expected: str) -> None:
         ("**Seizure**", "Seizure"),
         ("Id-1 protein", "Id-1 protein"),  # a name that starts like a prefix is kept
         ("tumor protein p53!", "tumor protein p53"),
+        ("The approved HGNC name of the human gene BDH1 is BDH1.", "BDH1"),  # real SmolLM2 answer
+        ('The name of the HPO term HP:0001250 is "Seizure".', "Seizure"),
+        ("Protein is folded", "Protein is folded"),  # not an explanatory sentence: kept whole
         ("", ""),
         ("  \n ", ""),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def evaluate(
     num_fewshot: Annotated[
         int | None, typer.Option("--num-fewshot", min=0, help="Examples from the training split.")
     ] = None,
-    batch_size: Annotated[str, typer.Option("--batch-size", help="Harness batch size (or auto).")] = "8",
+    batch_size: Annotated[str, typer.Option("--batch-size", help="Harness batch size (or auto).")] = "16",
     device: Annotated[
         str | None, typer.Option("--device", help="torch device (default: cuda:0 if available, else cpu).")
     ] = None,
@@ -100,12 +101,18 @@ def evaluate(
         raise TermnormError("--log-samples needs --output-path")
     if include_path is not None and not include_path.is_dir():
         raise TermnormError(f"--include-path {include_path}: not a folder")
-    env = None
+    env = dict(os.environ)
     if model_args is None:
         if model != "hf":
             raise TermnormError(f"--model {model} needs --model-args (the default model is for hf)")
         model_args = f"pretrained={_prepare('smollm2')},dtype=float32"
-        env = runner.offline_env()
+        env = runner.offline_env(env)
+    device = device or runner.default_device()
+    if device == "cpu" and "OMP_NUM_THREADS" not in env:
+        threads = runner.cpu_threads()
+        env["OMP_NUM_THREADS"] = str(threads)
+        print(f"termnorm: CPU run with {threads} torch thread(s) for the idle cores "
+              "(set OMP_NUM_THREADS to choose)", file=sys.stderr)
     auto = runner.include_path_needed()
     if include_path is not None and auto is not None:
         # The harness takes one include path on its CLI: one folder with both is not possible, so
@@ -116,7 +123,7 @@ def evaluate(
         )
     cmd = runner.EvalCommand(
         model=model, model_args=model_args, tasks=tasks, limit=limit, batch_size=batch_size,
-        device=device or runner.default_device(), num_fewshot=num_fewshot,
+        device=device, num_fewshot=num_fewshot,
         apply_chat_template=apply_chat_template, output_path=output_path, log_samples=log_samples,
         include_path=include_path or auto, extra=extra,
     ).argv()

@@ -7,10 +7,12 @@ Three answer formats, decided by the direction (see ``answer_format``):
   (``GO_0005634``, ``go:0005634``, ``GO: 0005634`` and ``GO0005634`` all become ``GO:0005634``).
   An identifier of another ontology is not an answer.
 * ``symbol`` -- an HGNC gene symbol (TP53, C1orf112, HLA-A). The answer line itself when it is one
-  token, else its first symbol-like token that is not a common word such as HGNC or GENE.
+  token; else, in a sentence "The ... is X.", the symbol X after the last "is"; else the first
+  symbol-like token (2-25 characters, not a common word such as HGNC or GENE) outside quoted
+  echoes of the question.
 * ``name`` -- a term or gene name. The answer line: the first non-empty line (or the first string
   value of a JSON object), without "Answer:"-style prefixes, surrounding quotes or markup, and
-  trailing punctuation.
+  trailing punctuation; of a sentence "The ... is X." only X.
 
 Everything here is pure string work on the response; scoring lives in ``scoring``.
 """
@@ -116,15 +118,64 @@ def _unquote(line: str) -> str:
     return line
 
 
-def extract_symbol(text: str) -> str:
-    """An HGNC gene symbol as written (case kept): the one-token answer line, else the first symbol."""
+# A chatty sentence ("The HGNC symbol of ... is TP53.", 'The name of HP:0001250 is "Seizure".'):
+# the answer follows its last "is". Only sentences that start like an explanation qualify, so
+# names that merely contain "is" are kept whole.
+_SENTENCE = re.compile(r"^(?:the|its|this|that)\b.*\bis\s*:?\s+(?P<answer>\S.*)$", re.IGNORECASE)
+# Quoted spans inside a sentence echo the question (the gene name, the term); an unclosed quote
+# (a sentence cut by max_gen_toks) runs to the end.
+_ECHO = re.compile(r'"[^"]*(?:"|$)|“[^”]*(?:”|$)')
+
+
+def sentence_answer(line: str) -> str | None:
+    """What a "The ... is X." sentence gives as X (unquoted, no trailing punctuation), else None."""
+    m = _SENTENCE.match(line)
+    if not m:
+        return None
+    answer = m.group("answer")
+    for _ in range(3):
+        before = answer
+        answer = _unquote(answer.strip().rstrip(_TRAILING).rstrip())
+        if answer == before:
+            break
+    return answer or None
+
+
+def extract_name(text: str) -> str:
     line = answer_line(text)
-    if len(line) <= _MAX_SYMBOL and _ONE_TOKEN_SYMBOL.fullmatch(line) and line.upper() not in _NOT_SYMBOLS:
-        return line
-    for m in _SYMBOL.finditer(line):
-        if len(m.group(0)) <= _MAX_SYMBOL and m.group(0) not in _NOT_SYMBOLS:
-            return m.group(0)
+    return sentence_answer(line) or line
+
+
+def _is_one_symbol(token: str) -> bool:
+    return (len(token) <= _MAX_SYMBOL and _ONE_TOKEN_SYMBOL.fullmatch(token) is not None
+            and token.upper() not in _NOT_SYMBOLS)
+
+
+def _first_symbol(text: str) -> str:
+    for m in _SYMBOL.finditer(text):
+        sym = m.group(0)
+        if 2 <= len(sym) <= _MAX_SYMBOL and sym not in _NOT_SYMBOLS:
+            return sym
     return ""
+
+
+def extract_symbol(text: str) -> str:
+    """An HGNC gene symbol as written (case kept).
+
+    The answer line when it is one token; else the first symbol after the last "is" of an
+    explanatory sentence; else the first symbol outside quoted echoes of the question.
+    """
+    line = answer_line(text)
+    if _is_one_symbol(line):
+        return line
+    tail = sentence_answer(line)
+    if tail:
+        if _is_one_symbol(tail):
+            return tail
+        found = _first_symbol(_ECHO.sub(" ", tail))
+        if found:
+            return found
+    return _first_symbol(_ECHO.sub(" ", line))
 
 
 def extract(text: str, answer_format: str, id_prefix: str = "", id_local: str = "") -> str:
@@ -138,5 +189,5 @@ def extract(text: str, answer_format: str, id_prefix: str = "", id_local: str = 
     if answer_format == "symbol":
         return extract_symbol(text)
     if answer_format == "name":
-        return answer_line(text)
+        return extract_name(text)
     raise ValueError(f"unknown answer format {answer_format!r} (known: {', '.join(FORMATS)})")

@@ -76,7 +76,7 @@ class EvalCommand:
     model_args: str = ""
     tasks: str = DEFAULT_TASKS
     limit: float | None = None
-    batch_size: str = "8"
+    batch_size: str = "16"
     device: str | None = None
     num_fewshot: int | None = None
     apply_chat_template: bool = False
@@ -105,6 +105,23 @@ class EvalCommand:
         if self.include_path is not None:
             cmd += ["--include_path", str(self.include_path)]
         return cmd + list(self.extra)
+
+
+def cpu_threads() -> int:
+    """torch threads for a CPU run: the cores not already busy (1-minute load average), at least 1.
+
+    Oversubscribed cores make torch's spinning worker threads collide: on this project's 2-core
+    machine under load, 2 threads generated 10x slower than 1 (see the harness notes).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def offline_env(base: dict[str, str] | None = None) -> dict[str, str]:
