@@ -127,13 +127,14 @@ def finetune(
 
     try:
         run(cfg, show_progress=not quiet)
-    except KeyboardInterrupt as e:
-        # click would turn it into "Aborted!" (exit 1); main() explains how to resume instead.
-        raise Interrupted(str(e)) from None
+    except KeyboardInterrupt:
+        # click would turn it into "Aborted!" (exit 1): say how to continue instead.
+        print(INTERRUPTED, file=sys.stderr)
+        raise typer.Exit(130) from None
 
 
-class Interrupted(Exception):
-   "Training was interrupted (Ctrl-C); the last checkpoint stays for --resume."
+INTERRUPTED = ("termnorm-finetune: interrupted; run the same command with --resume to continue from the "
+               "last checkpoint")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,7 +144,6 @@ def main(argv: list[str] | None = None) -> None:
     except TermnormError as e:
         print(f"termnorm-finetune: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (KeyboardInterrupt, Interrupted):
-        print("termnorm-finetune: interrupted; run the same command with --resume to continue from the "
-              "last checkpoint", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
         raise SystemExit(130) from None

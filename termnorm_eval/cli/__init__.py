@@ -32,9 +32,9 @@ def version() -> None:
 
 def _register_all() -> None:
     # Imported here so `termnorm --help` stays fast: heavy imports live inside the commands.
-    from termnorm_eval.cli import alignment, data, evaluate, ontology, report
+    from termnorm_eval.cli import alignment, data, evaluate, finetune, ontology, report
 
-    for module in (data, evaluate, alignment, report, ontology):
+    for module in (data, evaluate, alignment, report, ontology, finetune):
         module.register(app)
 
 
