@@ -183,3 +183,13 @@ def test_not_an_obo_file(tmp_path: Path) -> None:
 def test_obo_header_without_terms(tmp_path: Path) -> None:
     with pytest.raises(TermnormError, match="no \\[Term\\] stanza"):
         read_obo(_write(tmp_path, "format-version: 1.2\ndata-version: x\n"))
+
+
+def test_windows_line_endings_and_byte_order_mark(tmp_path: Path) -> None:
+    text = "\ufeff" + GOOD.replace("\n", "\r\n")
+    r = read_obo(_write(tmp_path, text))
+    assert [(t.id, t.name) for t in r.terms] == [("X:0000001", "first term"), ("X:0000002", "second term")]
+    assert r.terms[0].synonyms == ("premier",)
+    assert r.data_version == "test/1"
+    tolerant = read_obo_tolerant(_write(tmp_path, text, "t2.obo"))
+    assert tolerant.terms == r.terms and tolerant.data_version == "test/1"

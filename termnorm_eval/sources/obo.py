@@ -77,6 +77,7 @@ def _check_looks_like_obo(path: Path, head: bytes) -> None:
     Checked before pronto sees the file: pronto picks a parser by content (it would read OBO-JSON
     or OWL too) and panics on some non-OBO input instead of raising.
     """
+    head = head.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Windows editors)
     for lineno, raw in enumerate(head.split(b"\n")[:-1] or [head], 1):
         line = raw.strip()
         if not line or line.startswith(b"!"):

@@ -26,7 +26,7 @@ def _decode(path: Path) -> str:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise TermnormError(f"{path}:{line}: binary data (NUL byte), not an OBO text file")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # -sig: drop a byte-order mark if there is one
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise TermnormError(f"{path}:{line}: garbled bytes, not UTF-8 text ({e.reason})") from None
