@@ -258,7 +258,8 @@ def popularity_figure(report: Report) -> bytes:
         ax.set_ylabel("strict accuracy %")
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
     fig.suptitle("Accuracy by popularity (solid: train, dashed: held-out)", fontsize=10)
