@@ -279,10 +279,8 @@ def add_ontology(
             nothing is written then.
     """
     from termnorm_eval.harness.taskgen import group_name, task_name, write_task_family
-    from termnorm_eval.splits.balance import balanced_sample
-    from termnorm_eval.splits.build import BuiltTerminology, write_build
+    from termnorm_eval.splits.build import sample_terminology, write_build
     from termnorm_eval.splits.candidates import ontology_candidates
-    from termnorm_eval.splits.checks import check_split
 
     say = progress or _noop
     check_name(name)
@@ -332,16 +330,6 @@ def add_ontology(
                                 f"or ambiguous: {', '.join(f'{k} {v}' for k, v in excluded.items() if v)})")
         if have < 2 * bins * per_bin:
             raise TermnormError(_need_message(name, have, bins, per_bin, uniform, excluded))
-        say("sampling splits")
-        ids = sorted(cands.records)
-        if uniform:
-            split = balanced_sample(ids, {}, bins=1, per_bin=bins * per_bin, seed=seed, label=name)
-        else:
-            split = balanced_sample(ids, cands.popularity, bins=bins, per_bin=per_bin, seed=seed, label=name)
-        records = {s: [{**cands.records[i], "bin": b} for i, b in sorted(chosen.items())]
-                   for s, chosen in (("train", split.train), ("val", split.val))}
-        check_split(name, records["train"], records["val"],
-                    id_prefix=None if include_imported else choice.prefix)
         locals_ = [i.partition(":")[2] for i in cands.records]
         term = ontology_terminology(
             key=name, label=label or choice.prefix, id_prefix=choice.prefix,
@@ -351,17 +339,18 @@ def add_ontology(
                         + (f" ({obo.data_version})" if obo.data_version else ""),
         )
         popularity = ann.description if ann else UNIFORM
+        say("sampling splits")
+        # Without annotations every popularity is 0: one bin holding all train and all val terms.
+        b = sample_terminology(term, cands, bins=1 if uniform else bins,
+                               per_bin=bins * per_bin if uniform else per_bin, seed=seed,
+                               popularity=popularity, own_prefix_only=not include_imported)
         counts = {"terms_in_file": len(all_ids), "terms_kept": len(obo.terms), "candidates": have,
-                  "train": len(records["train"]), "val": len(records["val"])}
+                  "train": len(b.train), "val": len(b.val)}
         if ann is not None:
             counts["annotation_rows"] = ann.rows
             counts["annotated_candidates"] = sum(1 for r in cands.records.values() if r["popularity"] > 0)
-        stats = {
-            "candidates": have,
+        b.stats.update({
             "excluded": {k: v for k, v in sorted(excluded.items()) if v},
-            "notes": dict(sorted(cands.notes.items())),
-            "popularity": popularity,
-            "bins": split.bins,
             "problems": dict(sorted(problems.items())),
             "problem_meanings": {k: PROBLEM_TEXT.get(k, k) for k in sorted(problems)},
             "warnings": list(obo.warnings),
@@ -369,8 +358,8 @@ def add_ontology(
                        "total": choice.total, "counts": choice.counts},
             "parser": obo.parser,
             "term_counts": counts,
-        }
-        built = {name: BuiltTerminology(term, records["train"], records["val"], stats)}
+        })
+        built = {name: b}
         src_name = url_file_name(str(source)) if is_url(source) else path.name
         sources = {src_name: {"role": "ontology", **provenance, "data_version": obo.data_version}}
         if ann is not None:
@@ -409,5 +398,5 @@ def add_ontology(
         group=group_name(name), popularity=popularity, bins=1 if uniform else bins,
         counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
         parser=obo.parser, annotation_format=ann.format if ann else None, warnings=list(obo.warnings),
-        unannotated_bins=0 if uniform else sum(1 for b in split.bins if b["popularity_max"] == 0),
+        unannotated_bins=0 if uniform else sum(1 for x in b.stats["bins"] if x["popularity_max"] == 0),
     )

@@ -114,11 +114,13 @@ def sample_terminology(
     seed: int = 0,
     strata: bool = False,
     popularity: str = "",
+    own_prefix_only: bool = True,
 ) -> BuiltTerminology:
     """Balanced train/val records for one terminology, checked for leakage (reusable by add-ontology).
 
     ``strata`` balances each bin over the records' ``aspect``; ``popularity`` says in words what the
-    popularity number counts (it goes into the manifest and the data card).
+    popularity number counts (it goes into the manifest and the data card). ``own_prefix_only=False``
+    lets ids of other prefixes through the checks (add-ontology --include-imported).
     """
     split = balanced_sample(
         list(cands.records), cands.popularity, bins=bins, per_bin=per_bin, seed=seed,
@@ -128,7 +130,8 @@ def sample_terminology(
     for name, chosen in (("train", split.train), ("val", split.val)):
         out[name] = [{**cands.records[i], "bin": b} for i, b in sorted(chosen.items())]
     gene = spec.extra.get("kind") == "gene"
-    check_split(spec.key, out["train"], out["val"], gene=gene, id_prefix=spec.id_prefix)
+    check_split(spec.key, out["train"], out["val"], gene=gene,
+                id_prefix=spec.id_prefix if own_prefix_only else None)
     stats = {
         "candidates": len(cands.records),
         "excluded": dict(sorted(cands.excluded.items())),
