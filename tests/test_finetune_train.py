@@ -1,0 +1,114 @@
+"""Training runs on the tiny model: manifest, bitwise reproducibility, interrupt + --resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from finetune.cli import main
+from finetune.progress import INTERRUPT_ENV
+from termnorm_eval.splits import store
+
+# 4 GO pairs x 5 prompts = 20 rows; batch 8 -> 3 steps per epoch, 6 steps in all.
+SETTINGS = ["--terminology", "go", "--directions", "term2id", "--limit-pairs", "4", "--epochs", "2",
+            "--batch-size", "8", "--lr", "1e-3", "--save-steps", "2", "--logging-steps", "1",
+            "--backend", "hf", "--seed", "7", "--quiet"]
+
+
+def cli(*args: str) -> int:
+    try:
+        main(list(args))
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def adapter_tensors(path: Path) -> dict[str, bytes]:
+    from safetensors.torch import load_file
+
+    return {k: v.numpy().tobytes() for k, v in load_file(path / "adapter_model.safetensors").items()}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ft") / "reference"
+    assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS) == 0
+    return out
+
+
+def test_run_writes_a_peft_adapter_and_manifest(reference_run: Path, tiny_model: Path) -> None:
+    from peft import PeftConfig
+
+    assert PeftConfig.from_pretrained(str(reference_run)).base_model_name_or_path == str(tiny_model.resolve())
+    m = json.loads((reference_run / "termnorm_manifest.json").read_text(encoding="utf-8"))
+    assert m["base_model"] == str(tiny_model) and m["backend"] == "hf" and m["seed"] == 7
+    data = m["data"]
+    assert data["data_manifest_sha256"] == hashlib.sha256(
+        (store.shipped_data_dir() / "manifest.json").read_bytes()).hexdigest()
+    summary = (data["terminology"], data["directions"], data["train_pairs"], data["rows"])
+    assert summary == ("go", ["term2id"], 4, 20)
+    assert data["chat_template"] is True
+    t = m["training"]
+    assert t["global_steps"] == 6
+    assert [p["step"] for p in t["loss_curve"]] == [1, 2, 3, 4, 5, 6]
+    assert t["tokens_per_second"] > 0 and 0 <= t["padding_share"] < 1
+    assert m["hyperparameters"]["lora_r"] == 16 and m["library_versions"]["peft"]
+    assert "--apply_chat_template" in m["lm_eval_commands"]["train"]
+    assert not (reference_run / "checkpoints").exists()  # deleted once the adapter is in place
+
+
+def test_same_seed_gives_a_bitwise_identical_adapter(reference_run: Path, tiny_model: Path,
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "again"
+    assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS) == 0
+    assert adapter_tensors(out) == adapter_tensors(reference_run)
+    other = tmp_path / "other-seed"
+    assert cli("-m", str(tiny_model), "-o", str(other), *SETTINGS, "--seed", "8") == 0
+    assert adapter_tensors(other) != adapter_tensors(reference_run)
+
+
+def test_interrupted_run_resumes_without_losing_steps(
+    reference_run: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "interrupted"
+    monkeypatch.setenv(INTERRUPT_ENV, "4")
+    assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS) == 130
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.delenv(INTERRUPT_ENV)
+    assert (out / "checkpoints" / "checkpoint-4" / "trainer_state.json").is_file()
+    assert not (out / "termnorm_manifest.json").exists()
+    first_losses = json.loads((out / "checkpoints" / "checkpoint-4" / "trainer_state.json")
+                              .read_text(encoding="utf-8"))["log_history"]
+
+    # Without --resume the unfinished run is protected; with other settings it is refused too.
+    assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS) == 2
+    assert "add --resume" in capsys.readouterr().err
+    assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS, "--resume", "--lora-r", "8") == 2
+    assert "differs in lora_r" in capsys.readouterr().err
+
+    assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS, "--resume") == 0
+    m = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))
+    assert m["training"]["resumed_from_step"] == 4 and m["training"]["global_steps"] == 6
+    curve = m["training"]["loss_curve"]
+    assert [p["step"] for p in curve] == [1, 2, 3, 4, 5, 6]
+    assert [p["loss"] for p in curve[:4]] == [e["loss"] for e in first_losses if "loss" in e]
+    # Same result as the run that was never interrupted.
+    assert adapter_tensors(out) == adapter_tensors(reference_run)
+
+
+def test_plain_text_rows_without_chat_template(tiny_model: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "plain"
+    args = ["--limit-pairs", "2", "--epochs", "1", "--chat-template", "off", "--directions", "id2term"]
+    assert cli("-m", str(tiny_model), "-o", str(out), "--backend", "hf", "-q", *args) == 0
+    printed = capsys.readouterr().out
+    m = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))
+    assert m["data"]["chat_template"] is False
+    for split in ("train", "val"):
+        cmd = m["lm_eval_commands"][split]
+        assert cmd in printed and "--apply_chat_template" not in cmd
+        assert f"--tasks termnorm_go_id2term_{split} " in cmd and "--limit 2 " in cmd
