@@ -123,20 +123,22 @@ def _read_with_pronto(path: Path, threads: int | None) -> OboResult:
         warnings.simplefilter("ignore")
         onto = pronto.Ontology(str(path), import_depth=0, threads=threads, encoding="utf-8")
     default_ns = onto.metadata.default_namespace
+    # pronto's raw term records (id, name, namespace, synonyms, alternate_ids, obsolete): the
+    # public ``Term`` wrappers build a new object per term and per synonym, which cost more than
+    # the rest of this function together. Public API as the fallback should the internals change.
+    entities = getattr(getattr(onto, "_terms", None), "entities", None)
+    records = entities.values() if isinstance(entities, dict) else onto.terms()  # same attribute names
     terms: list[OboTerm] = []
-    for term in onto.terms():
-        # The raw synonym records: the public ``term.synonyms`` wraps each one in a new object,
-        # which costs more than the rest of this loop together.
-        raw = term._data().synonyms if hasattr(term, "_data") else term.synonyms
-        exact = tuple(dict.fromkeys(s.description for s in raw if s.scope == "EXACT"))
+    for d in records:
+        exact = {s.description for s in d.synonyms if s.scope == "EXACT"}
         terms.append(OboTerm(
-            id=term.id,
-            name=term.name,
-            namespace=term.namespace or default_ns,
-            # pronto stores synonyms in a frozenset: sort so that records are reproducible.
+            id=d.id,
+            name=d.name,
+            namespace=d.namespace or default_ns,
+            # pronto stores synonyms and alt_ids in sets: sort so that records are reproducible.
             synonyms=tuple(sorted(exact)),
-            alt_ids=tuple(sorted(term.alternate_ids)),
-            obsolete=bool(term.obsolete),
+            alt_ids=tuple(sorted(d.alternate_ids)),
+            obsolete=bool(d.obsolete),
         ))
     return OboResult(path, terms, onto.metadata.data_version, "pronto")
 

@@ -82,9 +82,10 @@ def ontology_candidates(
             live.append(t)
     owners = _Owners((t.id, (t.name, *t.synonyms)) for t in live)
     records: dict[str, dict[str, Any]] = {}
+    shared = owners.shared
     for t in live:
         assert t.name is not None
-        if not owners.unique(t.name):
+        if t.name.casefold() in shared:
             excluded["ambiguous_name"] += 1
             continue
         a = aspect(t) if aspect else None
@@ -98,7 +99,7 @@ def ontology_candidates(
                 k = s.casefold()
                 if k == folded:
                     continue
-                if k in owners.shared:
+                if k in shared:
                     notes["ambiguous_synonyms_dropped"] += 1
                     continue
                 synonyms.append(s)
