@@ -84,6 +84,9 @@ def test_cl_manifest_and_splits(cl_out: AddOntologyResult) -> None:
     assert (manifest["parameters"]["bins"], manifest["parameters"]["per_bin"]) == (1, 600)
     src = manifest["sources"]["cl.obo"]
     assert src["role"] == "ontology" and len(src["sha256"]) == 64
+    card = (out / "DATA_CARD.md").read_text()
+    assert "Popularity: **none**" in card and "| 99 | obsolete terms left out |" in card
+    assert src["sha256"] in card
     # the store reads it like any data folder
     term = store.terminology("cl", out)
     assert (term.key, term.id_prefix) == ("cl", "CL")
@@ -145,6 +148,8 @@ def test_doid_with_gene_annotations(tmp_path: Path) -> None:
     # popularity rises across bins: the most popular bin holds the most-annotated diseases
     assert bins[0]["popularity_max"] <= bins[10]["popularity_min"] <= bins[19]["popularity_min"]
     assert bins[19]["popularity_max"] > 1000
+    card = (r.out_dir / "DATA_CARD.md").read_text()
+    assert "14 of 20 bins hold only popularity 0; the top bin reaches" in card
     recs = store.load_records("doid", "train", r.out_dir)
     assert {rec["bin"] for rec in recs} == set(range(20))
 

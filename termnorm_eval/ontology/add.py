@@ -3,6 +3,7 @@
 Output folder layout (``OUT``; it is at once the data folder and the task folder)::
 
     OUT/manifest.json                 parameters, source provenance, terminology spec, counts, problems
+    OUT/DATA_CARD.md                  the same facts for humans (rendered from the manifest)
     OUT/<name>/train.jsonl            the sampled records (same layout as the shipped splits)
     OUT/<name>/val.jsonl
     OUT/_default_template_yaml        the template of the built-in tasks (harness.taskgen)
@@ -378,7 +379,11 @@ def add_ontology(
         }
         say("writing splits and tasks")
         stage = scratch / "out"
-        write_build(stage, built, parameters, sources)
+        from termnorm_eval.ontology.card import render_card
+        from termnorm_eval.splits.build import manifest_for
+
+        card = render_card(manifest_for(built, parameters, sources))
+        write_build(stage, built, parameters, sources, extra_files={"DATA_CARD.md": card})
         write_task_family([term], stage, data_dir=".", umbrella=None)
         _place(stage, out, scratch)
         done = True
