@@ -193,3 +193,12 @@ def test_windows_line_endings_and_byte_order_mark(tmp_path: Path) -> None:
     assert r.data_version == "test/1"
     tolerant = read_obo_tolerant(_write(tmp_path, text, "t2.obo"))
     assert tolerant.terms == r.terms and tolerant.data_version == "test/1"
+
+
+def test_raw_pronto_records_equal_public_api(hp_path: Path) -> None:
+    import pronto
+
+    from termnorm_eval.sources.obo import pronto_terms
+
+    onto = pronto.Ontology(str(hp_path), import_depth=0, encoding="utf-8")
+    assert pronto_terms(onto) == pronto_terms(onto, public=True)

@@ -15,6 +15,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from termnorm_eval.errors import TermnormError
 
@@ -122,12 +123,20 @@ def _read_with_pronto(path: Path, threads: int | None) -> OboResult:
         # encoding is fixed to UTF-8 as the OBO 1.4 spec says, so no guessing warning can apply.
         warnings.simplefilter("ignore")
         onto = pronto.Ontology(str(path), import_depth=0, threads=threads, encoding="utf-8")
+    return OboResult(path, pronto_terms(onto), onto.metadata.data_version, "pronto")
+
+
+def pronto_terms(onto: Any, public: bool = False) -> list[OboTerm]:
+    """Plain records of a ``pronto.Ontology``'s terms.
+
+    Reads pronto's raw term records (id, name, namespace, synonyms, alternate_ids, obsolete): the
+    public ``Term`` wrappers build a new object per term and per synonym, which costs more than the
+    rest of this function together. The public API (same attribute names) is the fallback should
+    the internals change, and what ``public=True`` uses.
+    """
     default_ns = onto.metadata.default_namespace
-    # pronto's raw term records (id, name, namespace, synonyms, alternate_ids, obsolete): the
-    # public ``Term`` wrappers build a new object per term and per synonym, which cost more than
-    # the rest of this function together. Public API as the fallback should the internals change.
-    entities = getattr(getattr(onto, "_terms", None), "entities", None)
-    records = entities.values() if isinstance(entities, dict) else onto.terms()  # same attribute names
+    entities = None if public else getattr(getattr(onto, "_terms", None), "entities", None)
+    records = entities.values() if isinstance(entities, dict) else onto.terms()
     terms: list[OboTerm] = []
     for d in records:
         exact = {s.description for s in d.synonyms if s.scope == "EXACT"}
@@ -140,7 +149,7 @@ def _read_with_pronto(path: Path, threads: int | None) -> OboResult:
             alt_ids=tuple(sorted(d.alternate_ids)),
             obsolete=bool(d.obsolete),
         ))
-    return OboResult(path, terms, onto.metadata.data_version, "pronto")
+    return terms
 
 
 def read_obo(path: str | Path, prefix: str | None = None, threads: int | None = None) -> OboResult:
