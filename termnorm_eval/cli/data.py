@@ -142,7 +142,9 @@ def _summary_table(data_dir: Path | None) -> None:
     console.print(f"[bold]{data_dir or shipped_data_dir()}[/bold]  parameters: "
                   + ", ".join(f"{k}={v}" for k, v in sorted(manifest.get("parameters", {}).items())))
     for key, t in manifest.get("terminologies", {}).items():
-        table = Table(title=f"{key}: {t['spec'].get('description', '')}", title_justify="left")
+        console.print(f"\n[bold]{key}[/bold]: {t['spec'].get('description', '')}", soft_wrap=True)
+        console.print(f"  popularity: {t.get('popularity', '')}", soft_wrap=True)
+        table = Table()
         for col in ("bin", "popularity", "candidates", "train", "val"):
             table.add_column(col, justify="right")
         strata = any("per_split_by_stratum" in b for b in t.get("bins", []))
@@ -160,12 +162,14 @@ def _summary_table(data_dir: Path | None) -> None:
         console.print(table)
         excluded = ", ".join(f"{k} {v}" for k, v in t.get("excluded", {}).items()) or "none"
         console.print(f"  excluded: {excluded}")
-    sources = Table(title="sources", title_justify="left")
+    console.print("\n[bold]sources[/bold]")
+    sources = Table()
     for col in ("file", "data-version", "sha256", "origin"):
         sources.add_column(col)
     for name, s in sorted(manifest.get("sources", {}).items()):
         origin = s.get("url") or (f"{s['package']}=={s['version']}" if "package" in s else "local file")
-        sources.add_row(name, str(s.get("data_version")), s.get("sha256", "")[:16] + "…", origin)
+        version = s.get("data_version") or (f"({s['description']})" if s.get("description") else "n/a")
+        sources.add_row(name, version, s.get("sha256", "")[:16] + "…", origin)
     console.print(sources)
 
 
