@@ -1,7 +1,7 @@
 """Build the benchmark splits from real source files and write them atomically.
 
 ``build_splits`` reads the sources (pronto parses the OBO files while the annotation tables are
-read in a worker thread), turns them into candidate records, draws popularity-balanced samples,
+read in a worker process), turns them into candidate records, draws popularity-balanced samples,
 checks the invariants and hands everything to ``write_build``, which writes into a temporary
 folder beside the target and renames it into place: a failed or interrupted build never leaves a
 half-written data folder, and a previous build stays intact until the new one is complete.
@@ -30,7 +30,7 @@ from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology
 FORMAT_VERSION = 1
 FETCH_MANIFEST = "sources.json"  # written by `termnorm data fetch` beside the files
 
-# Role -> accepted file names in a sources folder (first found wins).
+# Role -> accepted file names in a sources folder (exactly one of them must be there).
 SOURCE_NAMES: dict[str, tuple[str, ...]] = {
     "go_obo": ("go.obo", "go-basic.obo"),
     "go_gaf": ("goa_human.gaf.gz", "goa_human.gaf"),
