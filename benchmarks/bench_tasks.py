@@ -47,7 +47,14 @@ def main() -> None:
 
     import logging
 
+    import torch
+
+    from termnorm_eval.harness.runner import cpu_threads
+
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or cpu_threads())
+    torch.set_num_threads(threads)  # as `termnorm eval` does: busy cores make torch threads collide
+    print(f"torch threads {threads}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     # 1. task objects -------------------------------------------------------------------------
     t0 = time.perf_counter()
