@@ -103,6 +103,10 @@ def finetune(
     group_by_length: Annotated[bool | None, typer.Option(
         "--group-by-length/--no-group-by-length", help="Batch rows of similar length together "
         "(less padding).", rich_help_panel=_H, show_default="on")] = None,
+    gradient_checkpointing: Annotated[bool | None, typer.Option(
+        "--gradient-checkpointing/--no-gradient-checkpointing", help="hf backend: recompute activations "
+        "in the backward pass (less memory, more compute).", rich_help_panel=_H,
+        show_default="off")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train a LoRA adapter on the training split of a terminology (each pair in 5 prompt
@@ -120,7 +124,8 @@ def finetune(
         "weight_decay": weight_decay, "batch_size": batch_size, "grad_accum": grad_accum,
         "max_seq_length": max_seq_length, "lora_r": lora_r, "lora_alpha": lora_alpha,
         "lora_dropout": lora_dropout, "target_modules": target_modules, "load_in_4bit": load_in_4bit,
-        "group_by_length": group_by_length, "resume": resume or None,
+        "group_by_length": group_by_length, "gradient_checkpointing": gradient_checkpointing,
+        "resume": resume or None,
     }
     cfg = build_config(config, flags)
     from finetune.train import run

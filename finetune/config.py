@@ -50,6 +50,10 @@ class FinetuneConfig:
     chat_template: str = "auto"  # auto: use the base tokenizer's chat template when it has one
     load_in_4bit: bool = True  # unsloth backend only (QLoRA)
     group_by_length: bool = True
+    # hf backend: recompute activations in backward (less memory, ~30% more compute). TRL turns it
+    # on by default; off here because LoRA on the models this project targets fits without it.
+    # Unsloth uses its own ("unsloth") checkpointing regardless.
+    gradient_checkpointing: bool = False
     keep_checkpoints: bool = False  # checkpoints are deleted once the final adapter is written
     resume: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # not a config key

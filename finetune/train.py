@@ -105,6 +105,8 @@ def _sft_config(cfg: FinetuneConfig, backend: str, checkpoint_dir: Path) -> Any:
         "optim": "adamw_8bit" if backend == "unsloth" else "adamw_torch",
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": torch.cuda.is_available(),
+        # Unsloth checkpoints through get_peft_model(use_gradient_checkpointing="unsloth").
+        "gradient_checkpointing": cfg.gradient_checkpointing and backend == "hf",
     }
     if "warmup_ratio" in params:
         kw["warmup_ratio"] = cfg.warmup_ratio
