@@ -102,8 +102,8 @@ class CausalLMEmbedder:
 
     No BOS/EOS or chat template is added: a token shared by every text would pull all vectors
     together and shrink every gap. A PEFT adapter is merged into the weights so that what is
-    embedded is exactly the fine-tuned model. ``lm`` may be a model folder, a hub id, or a
-    ``.gguf`` file (transformers de-quantises it).
+    embedded is exactly the fine-tuned model. ``lm`` may be a model folder, a hub id, a ``.gguf``
+    file (transformers de-quantises it) or a key of ``termnorm_eval.models`` (``smollm2``).
     """
 
     def __init__(self, lm: str, adapter: str | None = None, device: str | None = None) -> None:
@@ -112,7 +112,11 @@ class CausalLMEmbedder:
 
         kwargs: dict[str, Any] = {}
         source = lm
-        if lm.endswith(".gguf"):
+        from termnorm_eval import models
+
+        if lm in models.MODELS and not Path(lm).exists():  # e.g. "smollm2": the prepared default model
+            source = str(models.prepare_model(lm))
+        elif lm.endswith(".gguf"):
             p = Path(lm)
             if not p.is_file():
                 raise TermnormError(f"--lm {lm!r}: GGUF file not found")

@@ -35,7 +35,8 @@ def alignment(
     ] = None,
     lm: Annotated[
         str | None,
-        typer.Option("--lm", help="Causal LM (folder, hub id or .gguf file): embed with the mean of its "
+        typer.Option("--lm", help="Causal LM (folder, hub id, .gguf file, or smollm2 for the default "
+                     "model): embed with the mean of its "
                      "last hidden states instead of (or with --model, besides) the sentence model."),
     ] = None,
     adapter: Annotated[
