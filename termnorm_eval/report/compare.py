@@ -51,6 +51,7 @@ class Row:
     kept_wrong: int | None = None
     rho: float | None = None  # Spearman: popularity vs strict correctness
     rho_p: float | None = None
+    has_samples: bool = False  # with samples and rho None: rho is undefined (a constant side)
     notes: list[int] = field(default_factory=list)
 
     def note(self, n: int) -> None:
@@ -102,6 +103,7 @@ def _fill(row: Row, tr: TaskResult, run: Run, notes: Footnotes) -> None:
         row.note(notes.add(f"{LENIENT} not reported in {run.label} ({run.path.name}): "
                            "an older plugin version?"))
     if tr.samples:
+        row.has_samples = True
         pts = [(s.popularity, s.strict) for s in tr.samples.values() if s.popularity is not None]
         row.rho, row.rho_p = spearman([p for p, _ in pts], [c for _, c in pts])
 

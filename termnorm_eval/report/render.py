@@ -57,7 +57,7 @@ def _cells(row: Row) -> list[str]:
         SPLIT_TITLE.get(row.split, row.split), row.run, _int(row.n), _pct(row.strict), _pct(row.lenient),
         "" if is_base else _pp(row.delta_strict), "" if is_base else _pp(row.delta_lenient),
         _int(row.gained), _int(row.lost), _int(row.kept_correct), _int(row.kept_wrong),
-        "" if row.rho is None else f"{row.rho:+.2f}",
+        f"{row.rho:+.2f}" if row.rho is not None else ("const." if row.has_samples else ""),
     ]
     if row.notes:  # the mark goes where the gap shows: the delta when there is one, else the accuracy
         at = 5 if not is_base and row.delta_strict is None and row.strict is not None else 3
@@ -84,7 +84,8 @@ def _runs_lines(report: Report) -> list[str]:
     def one(run: Run, role: str) -> str:
         extra = f", newest of {run.picked_from} results files" if run.picked_from > 1 else ""
         adapter = f", adapter {run.adapter}" if run.adapter else ""
-        return f"{role} {run.label}: {run.path} (model {run.model}{adapter}; filter {run.filter}{extra})"
+        name = role if run.label == role else f"{role} {run.label!r}"
+        return f"{name}: {run.path} (model {run.model}{adapter}; filter {run.filter}{extra})"
 
     return [one(report.base, "base"), *(one(r, "tuned") for r in report.tuned)]
 
@@ -139,7 +140,8 @@ def markdown(report: Report, figures: Sequence[str]) -> str:
               "Δ: fine-tuned minus base, in percentage points; on the training split it is the "
               "memorization gain, on the held-out split the generalization gain. gained/lost/kept: "
               "documents by strict correctness before -> after (needs `--log_samples`). ρ pop.: "
-              "Spearman rank correlation of popularity with strict correctness.", ""]
+              "Spearman rank correlation of popularity with strict correctness (const.: undefined, "
+              "every document scored the same).", ""]
     lines += ["## Summary", ""]
     lines += _md_table(SUMMARY_HEAD, [_summary_cells(r) for r in summary(report)])
     for key, direction in report.pairs():
@@ -209,8 +211,9 @@ def gains_figure(report: Report) -> bytes:
                     continue
                 xs.append(x)
                 ys.append(100 * float(val))  # type: ignore[arg-type]
-            ax.bar(xs, ys, width=width, color=cmap(2 * j + k),
-                   label=f"{run}: {'train Δ (memorization)' if k == 0 else 'held-out Δ (generalization)'}")
+            what = "train Δ (memorization)" if k == 0 else "held-out Δ (generalization)"
+            bars = ax.bar(xs, ys, width=width, color=cmap(2 * j + k), label=f"{run}: {what}")
+            ax.bar_label(bars, fmt="%+.1f", fontsize=7, padding=2)  # a zero gain stays visible
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=30, ha="right")
@@ -226,6 +229,8 @@ def popularity_figure(report: Report) -> bytes:
     """Strict accuracy by popularity: per bin from logged samples, else by the low/mid/high thirds
     the tasks report (``exact_match_low`` ...)."""
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     pairs = report.pairs()
     ncols = min(3, len(pairs))
     nrows = -(-len(pairs) // ncols)
@@ -236,13 +241,15 @@ def popularity_figure(report: Report) -> bytes:
         for j, run in enumerate(runs):
             for split in ("train", "val"):
                 style = "-" if split == "train" else "--"
+                marker = "o" if split == "train" else "s"
                 label = f"{run.label} {split}"
                 bins = report.by_bin.get((key, direction, split, run.label))
                 if bins:
                     xs = list(bins)
-                    ax.plot(xs, [100 * bins[b][1] for b in xs], style, marker="o", ms=3, color=cmap(j),
-                            label=label)
+                    ax.plot(xs, [100 * bins[b][1] for b in xs], style, marker=marker, ms=4,
+                            mfc="white" if split == "val" else None, color=cmap(j), label=label)
                     ax.set_xlabel("popularity bin (0 = rarest)")
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                     continue
                 tr = run.tasks.get(f"termnorm_{key}_{direction}_{split}")
                 if tr is None:
@@ -250,8 +257,8 @@ def popularity_figure(report: Report) -> bytes:
                 pts = [(i, tr.metrics[f"exact_match_{s}"]) for i, s in enumerate(("low", "mid", "high"))
                        if f"exact_match_{s}" in tr.metrics]
                 if pts:
-                    ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], style, marker="o", color=cmap(j),
-                            label=label)
+                    ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], style, marker=marker,
+                            mfc="white" if split == "val" else None, color=cmap(j), label=label)
                     ax.set_xticks([0, 1, 2], ["low", "mid", "high"])
                     ax.set_xlabel("popularity third")
         ax.set_title(pair_title(key, direction), fontsize=9)
@@ -262,6 +269,6 @@ def popularity_figure(report: Report) -> bytes:
             ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
-    fig.suptitle("Accuracy by popularity (solid: train, dashed: held-out)", fontsize=10)
+    fig.suptitle("Accuracy by popularity (solid, filled: train; dashed, open: held-out)", fontsize=10)
     fig.tight_layout()
     return figure_png(fig)
