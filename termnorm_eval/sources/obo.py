@@ -31,8 +31,8 @@ class OboTerm:
     id: str
     name: str | None
     namespace: str | None
-    synonyms: tuple[str, ...]  # EXACT synonyms only, in file order, without duplicates
-    alt_ids: tuple[str, ...]
+    synonyms: tuple[str, ...]  # EXACT synonyms only, sorted, without duplicates
+    alt_ids: tuple[str, ...]  # sorted
     obsolete: bool
 
 
