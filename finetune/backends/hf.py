@@ -35,6 +35,17 @@ def compute_dtype() -> Any:
     return torch.float32
 
 
+def untag_gguf(model: Any) -> None:
+    """transformers dequantizes GGUF weights into plain tensors but still tags the model as
+    GGUF-quantized, and the Trainer refuses to train such a model; LoRA on the dequantized weights
+    is ordinary LoRA, so drop the tag."""
+    model.hf_quantizer = None
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    if "is_quantized" in vars(model):
+        model.is_quantized = False
+
+
 def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
     """Base model with fresh LoRA weights (seeded right before they are created)."""
     from peft import LoraConfig, get_peft_model
@@ -42,6 +53,8 @@ def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
 
     kw: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     model = AutoModelForCausalLM.from_pretrained(cfg.model, **_dtype_kwarg(compute_dtype()), **kw)
+    if cfg.gguf_file:
+        untag_gguf(model)
     set_seed(cfg.seed)
     lora = LoraConfig(
         r=cfg.lora_r,
