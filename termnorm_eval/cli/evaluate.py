@@ -84,8 +84,8 @@ def evaluate(
         bool, typer.Option("--log-samples", help="Also write every prompt, response and score.")
     ] = False,
     include_path: Annotated[
-        Path | None, typer.Option("--include-path", help="Extra task folder (e.g. from add-ontology). The "
-                                  "termnorm tasks themselves are found automatically.")
+        Path | None, typer.Option("--include-path", help="Extra task folder (e.g. from add-ontology). "
+                                  "Without it the built-in termnorm tasks are found automatically.")
     ] = None,
 ) -> None:
     """Run lm-evaluation-harness on the termnorm tasks and print its results table.
@@ -113,14 +113,9 @@ def evaluate(
         env["OMP_NUM_THREADS"] = str(threads)
         print(f"termnorm: CPU run with {threads} torch thread(s) for the idle cores "
               "(set OMP_NUM_THREADS to choose)", file=sys.stderr)
-    auto = runner.include_path_needed()
-    if include_path is not None and auto is not None:
-        # The harness takes one include path on its CLI: one folder with both is not possible, so
-        # the user's folder must already hold (or not need) the termnorm family.
-        raise TermnormError(
-            f"--include-path {include_path}: the termnorm tasks are not installed (editable install or "
-            f"source checkout), so {auto} is needed too; run lm_eval directly with one folder"
-        )
+    # The harness CLI takes one include path. A user folder (e.g. from add-ontology) wins; in an
+    # editable install the built-in family is then not indexed (it is when installed from a wheel).
+    auto = runner.include_path_needed() if include_path is None else None
     cmd = runner.EvalCommand(
         model=model, model_args=model_args, tasks=tasks, limit=limit, batch_size=batch_size,
         device=device, num_fewshot=num_fewshot,
