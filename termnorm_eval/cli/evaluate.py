@@ -101,6 +101,10 @@ def evaluate(
         raise TermnormError("--log-samples needs --output-path")
     if include_path is not None and not include_path.is_dir():
         raise TermnormError(f"--include-path {include_path}: not a folder")
+    if include_path is None:  # the built-in tasks read the shipped splits: fail here, in one line
+        from termnorm_eval.splits import store
+
+        store.read_manifest()
     env = dict(os.environ)
     if model_args is None:
         if model != "hf":
