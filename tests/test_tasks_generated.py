@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness import taskgen
 from termnorm_eval.splits import store
 from termnorm_eval.terminologies import BUILTIN, SPLITS
@@ -169,3 +170,18 @@ def test_generator_writes_a_new_ontology_family(tmp_path: Path, repo_root: Path)
     task = tm.load(["termnorm-goslim"])["tasks"]["termnorm_goslim_term2id_val"]
     doc = task.test_docs()[0]
     assert doc["terminology"] == "goslim" and doc["item_id"] == store.load_records("go", "val")[0]["id"]
+
+
+def test_custom_dataset_accepts_harness_metadata() -> None:
+    """lm-eval passes task metadata and model args as keywords; embedding_model reaches the docs."""
+    from termnorm_eval.harness.dataset import load_task_dataset
+
+    dd = load_task_dataset(terminology="go", direction="term2id", version=1.0, pretrained="some/model",
+                           embedding_model="/models/mine")
+    assert set(dd) == set(SPLITS)
+    assert dd["val"][0]["embedding_model"] == "/models/mine"
+    assert dd["train"][0]["item_id"] == store.load_records("go", "train")[0]["id"]
+    plain = load_task_dataset(terminology="go", direction="term2id")
+    assert plain["val"][0]["embedding_model"] == ""
+    with pytest.raises(TermnormError, match="no direction 'sideways'"):
+        load_task_dataset(terminology="go", direction="sideways")
