@@ -107,6 +107,7 @@ def _sft_config(cfg: FinetuneConfig, backend: str, checkpoint_dir: Path) -> Any:
         "dataloader_pin_memory": torch.cuda.is_available(),
         # Unsloth checkpoints through get_peft_model(use_gradient_checkpointing="unsloth").
         "gradient_checkpointing": cfg.gradient_checkpointing and backend == "hf",
+        "ddp_find_unused_parameters": False,  # every LoRA weight is used in every step
     }
     if "warmup_ratio" in params:
         kw["warmup_ratio"] = cfg.warmup_ratio
@@ -177,9 +178,6 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     if backend == "unsloth":
         import_unsloth_first()
     check_model_location(cfg)
-    from accelerate import PartialState
-
-    dist = PartialState()  # one process, or one per GPU under `accelerate launch`
     # 2. Everything a user can get wrong, before anything is written.
     tokenizer = load_tokenizer(cfg)
     chat = uses_chat_template(cfg, tokenizer)
@@ -194,11 +192,13 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     })
     state = rundir.inspect(cfg.output_dir, fp, cfg.resume)
     out = state.output_dir
+    # The training arguments also set up the processes (one, or one per GPU under `accelerate
+    # launch`/torchrun); only the first one writes files and prints.
     args = _sft_config(cfg, backend, out / rundir.CHECKPOINTS)
-    dist.wait_for_everyone()
-    if dist.is_main_process:
-        rundir.claim(state, fp)
-    dist.wait_for_everyone()
+    is_main = args.process_index == 0
+    with args.main_process_first(desc="claiming the output directory"):
+        if is_main:
+            rundir.claim(state, fp)
 
     # 3. Model, LoRA, trainer.
     if backend == "unsloth":
@@ -213,7 +213,7 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     trainer = build_trainer(model, tokenizer, tset, args, [progress], cfg.group_by_length)
     lengths = check_lengths(trainer, cfg.max_seq_length)
     trainer.data_collator = CountingCollator(trainer.data_collator, counts)
-    if dist.is_main_process:
+    if is_main:
         where = f"resuming from {state.resume_from.name}" if state.resume_from else "new run"
         print(f"termnorm-finetune: {backend} backend on {_device()}; {len(tset.pairs)} pairs x "
               f"{tset.n_templates} prompts = {len(tset.rows)} rows "
@@ -224,12 +224,12 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
 
     # 5. Save to a temp folder, then move into place; the manifest is written last.
     tmp = out / ".final.tmp"
-    if dist.is_main_process and tmp.exists():
+    if is_main and tmp.exists():
         shutil.rmtree(tmp)
-    dist.wait_for_everyone()
+    trainer.accelerator.wait_for_everyone()
     trainer.save_model(str(tmp))
     manifest: dict[str, Any] = {}
-    if dist.is_main_process:
+    if is_main:
         tokenizer.save_pretrained(str(tmp))
         _fix_base_path(tmp, cfg.model)
         commands = scoring_commands(
@@ -248,7 +248,7 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
             "gguf_file": cfg.gguf_file,
             "backend": backend,
             "device": _device(),
-            "processes": dist.num_processes,
+            "processes": args.world_size,
             "library_versions": library_versions(),
             "data": {
                 "data_dir": str(tset.data_dir),
@@ -294,5 +294,5 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
         print("Score it on the training pairs (memorization) and on the held-out pairs:")
         for split, cmd in commands.items():
             print(f"  # {split}\n  {cmd}")
-    dist.wait_for_everyone()
+    trainer.accelerator.wait_for_everyone()
     return manifest

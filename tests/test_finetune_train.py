@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,6 +101,23 @@ def test_interrupted_run_resumes_without_losing_steps(
     assert [p["loss"] for p in curve[:4]] == [e["loss"] for e in first_losses if "loss" in e]
     # Same result as the run that was never interrupted.
     assert adapter_tensors(out) == adapter_tensors(reference_run)
+
+
+@pytest.mark.slow
+def test_data_parallel_with_two_processes(tiny_model: Path, tmp_path: Path) -> None:
+    """Two CPU processes under torchrun (what `accelerate launch --multi_gpu` runs on GPUs):
+    batches are split between them, and only the first process writes the adapter."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "finetune",
+           "-m", str(tiny_model), "-o", str(out), *SETTINGS]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))
+    # 20 rows, 8 per process and step, 2 processes: 2 steps per epoch instead of 3.
+    assert (m["processes"], m["training"]["global_steps"]) == (2, 4)
+    assert proc.stdout.count("adapter written to") == 1
+    assert adapter_tensors(out)
 
 
 def test_plain_text_rows_without_chat_template(tiny_model: Path, tmp_path: Path,
