@@ -126,3 +126,14 @@ def test_help_documents_every_option() -> None:
     assert result.exit_code == 0
     for key in _FIELDS:
         assert f"--{key.replace('_', '-')}" in result.output, key
+
+
+def test_nothing_imports_trl_transformers_or_peft_before_the_backend_is_chosen() -> None:
+    """Unsloth must be imported first; the CLI path up to the backend choice must not import them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, finetune.cli, finetune.train; from finetune.backends import choose_backend; "
+            "choose_backend('auto'); print([m for m in ('transformers', 'trl', 'peft') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -70,5 +70,6 @@ def test_memorizes_training_pairs_not_held_out(tmp_path: Path, monkeypatch: pyte
         proc = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         scores[task] = exact_match(Path(argv[argv.index("--output_path") + 1]), task)
+    print("exact_match:", scores)
     assert scores["termnorm_go_term2id_train"] >= 0.9, scores
     assert scores["termnorm_go_term2id_val"] <= 0.1, scores
