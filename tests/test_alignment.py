@@ -163,3 +163,20 @@ def test_cli_missing_model_names_the_option(tmp_path, capsys) -> None:
     data = _xo_data(tmp_path / "data", names=("a", "b", "c"))
     err = _cli_error(["alignment", "--data-dir", str(data), "--model", str(tmp_path / "no-model")], capsys)
     assert "--model" in err and "no-model" in err
+
+
+def test_center_adds_measures_on_mean_centred_vectors() -> None:
+    from termnorm_eval.analysis.alignment import centered
+
+    rng = np.random.default_rng(2)
+    # A shared offset makes every pair look alike; centring removes exactly that.
+    x = _unit(rng.normal(size=(200, 16)) + 8.0)
+    c = centered(x)
+    assert np.allclose(np.linalg.norm(c, axis=1), 1.0, atol=1e-5)
+    assert (x @ x.T).mean() > 0.9 and abs((c @ c.T)[~np.eye(200, dtype=bool)].mean()) < 0.05
+
+    (m,) = mappings_for(ontology_terminology("xo", "XO", "XO"))
+    jobs = [Job(m, "train", [("alpha", "alpha"), ("beta", "beta"), ("gamma", "gamma")])]
+    rows, _ = run(jobs, [_Lexical()], center=True)
+    assert [r.embedder for r in rows] == ["chars", "chars (centered)"]
+    assert rows[1].top1 == 1.0

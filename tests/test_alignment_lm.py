@@ -64,11 +64,14 @@ def test_cli_with_lm_and_adapter_on_shipped_split(tiny_model: Path, lora_adapter
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
         main(["alignment", "-t", "gene", "--limit", "30", "--lm", str(tiny_model),
-              "--adapter", str(lora_adapter), "--out", str(out)])
+              "--adapter", str(lora_adapter), "--center", "--out", str(out)])
     assert exc.value.code in (0, None)
     assert "gene name<->symbol" in capsys.readouterr().out
     data = json.loads((out / "alignment.json").read_text())
-    assert data["embedders"] == [f"{tiny_model.name}+{lora_adapter.name}"]
+    name = f"{tiny_model.name}+{lora_adapter.name}"
+    assert data["embedders"] == [name] and data["center"] is True
+    assert {r["embedder"] for r in data["rows"]} == {name, f"{name} (centered)"}
+    data["rows"] = [r for r in data["rows"] if r["embedder"] == name]
     titles = {(r["title"], r["split"]) for r in data["rows"]}
     assert titles == {(t, s) for t in ("gene name<->symbol", "gene name<->HGNC ID", "protein name<->symbol")
                       for s in ("train", "val")}

@@ -148,30 +148,51 @@ def run(
     batch_size: int = 64,
     seed: int = 0,
     progress_factory: Callable[[str, int], Callable[[int], None]] | None = None,
+    center: bool = False,
 ) -> tuple[list[AlignmentRow], list[str]]:
     """Measure every job with every embedder. Each distinct text is encoded once per embedder.
 
-    Returns the rows and notes on (mapping, split)s that could not be measured (fewer than 2 pairs).
+    ``center`` adds, per embedder, the same measures on mean-centred vectors (the mean of every
+    distinct text of the run). Returns the rows and notes on (mapping, split)s that could not be
+    measured (fewer than 2 pairs).
     """
     texts = list(dict.fromkeys(t for job in jobs for pair in job.pairs for t in pair))
     rows: list[AlignmentRow] = []
     notes: list[str] = []
+    index = {t: i for i, t in enumerate(texts)}
     for emb in embedders:
         progress = progress_factory(emb.name, len(texts)) if progress_factory else None
-        vectors = emb.encode(texts, batch_size=batch_size, progress=progress)
-        index = {t: i for i, t in enumerate(texts)}
-        for job in jobs:
-            m = job.mapping
-            if len(job.pairs) < 2:
-                note = f"{m.title} ({job.split}): {len(job.pairs)} pair(s), not measured"
-                if note not in notes:
-                    notes.append(note)
-                continue
-            a = vectors[[index[s] for s, _ in job.pairs]]
-            b = vectors[[index[t] for _, t in job.pairs]]
-            st = pair_stats(a, b, seed=seed)
-            rows.append(AlignmentRow(
-                embedder=emb.name, terminology=m.terminology, mapping=m.key, title=m.title,
-                source=m.source, target=m.target, split=job.split, **asdict(st),
-            ))
+        encoded = emb.encode(texts, batch_size=batch_size, progress=progress)
+        spaces = [(emb.name, encoded)]
+        if center:
+            spaces.append((f"{emb.name} (centered)", centered(encoded)))
+        for name, vectors in spaces:
+            rows.extend(_measure(name, vectors, index, jobs, seed, notes))
     return rows, notes
+
+
+def centered(vectors: np.ndarray) -> np.ndarray:
+    """Unit vectors after removing their mean: the common direction that dominates a causal LM's
+    hidden states (every pair looks similar, ~0.8 cosine) no longer hides the differences."""
+    x = vectors - vectors.mean(axis=0, keepdims=True)
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _measure(name: str, vectors: np.ndarray, index: dict[str, int], jobs: Sequence[Job], seed: int,
+             notes: list[str]) -> list[AlignmentRow]:
+    rows = []
+    for job in jobs:
+        m = job.mapping
+        if len(job.pairs) < 2:
+            note = f"{m.title} ({job.split}): {len(job.pairs)} pair(s), not measured"
+            if note not in notes:
+                notes.append(note)
+            continue
+        a = vectors[[index[s] for s, _ in job.pairs]]
+        b = vectors[[index[t] for _, t in job.pairs]]
+        st = pair_stats(a, b, seed=seed)
+        rows.append(AlignmentRow(
+            embedder=name, terminology=m.terminology, mapping=m.key, title=m.title,
+            source=m.source, target=m.target, split=job.split, **asdict(st),
+        ))
+    return rows

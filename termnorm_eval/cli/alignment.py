@@ -47,6 +47,12 @@ def alignment(
         int | None, typer.Option("--limit", min=2, help="At most this many pairs per split (seeded sample).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random re-pairing and of --limit.")] = 0,
+    center: Annotated[
+        bool,
+        typer.Option("--center", help="Also report every measure on mean-centred vectors (rows named "
+                     "'<embedder> (centered)'): a causal LM's hidden states share one dominant direction "
+                     "that makes every pair look alike."),
+    ] = False,
     device: Annotated[
         str | None, typer.Option("--device", help="torch device (default: cuda if available, else cpu).")
     ] = None,
@@ -94,7 +100,7 @@ def alignment(
             return lambda k: bar.advance(task, k)
 
         rows, notes = al.run(jobs, embedders, batch_size=batch_size, seed=seed,
-                             progress_factory=progress_factory)
+                             progress_factory=progress_factory, center=center)
     elapsed = time.perf_counter() - started
     if not rows:
         raise TermnormError("nothing to measure: " + "; ".join(notes or ["no pairs selected"]))
@@ -109,7 +115,7 @@ def alignment(
             "embedders": [e.name for e in embedders],
             "model": model, "lm": lm, "adapter": str(adapter) if adapter else None,
             "data_dir": str(data_dir) if data_dir else "shipped", "splits": splits,
-            "limit": limit, "seed": seed, "seconds": round(elapsed, 2),
+            "limit": limit, "seed": seed, "center": center, "seconds": round(elapsed, 2),
         }
         paths = write_all(out, {
             "alignment.csv": render.csv_out(rows),
