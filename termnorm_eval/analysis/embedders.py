@@ -47,6 +47,14 @@ def default_sentence_model() -> Path:
     return path
 
 
+def _is_default(model: str) -> bool:
+    """``--model`` naming the bundled folder itself (so tables say all-MiniLM-L6-v2, not "model")."""
+    try:
+        return Path(model).resolve() == default_sentence_model().resolve()
+    except TermnormError:
+        return False
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
@@ -77,7 +85,7 @@ class SentenceEmbedder:
         from sentence_transformers import SentenceTransformer
 
         source = str(default_sentence_model()) if model is None else model
-        self.name = "all-MiniLM-L6-v2" if model is None else Path(model).name or model
+        self.name = "all-MiniLM-L6-v2" if model is None or _is_default(model) else Path(model).name or model
         try:
             self.model = SentenceTransformer(source, device=_auto_device(device))
         except Exception as e:  # hub/OS/format errors all mean "this model cannot be used"
@@ -93,7 +101,10 @@ class SentenceEmbedder:
                                          show_progress_bar=False))
             if progress:
                 progress(len(chunk))
-        dim = self.model.get_sentence_embedding_dimension() or 0
+        # renamed in sentence-transformers 6 (the old name warns); keep both for >= 3.0
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or \
+            self.model.get_sentence_embedding_dimension
+        dim = get_dim() or 0
         return _normalise(np.concatenate(out))[inverse] if out else np.zeros((0, dim), np.float32)
 
 
