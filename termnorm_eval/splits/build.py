@@ -9,6 +9,7 @@ half-written data folder, and a previous build stays intact until the new one is
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -207,34 +208,46 @@ def build_splits(
     obo_keys = [k for k in ("go", "hpo") if k in keys]
     job = (files, keys, bins, per_bin, seed)
     worker = TablesWorker(job) if parallel and obo_keys else None
+    frozen = False
     try:
-        obos = {}
+        try:
+            obos = {}
+            for key in obo_keys:
+                role = f"{key}_obo"
+                progress(f"parsing {files[role].name}")
+                obos[key] = read_obo(files[role], prefix=BUILTIN[key].id_prefix)
+                versions[role] = obos[key].data_version
+                warnings.extend(obos[key].warnings)
+                # Our tens of thousands of term records live until the end of the build: keep the
+                # cyclic collector from re-scanning them during the next parse and the sampling.
+                # (Skipped when the caller froze objects itself: unfreeze would undo that too.)
+                if frozen or gc.get_freeze_count() == 0:
+                    gc.freeze()
+                    frozen = True
+            progress("reading annotation tables" + (" and sampling gene" if "gene" in keys else ""))
+            tables = None
+            if worker is not None:
+                try:
+                    tables = worker.result()
+                except RuntimeError as e:  # the worker process itself failed: do the work here instead
+                    warnings.append(f"table worker process failed, reading the tables in-process ({e})")
+            if tables is None:
+                tables = _tables_job(*job)
+        finally:
+            if worker is not None:
+                worker.cancel()  # no-op when it has finished; kills it when parsing failed
+        versions.update(tables["versions"])
+        built: dict[str, BuiltTerminology] = {}
         for key in obo_keys:
-            role = f"{key}_obo"
-            progress(f"parsing {files[role].name}")
-            obos[key] = read_obo(files[role], prefix=BUILTIN[key].id_prefix)
-            versions[role] = obos[key].data_version
-            warnings.extend(obos[key].warnings)
-        progress("reading annotation tables" + (" and sampling gene" if "gene" in keys else ""))
-        tables = None
-        if worker is not None:
-            try:
-                tables = worker.result()
-            except RuntimeError as e:  # the worker process itself failed: do the work here instead
-                warnings.append(f"table worker process failed, reading the tables in-process ({e})")
-        if tables is None:
-            tables = _tables_job(*job)
+            progress(f"sampling {key}")
+            aspect = go_aspect if key == "go" else None
+            cands = ontology_candidates(obos[key], tables["annotated"][key], aspect)
+            built[key] = _sample(key, cands, bins, per_bin, seed, strata=key == "go")
+        if "gene" in keys:
+            built["gene"] = tables["gene"]
     finally:
-        if worker is not None:
-            worker.cancel()  # no-op when it has finished; kills it when parsing failed
-    versions.update(tables["versions"])
-    built: dict[str, BuiltTerminology] = {}
-    for key in obo_keys:
-        progress(f"sampling {key}")
-        cands = ontology_candidates(obos[key], tables["annotated"][key], go_aspect if key == "go" else None)
-        built[key] = _sample(key, cands, bins, per_bin, seed, strata=key == "go")
-    if "gene" in keys:
-        built["gene"] = tables["gene"]
+        if frozen:
+            gc.unfreeze()
     progress("recording sources")
     sources = {
         files[role].name: {"role": role, **source_provenance(files[role], versions.get(role),
