@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -132,3 +133,23 @@ def test_plain_text_rows_without_chat_template(tiny_model: Path, tmp_path: Path,
         cmd = m["lm_eval_commands"][split]
         assert cmd in printed and "--apply_chat_template" not in cmd
         assert f"--tasks termnorm_go_id2term_{split} " in cmd and "--limit 2 " in cmd
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("unsloth") is None, reason="Unsloth (extra [gpu]) not installed")
+def test_unsloth_backend_adapter_loads_without_unsloth(tiny_model: Path, tmp_path: Path) -> None:
+    """Unsloth in a fresh process (it patches libraries at import); the adapter it writes is a plain
+    PEFT adapter that loads and generates in a process that never imports Unsloth."""
+    out = tmp_path / "unsloth"
+    args = ["-m", str(tiny_model), "-o", str(out), "--backend", "unsloth", "--no-load-in-4bit",
+            "--directions", "term2id", "--limit-pairs", "4", "--epochs", "1", "--batch-size", "4", "-q"]
+    proc = subprocess.run([sys.executable, "-m", "finetune", *args], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))
+    assert m["backend"] == "unsloth" and "unsloth" in m["library_versions"]
+    code = ("import sys; from transformers import AutoModelForCausalLM; from peft import PeftModel; "
+            f"m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained({str(tiny_model)!r}), "
+            f"{str(out)!r}); assert 'unsloth' not in sys.modules; print('ok')")
+    check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert check.stdout.strip() == "ok", check.stderr[-3000:]

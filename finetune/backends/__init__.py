@@ -7,6 +7,7 @@ backend is chosen, and Unsloth imported, before any of those are.
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from termnorm_eval.errors import TermnormError
 
@@ -31,7 +32,8 @@ def choose_backend(requested: str) -> str:
         if not unsloth_installed():
             raise TermnormError(f"backend 'unsloth' needs the Unsloth package; {GPU_EXTRA_HINT}")
         if not cuda_available():
-            raise TermnormError("backend 'unsloth' needs a CUDA GPU (none found); use --backend hf on CPU")
+            # Asked for explicitly: Unsloth >= 2026.10.9 falls back to CPU (slowly) and says so.
+            print("termnorm-finetune: no CUDA GPU; Unsloth will use its (slow) CPU fallback", file=sys.stderr)
         return "unsloth"
     if requested == "auto":
         return "unsloth" if unsloth_installed() and cuda_available() else "hf"
@@ -40,8 +42,6 @@ def choose_backend(requested: str) -> str:
 
 def import_unsloth_first() -> str:
     """Import Unsloth before trl/transformers/peft; returns its version."""
-    import sys
-
     late = [m for m in ("transformers", "trl", "peft") if m in sys.modules]
     if late:
         # Unsloth would only warn and run unpatched (slow): refuse instead of silently losing its speed.
@@ -49,6 +49,8 @@ def import_unsloth_first() -> str:
                             "in a fresh process")
     try:
         import unsloth
-    except ImportError as e:
-        raise TermnormError(f"cannot import Unsloth ({e}); {GPU_EXTRA_HINT}") from None
+    except (ImportError, NotImplementedError, RuntimeError) as e:
+        # Releases before 2026.10.9 raise NotImplementedError without a GPU.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TermnormError(f"cannot import Unsloth ({first}); {GPU_EXTRA_HINT}") from None
     return getattr(unsloth, "__version__", "unknown")
