@@ -52,6 +52,11 @@ def test_folder_gives_newest_results_file(tmp_path: Path) -> None:
     assert find_results_file(newest, "--base") == (newest, 1)
     with pytest.raises(ReportInputError, match="no such file"):
         find_results_file(tmp_path / "nope", "--base")
+    write_run(tmp_path / "mixed", {T_TRAIN: (0.0, 0.0)})
+    (tmp_path / "mixed" / "__tmp__model").rename(tmp_path / "mixed" / "__tmp__base")
+    write_run(tmp_path / "mixed", {T_TRAIN: (0.0, 0.0)})
+    with pytest.raises(ReportInputError, match=r"results of 2 models \(__tmp__base, __tmp__model\)"):
+        find_results_file(tmp_path / "mixed", "--base")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReportInputError, match="no results_"):
         find_results_file(tmp_path / "empty", "--tuned")

@@ -89,6 +89,11 @@ def find_results_file(path: str | Path, option: str) -> tuple[Path, int]:
             f"{option} {p}: no results_*.json here or in its model subfolders "
             "(run lm_eval with --output_path)"
         )
+    parents = sorted({f.parent for f in found})
+    if len(parents) > 1:  # e.g. base and adapter runs under one --output_path: never guess which
+        names = ", ".join(str(d.relative_to(p)) or "." for d in parents)
+        raise ReportInputError(f"{option} {p}: holds results of {len(parents)} models ({names}); "
+                               "give the model's subfolder or a results file")
     return found[-1], len(found)
 
 
