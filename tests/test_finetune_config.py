@@ -6,19 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from finetune_cli import cli
 
 from finetune import backends
-from finetune.cli import main
 from finetune.config import build_config, load_config_file
 from termnorm_eval.errors import TermnormError
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:

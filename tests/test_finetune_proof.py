@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from finetune_cli import cli
 
-from finetune.cli import main
 from finetune.progress import INTERRUPT_ENV
 from termnorm_eval.tiny_model import build_tiny_model
 
@@ -27,14 +27,6 @@ N = 16
 TRAIN = ["--terminology", "go", "--directions", "term2id", "--limit-pairs", str(N), "--epochs", "20",
          "--batch-size", "16", "--lr", "5e-3", "--lora-r", "16", "--lora-alpha", "16", "--seed", "0",
          "--save-steps", "20", "--backend", "hf", "--quiet"]
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def exact_match(output_path: Path, task: str) -> float:

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from finetune_cli import cli
 
-from finetune.cli import main
 from finetune.progress import INTERRUPT_ENV
 from termnorm_eval.splits import store
 
@@ -20,14 +20,6 @@ from termnorm_eval.splits import store
 SETTINGS = ["--terminology", "go", "--directions", "term2id", "--limit-pairs", "4", "--epochs", "2",
             "--batch-size", "8", "--lr", "1e-3", "--save-steps", "2", "--logging-steps", "1",
             "--backend", "hf", "--seed", "7", "--quiet"]
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def adapter_tensors(path: Path) -> dict[str, bytes]:
