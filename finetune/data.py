@@ -10,12 +10,12 @@ harness's target delimiter before, and the newline the harness stops at after.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.sources.mirrors import sha256_file
 from termnorm_eval.splits import store
 from termnorm_eval.terminologies import TARGET_DELIMITER, Direction, Terminology, input_text
 
@@ -40,14 +40,6 @@ class TrainingSet:
         for d, _ in self.pairs:
             out[d] += 1
         return out
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_terminology(key: str, data_dir: str | Path | None) -> Terminology:
