@@ -13,12 +13,11 @@ fastest dtype on CPUs.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources import mirrors
 
@@ -78,8 +77,8 @@ def prepare_model(
     """Return a folder that ``AutoModelForCausalLM.from_pretrained`` loads; build it if needed.
 
     ``step`` receives a short description of each stage (the CLI shows it as progress). The folder
-    is built in a temporary sibling and renamed into place, so an interrupted run never leaves a
-    folder that looks ready.
+    is built in a temporary sibling that replaces it in one step (``termnorm_eval.atomic``), so an
+    interrupted run never leaves a folder that looks ready.
     """
     spec = model_spec(key)
     target = prepared_path(key)
@@ -128,22 +127,12 @@ def prepare_model(
     model.generation_config = loaded.generation_config
     del loaded
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    # Two processes preparing at once: the second fails at once instead of racing the first.
+    with atomic.output_lock(target, "model cache"), atomic.staged_folder(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / READY_MARKER).write_text(
-            json.dumps({"format": FORMAT, "model": spec.name, "description": spec.description,
-                        "source": provenance},
-                       indent=2) + "\n",
-            encoding="utf-8",
-        )
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic.write_json(tmp / READY_MARKER, {"format": FORMAT, "model": spec.name,
+                                               "description": spec.description, "source": provenance})
+        atomic.replace_folder(tmp, target)
     say(f"saved to {target}")
     return target

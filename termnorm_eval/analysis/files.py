@@ -1,7 +1,8 @@
 """Writing result files so that a crash or a bad input never leaves a half-written set.
 
-Everything is rendered in memory first; each file goes to a temporary name in the target folder
-and all are moved into place only when every one was written (``os.replace`` is atomic).
+Everything is rendered in memory first; then the output folder is replaced as a whole
+(``termnorm_eval.atomic``), so it holds either the previous complete set or the new one, never a
+mix, even when the run is killed during the final step.
 """
 
 from __future__ import annotations
@@ -9,41 +10,34 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 
 
 def write_all(out_dir: str | Path, files: Mapping[str, bytes | str]) -> list[Path]:
-    """Write ``{file name: content}`` into ``out_dir`` (created if needed); return the paths."""
+    """Replace ``out_dir`` by a folder holding ``files`` ``{name: content}``; return the paths.
+
+    ``out_dir`` must be new, empty, or hold only files of these names (an earlier run's output):
+    a folder with anything else in it is refused, never replaced.
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TermnormError(f"--out {out}: exists and is not a folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TermnormError(f"--out {out}: cannot create the folder ({e.strerror})") from e
-    staged: list[tuple[str, Path]] = []
-    try:
-        for name, content in files.items():
-            data = content.encode("utf-8") if isinstance(content, str) else content
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-            staged.append((tmp, out / name))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-        for tmp, final in staged:
-            os.replace(tmp, final)
+        with atomic.output_lock(out, "--out"):
+            if out.exists():
+                atomic.check_replaceable(out, "--out")
+                foreign = sorted(p.name for p in out.iterdir() if p.name not in files or not p.is_file())
+                if foreign:
+                    raise TermnormError(f"--out {out}: holds files this command does not write "
+                                        f"({', '.join(foreign[:3])}); choose a new folder")
+            return atomic.write_folder(out, files)
     except OSError as e:
         raise TermnormError(f"--out {out}: cannot write results ({e.strerror})") from e
-    finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return [final for _, final in staged]
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

