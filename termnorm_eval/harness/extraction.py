@@ -3,8 +3,9 @@
 Three answer formats, decided by the direction (see ``answer_format``):
 
 * ``curie`` -- an ontology identifier (GO:0005634, HP:0001250, HGNC:11998). The first match of the
-  terminology's ``id_regex`` anywhere in the response (free text or JSON) counts, in canonical form
-  (``GO_0005634``, ``go:0005634``, ``GO: 0005634`` and ``GO0005634`` all become ``GO:0005634``).
+  terminology's ``id_regex`` in the response's first 20,000 characters (free text or JSON) counts,
+  in canonical form (``GO_0005634``, ``go:0005634``, ``GO: 0005634`` and ``GO0005634`` all become
+  ``GO:0005634``).
   An identifier of another ontology is not an answer.
 * ``symbol`` -- an HGNC gene symbol (TP53, C1orf112, HLA-A). The answer line itself when it is one
   token; else, in a sentence "The ... is X.", the symbol X after the last "is"; else the first
@@ -14,7 +15,8 @@ Three answer formats, decided by the direction (see ``answer_format``):
   value of a JSON object), without "Answer:"-style prefixes, surrounding quotes or markup, and
   trailing punctuation; of a sentence "The ... is X." only X.
 
-Everything here is pure string work on the response; scoring lives in ``scoring``.
+Everything here is pure string work on the response, linear and length-capped so that no response
+costs much more than a short one; answers are ``clean_text`` (encodable). Scoring lives in ``scoring``.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-from termnorm_eval.terminologies import Terminology
+from termnorm_eval.text import clean_text
 
 AnswerFormat = Literal["curie", "symbol", "name"]
 FORMATS: tuple[str, ...] = ("curie", "symbol", "name")
 
-# Responses longer than this are cut before the line/JSON heuristics (not before the ID search):
-# a real answer is short, and hostile 1 MB responses must not cost more than a short one.
-_HEAD = 4000
+# Work per response is bounded: every pattern below is linear, and each heuristic sees a prefix
+# of the response only. Real answers are a line (max_gen_toks is 24-48 tokens); an API model may
+# still return megabytes, and no response may cost much more than a short one.
+_HEAD = 4000  # what the line/JSON/symbol heuristics see
+_ID_SCAN = 20_000  # what the identifier search sees (an ID after pages of chatter still counts)
+_ID_MAX = 256  # an identifier cut by _ID_SCAN is judged on this many more characters
 
 _PREFIX = re.compile(
     r"^\s*(?:(?:the\s+)?(?:final\s+)?answer(?:\s+is)?|gene\s+symbol|symbol|gene\s+name|"
@@ -40,8 +45,11 @@ _PREFIX = re.compile(
 )
 _QUOTES = "\"'`“”‘’«»*_"
 _TRAILING = ".,;:!?。"
+# Same matches as the obvious ``[A-Z][A-Z0-9]*(?:orf[0-9]+)?[A-Z0-9]*...``, written so that no two
+# quantifiers compete for the same characters: that form backtracks quadratically on a long
+# upper-case run ("AAAA...a": 0.25 s per 4000 characters).
 _SYMBOL = re.compile(
-    r"(?<![A-Za-z0-9_-])[A-Z][A-Z0-9]*(?:orf[0-9]+)?[A-Z0-9]*(?:[-_][A-Z0-9]+)*@?(?![A-Za-z0-9_])"
+    r"(?<![A-Za-z0-9_-])[A-Z][A-Z0-9]*(?:orf[0-9][A-Z0-9]*)?(?:[-_][A-Z0-9]+)*@?(?![A-Za-z0-9_])"
 )
 _ONE_TOKEN_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._\-]*")
 _MAX_SYMBOL = 25  # the longest approved HGNC symbols have about 20 characters
@@ -50,43 +58,73 @@ _NOT_SYMBOLS = frozenset(
     {"HGNC", "HUGO", "GENE", "GENES", "SYMBOL", "ID", "THE", "NCBI", "UNIPROT", "DNA", "RNA", "MRNA",
      "HUMAN", "PROTEIN", "OK", "NO", "YES", "NOTE", "ANSWER", "A", "I", "IS", "OF"}
 )
-_JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 
 
 @lru_cache(maxsize=64)
 def id_pattern(id_prefix: str, id_local: str) -> re.Pattern[str]:
-    """The contract's ``Terminology.id_regex`` for a prefix and local-part regex (cached)."""
-    return Terminology(
-        key="x", label=id_prefix, id_prefix=id_prefix, id_local=id_local, id_example="", directions=()
-    ).id_regex
+    """Matches exactly what the contract's ``Terminology.id_regex`` matches, in linear time (cached).
+
+    ``id_regex`` separates prefix and local part with ``\\s*[:_]?\\s*``: without the separator the
+    two ``\\s*`` split a whitespace run in every way, quadratic in its length ("GO" + 32,000 spaces
+    took 17 s). ``\\s*(?:[:_]\\s*)?`` is the same language and tries the same end positions in the
+    same order, so the first match and its group are the same.
+    """
+    return re.compile(
+        rf"(?<![A-Za-z0-9]){re.escape(id_prefix)}\s*(?:[:_]\s*)?({id_local})(?![0-9])", re.IGNORECASE
+    )
 
 
 def extract_id(text: str, id_prefix: str, id_local: str) -> str:
-    """First identifier of this terminology in ``text``, canonical (``PREFIX:local``); '' if none."""
-    m = id_pattern(id_prefix, id_local).search(text)
+    """First identifier of this terminology in ``text``, canonical (``PREFIX:local``); '' if none.
+
+    Only the first ``_ID_SCAN`` characters are searched. An identifier that runs into that limit is
+    judged on the characters after it, never cut ("HGNC:12|345" must not become HGNC:12).
+    """
+    pattern = id_pattern(id_prefix, id_local)
+    m = pattern.search(text, 0, _ID_SCAN)
+    if m and m.end() == _ID_SCAN < len(text):
+        end = _ID_SCAN + _ID_MAX
+        m = pattern.match(text, m.start(), end)
+        if m and m.end() == end < len(text):  # a "local part" this long is no identifier
+            m = None
     return f"{id_prefix}:{m.group(1)}" if m else ""
+
+
+def _json_objects(text: str, limit: int = 3) -> list[str]:
+    """The first ``limit`` spans ``{...}`` up to the first ``}`` after each ``{`` (what the lazy
+    ``\\{.*?\\}`` finds), without rescanning the text from every ``{`` that has no ``}``."""
+    out: list[str] = []
+    pos = 0
+    while len(out) < limit:
+        start = text.find("{", pos)
+        end = text.find("}", start + 1) if start >= 0 else -1
+        if end < 0:
+            break
+        out.append(text[start : end + 1])
+        pos = end + 1
+    return out
 
 
 def _json_strings(text: str) -> list[str]:
     """String values of the first JSON object (or array/string) in ``text``, in order."""
     stripped = text.strip()
     candidates = [stripped] if stripped[:1] in "[{\"" else []
-    candidates += [m.group(0) for m in _JSON_OBJECT.finditer(text)][:3]
+    candidates += _json_objects(text)
     for cand in candidates:
         try:
             value = json.loads(cand)
         except (ValueError, RecursionError):
             continue
         out: list[str] = []
-        stack = [value]
+        stack = [value]  # depth-first, in document order: children pushed reversed, popped from the end
         while stack:
-            v = stack.pop(0)
+            v = stack.pop()
             if isinstance(v, str):
                 out.append(v)
             elif isinstance(v, dict):
-                stack[:0] = list(v.values())
+                stack.extend(reversed(list(v.values())))
             elif isinstance(v, list):
-                stack[:0] = v
+                stack.extend(reversed(v))
         if out:
             return out
     return []
@@ -179,15 +217,19 @@ def extract_symbol(text: str) -> str:
 
 
 def extract(text: str, answer_format: str, id_prefix: str = "", id_local: str = "") -> str:
-    """The answer a response gives, in the form the lenient score compares ('' if none)."""
+    """The answer a response gives, in the form the lenient score compares ('' if none).
+
+    The answer is ``clean_text``: it is embedded (alignment) and logged, and a lone surrogate from
+    an API model's JSON would make the tokenizer or the samples writer raise.
+    """
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     if answer_format == "curie":
         if not id_prefix:
             raise ValueError("a curie answer needs the terminology's id_prefix")
-        return extract_id(text, id_prefix, id_local or r"\d+")
+        return clean_text(extract_id(text, id_prefix, id_local or r"\d+"))  # id_local may be any regex
     if answer_format == "symbol":
-        return extract_symbol(text)
+        return clean_text(extract_symbol(text))
     if answer_format == "name":
-        return extract_name(text)
+        return clean_text(extract_name(text))
     raise ValueError(f"unknown answer format {answer_format!r} (known: {', '.join(FORMATS)})")

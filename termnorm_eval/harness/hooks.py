@@ -14,6 +14,7 @@ from typing import Any
 from termnorm_eval.harness.alignment import mean_alignment
 from termnorm_eval.harness.dataset import load_task_dataset
 from termnorm_eval.harness.scoring import ExtractedAnswer, extracted_response, score_document
+from termnorm_eval.text import clean_text
 
 __all__ = ["alignment", "extract_responses", "make_loader", "process_results"]
 
@@ -26,6 +27,10 @@ def extract_responses(resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> l
     """
     out = []
     for resp, doc in zip(resps, docs, strict=True):
+        if isinstance(resp, list) and resp and isinstance(resp[0], str):
+            # in place: the harness logs these same lists (--log_samples), and its JSON writer
+            # fails on a lone surrogate that an API model passed through
+            resp[0] = clean_text(resp[0])
         first = resp[0] if isinstance(resp, (list, tuple)) and resp else resp
         out.append(extracted_response(first if first != [] else "", doc))
     return out

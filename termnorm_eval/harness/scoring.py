@@ -31,6 +31,10 @@ def strict_match(response: str, gold: str, answer_kind: str) -> float:
     """The study's exact match: trimmed response vs gold; names case-insensitive."""
     got, want = response.strip(), gold.strip()
     if answer_kind == "name":
+        # casefold() maps a character to 1-3 characters, so a response over 3x the gold's length can
+        # never equal it: skip folding a hostile megabyte (same result, bounded cost).
+        if len(got) > 3 * len(want):
+            return 0.0
         return float(got.casefold() == want.casefold())
     return float(got == want)
 

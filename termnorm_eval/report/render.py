@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +19,7 @@ from termnorm_eval.analysis.files import csv_text, figure_png, json_text, pyplot
 from termnorm_eval.report.compare import Report, Row, summary
 from termnorm_eval.report.results import Run
 from termnorm_eval.terminologies import BUILTIN
+from termnorm_eval.text import clean_text
 
 NA = "n/a"
 SPLIT_TITLE = {"train": "train (memorization)", "val": "held-out (generalization)"}
@@ -27,6 +29,23 @@ CSV_COLUMNS = (
 )
 ROW_HEAD = ("split", "run", "n", "strict %", "lenient %", "Δ strict", "Δ lenient",
             "gained", "lost", "kept right", "kept wrong", "ρ pop.")
+
+
+def md_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell or list item: a ``|`` or a line break from a label
+    or a path would split the row. Backslashes are doubled first so ``\\|`` cannot undo the escape."""
+    text = clean_text(text).replace("\\", "\\\\").replace("|", "\\|")
+    return "<br>".join(text.splitlines()) if text else text
+
+
+def rich_text(text: str) -> str:
+    """``text`` for a rich string: ``[/red]`` in a label is shown, not parsed as markup (which raises)."""
+    return escape(clean_text(text))
+
+
+def mpl_text(text: str) -> str:
+    """``text`` for a matplotlib label: ``$`` would start mathtext, which raises on bad TeX."""
+    return clean_text(text).replace("$", r"\$")
 
 
 def pair_title(key: str, direction: str) -> str:
@@ -85,24 +104,25 @@ def _runs_lines(report: Report) -> list[str]:
         extra = f", newest of {run.picked_from} results files" if run.picked_from > 1 else ""
         adapter = f", adapter {run.adapter}" if run.adapter else ""
         name = role if run.label == role else f"{role} {run.label!r}"
-        return f"{name}: {run.path} (model {run.model}{adapter}; filter {run.filter}{extra})"
+        return clean_text(f"{name}: {run.path} (model {run.model}{adapter}; filter {run.filter}{extra})")
 
     return [one(report.base, "base"), *(one(r, "tuned") for r in report.tuned)]
 
 
 def terminal(report: Report) -> Group:
+    # Text() is literal; strings given to Table (cells, titles) are rich markup and are escaped.
     parts: list[Any] = [Text("\n".join(_runs_lines(report)), style="dim")]
     for w in report.warnings:
-        parts.append(Text(f"warning: {w}", style="yellow"))
+        parts.append(Text(clean_text(f"warning: {w}"), style="yellow"))
     s = Table(title="Gains from fine-tuning (percentage points; lenient in parentheses)",
               title_justify="left")
     for h in SUMMARY_HEAD:
         s.add_column(h, no_wrap=True, justify="left" if h in ("task", "run") else "right")
     for rec in summary(report):
-        s.add_row(*_summary_cells(rec))
+        s.add_row(*map(rich_text, _summary_cells(rec)))
     parts.append(s)
     for key, direction in report.pairs():
-        t = Table(title=pair_title(key, direction), title_justify="left")
+        t = Table(title=rich_text(pair_title(key, direction)), title_justify="left")
         for h in ROW_HEAD:
             t.add_column(h, no_wrap=True, justify="left" if h in ("split", "run") else "right")
         prev = None
@@ -113,28 +133,26 @@ def terminal(report: Report) -> Group:
             elif prev is not None:
                 cells[0] = ""  # the split is named once per section
             prev = row.split
-            t.add_row(*cells)
+            t.add_row(*map(rich_text, cells))
         parts.append(t)
     if report.footnotes.texts:
-        parts.append(Text("\n".join(f"[{i}] {txt}" for i, txt in enumerate(report.footnotes.texts, 1))))
+        notes = "\n".join(f"[{i}] {txt}" for i, txt in enumerate(report.footnotes.texts, 1))
+        parts.append(Text(clean_text(notes)))
     return Group(*parts)
 
 
 def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def esc(c: str) -> str:
-        return c.replace("|", "\\|")
-
     right = [h not in ("task", "run", "split") for h in head]
-    lines = ["| " + " | ".join(esc(h) for h in head) + " |",
+    lines = ["| " + " | ".join(md_cell(h) for h in head) + " |",
              "|" + "|".join("---:" if r else "---" for r in right) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return lines
 
 
 def markdown(report: Report, figures: Sequence[str]) -> str:
     lines = ["# What fine-tuning did: memorization vs generalization", ""]
-    lines += [f"- {line}" for line in _runs_lines(report)]
-    lines += [f"- **warning:** {w}" for w in report.warnings]
+    lines += [f"- {md_cell(line)}" for line in _runs_lines(report)]
+    lines += [f"- **warning:** {md_cell(w)}" for w in report.warnings]
     lines += ["", "Strict: exact match as in the study (identifiers case-sensitive, names "
               "case-insensitive). Lenient: canonical identifier form, synonyms and alt_ids also count. "
               "Δ: fine-tuned minus base, in percentage points; on the training split it is the "
@@ -145,14 +163,14 @@ def markdown(report: Report, figures: Sequence[str]) -> str:
     lines += ["## Summary", ""]
     lines += _md_table(SUMMARY_HEAD, [_summary_cells(r) for r in summary(report)])
     for key, direction in report.pairs():
-        lines += ["", f"## {pair_title(key, direction)}", ""]
+        lines += ["", f"## {md_cell(pair_title(key, direction))}", ""]
         rows = [_cells(r) for r in report.rows if (r.key, r.direction) == (key, direction)]
         lines += _md_table(ROW_HEAD, rows)
     for fig in figures:
         lines += ["", f"![{fig}]({fig})"]
     if report.footnotes.texts:
         lines += ["", "## Notes", ""]
-        lines += [f"{i}. {txt}" for i, txt in enumerate(report.footnotes.texts, 1)]
+        lines += [f"{i}. {md_cell(txt)}" for i, txt in enumerate(report.footnotes.texts, 1)]
     return "\n".join(lines) + "\n"
 
 
@@ -177,7 +195,8 @@ def bins_csv(report: Report) -> str:
 
 def json_out(report: Report) -> str:
     def run(r: Run) -> dict[str, Any]:
-        return {"label": r.label, "path": str(r.path), "model_args": r.model_args, "filter": r.filter}
+        return {"label": r.label, "path": clean_text(str(r.path)), "model_args": r.model_args,
+                "filter": r.filter}
 
     return json_text({
         "base": run(report.base), "tuned": [run(r) for r in report.tuned],
@@ -212,7 +231,7 @@ def gains_figure(report: Report) -> bytes:
                 xs.append(x)
                 ys.append(100 * float(val))  # type: ignore[arg-type]
             what = "train Δ (memorization)" if k == 0 else "held-out Δ (generalization)"
-            bars = ax.bar(xs, ys, width=width, color=cmap(2 * j + k), label=f"{run}: {what}")
+            bars = ax.bar(xs, ys, width=width, color=cmap(2 * j + k), label=mpl_text(f"{run}: {what}"))
             ax.bar_label(bars, fmt="%+.1f", fontsize=7, padding=2)  # a zero gain stays visible
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(labels)))
@@ -242,7 +261,7 @@ def popularity_figure(report: Report) -> bytes:
             for split in ("train", "val"):
                 style = "-" if split == "train" else "--"
                 marker = "o" if split == "train" else "s"
-                label = f"{run.label} {split}"
+                label = mpl_text(f"{run.label} {split}")
                 bins = report.by_bin.get((key, direction, split, run.label))
                 if bins:
                     xs = list(bins)

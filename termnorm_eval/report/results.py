@@ -8,16 +8,18 @@ are ``"<metric>,<filter>"``; task names are ``termnorm_<terminology>_<direction>
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.text import clean_text
 
 TASK_RE = re.compile(r"^termnorm_(?P<key>[a-z][a-z0-9]*)_(?P<direction>[a-z0-9]+)_(?P<split>train|val)$")
 RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
-STRICT, LENIENT = "exact_match", "lenient_match"
+STRICT, LENIENT, ALIGNMENT = "exact_match", "lenient_match", "alignment"
 
 
 class ReportInputError(TermnormError):
@@ -102,8 +104,8 @@ def _model_args(config: dict[str, Any]) -> dict[str, str]:
     raw = config.get("model_args") or {}
     if isinstance(raw, str):
         pairs = (part.split("=", 1) for part in raw.split(",") if "=" in part)
-        return {k.strip(): v.strip() for k, v in pairs}
-    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        return {clean_text(k.strip()): clean_text(v.strip()) for k, v in pairs}
+    return {clean_text(str(k)): clean_text(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else {}
 
 
 def _split_key(key: str) -> tuple[str, str] | None:
@@ -135,55 +137,136 @@ def _choose_filter(path: Path, results: dict[str, dict[str, Any]], wanted: str |
     return filters[0]
 
 
-def _float(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
+def _short(value: Any) -> str:
+    text = clean_text(repr(value))
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """The values a termnorm metric can take: accuracies are fractions, alignment a cosine; None
+    for metrics this report does not know (they are kept only when they are plain numbers)."""
+    if metric in (STRICT, LENIENT) or metric.startswith(STRICT + "_"):
+        return (0.0, 1.0)
+    if metric == ALIGNMENT:
+        return (-1.0, 1.0)
+    return None
+
+
+# float32 unit vectors: a text's cosine with itself comes out as 1.0000001, so means can too
+_COSINE_SLACK = 1e-5
+
+
+def _number(value: Any, lo: float, hi: float) -> float | None:
+    """``value`` as a float when it is a real number in [lo, hi]; None otherwise (bool, string,
+    NaN, infinite, out of range: never printed as a percentage)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return None if f != f else f  # NaN is not a score
+    f = float(value)
+    return f if math.isfinite(f) and lo <= f <= hi else None
+
+
+def _score(value: Any, where: str, what: str) -> float | None:
+    """A per-document score (absent: None); anything but a number in [0, 1] is an error."""
+    if value is None:
+        return None
+    f = _number(value, 0.0, 1.0)
+    if f is None:
+        raise ReportInputError(f"{where}: {what} = {_short(value)} is not a number in [0, 1]")
+    return f
+
+
+def _count(value: Any, where: str, what: str) -> int | None:
+    """A document count or popularity (absent: None); a bool, fraction or negative is an error."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:  # exact as a float
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ReportInputError(f"{where}: {what} = {_short(value)} is not a whole number >= 0")
+    return value
+
+
+def _json_line(raw: bytes, path: Path, lineno: int) -> Any:
+    """One JSON value from a line of a samples file; binary or hostile content is one clear error."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ReportInputError(f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1} of the line): "
+                               "not an lm_eval samples file") from None
+    except json.JSONDecodeError as e:
+        raise ReportInputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise ReportInputError(f"{path}:{lineno}: JSON nested too deeply: "
+                               "not an lm_eval samples file") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise ReportInputError(f"{path}:{lineno}: not valid JSON ({_one_line(e)})") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def load_samples(path: Path, filt: str) -> dict[str, Sample]:
     """Scored documents of one task, by item id (``doc.item_id``; ``doc_id`` when absent)."""
     out: dict[str, Sample] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    try:
+        fh = path.open("rb")  # bytes: a line that is not UTF-8 is reported with its number
+    except OSError as e:
+        raise ReportInputError(f"{path}: cannot read ({e.strerror})") from e
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ReportInputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+            where = f"{path}:{lineno}"
+            rec = _json_line(raw, path, lineno)
+            if not isinstance(rec, dict):
+                raise ReportInputError(f"{where}: a JSON {type(rec).__name__}, not a sample object")
             if rec.get("filter", filt) != filt:
                 continue
             doc = rec.get("doc") or {}
-            strict = _float(rec.get(STRICT))
+            if not isinstance(doc, dict):
+                raise ReportInputError(f"{where}: 'doc' is a JSON {type(doc).__name__}, not an object")
+            strict = _score(rec.get(STRICT), where, STRICT)
             if strict is None:
-                raise ReportInputError(f"{path}:{lineno}: no {STRICT} value for this document")
-            item = str(doc.get("item_id", rec.get("doc_id")))
+                raise ReportInputError(f"{where}: no {STRICT} value for this document")
+            item = clean_text(str(doc.get("item_id", rec.get("doc_id"))))
             if item in out:
-                raise ReportInputError(f"{path}:{lineno}: document {item!r} appears twice")
-            pop, bin_ = doc.get("popularity"), doc.get("bin")
+                raise ReportInputError(f"{where}: document {item!r} appears twice")
             out[item] = Sample(
                 item_id=item,
-                answer=str(doc.get("answer", rec.get("target", ""))),
+                answer=clean_text(str(doc.get("answer", rec.get("target", "")))),
                 strict=strict,
-                lenient=_float(rec.get(LENIENT)),
-                popularity=int(pop) if isinstance(pop, (int, float)) else None,
-                bin=int(bin_) if isinstance(bin_, (int, float)) else None,
+                lenient=_score(rec.get(LENIENT), where, LENIENT),
+                popularity=_count(doc.get("popularity"), where, "doc.popularity"),
+                bin=_count(doc.get("bin"), where, "doc.bin"),
             )
     return out
+
+
+def _section(data: dict[str, Any], key: str, file: Path) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ReportInputError(f"{file}: {key!r} is a JSON {type(value).__name__}, not an object")
+    return value
 
 
 def load_run(path: str | Path, label: str, option: str, filt: str | None = None) -> Run:
     """One results file with its samples, restricted to the termnorm_* leaf tasks."""
     file, candidates = find_results_file(path, option)
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ReportInputError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from e
+        data = json.loads(file.read_bytes().decode("utf-8"))
     except OSError as e:
         raise ReportInputError(f"{file}: cannot read ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise ReportInputError(f"{file}: not UTF-8 text (byte {e.start + 1}): "
+                               "not an lm_eval results file") from None
+    except json.JSONDecodeError as e:
+        raise ReportInputError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise ReportInputError(f"{file}: JSON nested too deeply: not an lm_eval results file") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise ReportInputError(f"{file}: not valid JSON ({_one_line(e)})") from None
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict):
         raise ReportInputError(f"{file}: no 'results' object (not an lm_eval results file)")
@@ -192,24 +275,43 @@ def load_run(path: str | Path, label: str, option: str, filt: str | None = None)
         raise ReportInputError(f"{file}: holds no termnorm_<terminology>_<direction>_<split> task results")
     chosen = _choose_filter(file, ours, filt)
     stamp = RESULTS_RE.match(file.name).group("stamp")  # type: ignore[union-attr]
-    run = Run(label=label, path=file, stamp=stamp, model_args=_model_args(data.get("config") or {}),
-              filter=chosen, picked_from=candidates)
-    n_samples = data.get("n-samples") or {}
-    versions = data.get("versions") or {}
+    run = Run(label=clean_text(label), path=file, stamp=stamp,
+              model_args=_model_args(_section(data, "config", file)), filter=clean_text(chosen),
+              picked_from=candidates)
+    n_samples = _section(data, "n-samples", file)
+    versions = _section(data, "versions", file)
     for task, res in sorted(ours.items()):
         m = TASK_RE.match(task)
         assert m is not None
         metrics = {}
         for k, v in res.items():
             mk = _split_key(k)
-            if mk and mk[1] == chosen and (f := _float(v)) is not None:
+            if not mk or mk[1] != chosen:
+                continue
+            bounds = metric_range(mk[0])
+            slack = _COSINE_SLACK if mk[0] == ALIGNMENT else 0.0
+            lo, hi = bounds or (-math.inf, math.inf)
+            f = _number(v, lo - slack, hi + slack)
+            if f is None and bounds is not None:  # an impossible score: never shown as a percentage
+                raise ReportInputError(f"{file}: results.{task}[{k!r}] = {_short(v)} is not a number "
+                                       f"in [{bounds[0]:g}, {bounds[1]:g}]")
+            if f is not None:
                 metrics[mk[0]] = f
         counts = n_samples.get(task) or {}
+        if not isinstance(counts, dict):
+            raise ReportInputError(f"{file}: n-samples.{task} is a JSON {type(counts).__name__}, "
+                                   "not an object")
+        n = _count(counts.get("effective", res.get("sample_len")), str(file), f"n-samples.{task}.effective")
         sample_file = file.with_name(f"samples_{task}_{stamp}.jsonl")
+        samples = load_samples(sample_file, chosen) if sample_file.is_file() else None
+        if samples is not None and n is not None and len(samples) != n:
+            # e.g. lm_eval stopped writing the file at a response it could not encode
+            raise ReportInputError(f"{sample_file}: {len(samples)} documents under filter {chosen!r}, "
+                                   f"but the results file says {n} were scored (an incomplete samples file?)")
         run.tasks[task] = TaskResult(
             task=task, key=m["key"], direction=m["direction"], split=m["split"], metrics=metrics,
-            version=versions.get(task),
-            n=counts.get("effective", res.get("sample_len")), n_total=counts.get("original"),
-            samples=load_samples(sample_file, chosen) if sample_file.is_file() else None,
+            version=versions.get(task), n=n,
+            n_total=_count(counts.get("original"), str(file), f"n-samples.{task}.original"),
+            samples=samples,
         )
     return run
