@@ -269,7 +269,7 @@ def test_existing_out_is_refused_without_force(tmp_path: Path, cl_obo: Path) -> 
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     for force in (False, True):  # a folder that is no add-ontology output is never replaced
-        with pytest.raises(TermnormError, match="not empty and is no add-ontology output"):
+        with pytest.raises(TermnormError, match="not empty and holds no termnorm add-ontology output"):
             add_ontology(cl_obo, name="cl", out=out, force=force)
     assert _leftovers(out) == ["notes.txt"] and _leftovers(tmp_path) == ["out"]
 

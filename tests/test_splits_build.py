@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.fetch import fetch_mirror
 from termnorm_eval.splits import build as build_mod
@@ -90,7 +89,7 @@ def test_non_build_folder_never_replaced(built, tmp_path: Path) -> None:
     out = tmp_path / "home"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    with pytest.raises(TermnormError, match="not empty and holds no build"):
+    with pytest.raises(TermnormError, match="not empty and holds no termnorm build"):
         _write(out, built, force=True)
     assert (out / "precious.txt").read_text() == "keep me"
 
@@ -115,12 +114,11 @@ def test_failed_build_leaves_previous_build_intact(built, tmp_path: Path, monkey
 
 
 def test_stale_temp_folder_of_a_killed_build_is_removed(built, tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    stale = tmp_path / f".splits.building-{dead}-abc123"
+    stale = tmp_path / ".splits.stage-abc123"  # what a build killed mid-write leaves
     stale.mkdir()
     (stale / "go").mkdir()
-    _write(tmp_path / "splits", built)
+    with atomic.output_lock(tmp_path / "splits"):  # as `termnorm data build` holds it
+        _write(tmp_path / "splits", built)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["splits"]
 
 

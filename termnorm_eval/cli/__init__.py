@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -41,19 +42,42 @@ def _register_all() -> None:
 _register_all()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit status 2.
+def _click_exceptions() -> Any:
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
 
-    Click (standalone mode) already turns usage errors into one line and exit 2; our own
-    ``TermnormError`` is caught here so that no traceback reaches the user. SIGTERM exits 143 after the
-    same clean-up of temporaries and locks as Ctrl-C (click: "Aborted!", exit 1).
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every user error is one line on stderr, exit status 2, no traceback.
+
+    Click runs in non-standalone mode so that its usage errors (an out-of-range option, a missing
+    argument) come out as one line too, not as rich's boxed panel. Ctrl-C exits 130 and SIGTERM
+    143, both after the clean-up of temporaries and locks.
     """
     from termnorm_eval.atomic import cleanup_on_sigterm
 
     cleanup_on_sigterm()
+    exc = _click_exceptions()
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
     except TermnormError as e:
         print(f"termnorm: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-
+    except exc.NoArgsIsHelpError as e:  # `termnorm data`: the help, as in standalone mode
+        print(e.ctx.get_help() if e.ctx is not None else "", file=sys.stderr)
+        raise SystemExit(2) from None
+    except exc.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "termnorm"
+        print(f"termnorm: error: {where}: {' '.join(e.format_message().split())} (see --help)",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    except exc.ClickException as e:
+        print(f"termnorm: error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
+    except (typer.Abort, KeyboardInterrupt):
+        print("termnorm: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)  # as click's standalone mode ends

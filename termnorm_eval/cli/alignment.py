@@ -65,6 +65,7 @@ def alignment(
     re-pairings: a large gap and good retrieval mean the identifier is lexicalized (it carries its
     meaning), as gene symbols are and GO/HPO identifiers are not."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from termnorm_eval.analysis import alignment as al
@@ -72,8 +73,10 @@ def alignment(
     from termnorm_eval.analysis.embedders import CausalLMEmbedder, Embedder, SentenceEmbedder
     from termnorm_eval.analysis.files import stdout_console, write_all
     from termnorm_eval.errors import TermnormError
+    from termnorm_eval.splits.balance import check_seed
     from termnorm_eval.terminologies import SPLITS
 
+    check_seed(seed)  # numpy's range; refused before any model is loaded
     splits = list(dict.fromkeys(split or SPLITS))
     bad = [s for s in splits if s not in SPLITS]
     if bad:
@@ -83,7 +86,7 @@ def alignment(
     if data_dir is not None and not data_dir.is_dir():
         raise TermnormError(f"--data-dir {data_dir}: not a folder")
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, emoji=False)  # emoji off: ":x:" in a label stays ":x:"
     jobs = al.plan(data_dir, terminology, splits, limit=limit, seed=seed)
     embedders: list[Embedder] = []
     if lm is None or model is not None:
@@ -96,7 +99,7 @@ def alignment(
                   TimeElapsedColumn(), console=console, transient=True) as bar:
 
         def progress_factory(name: str, total: int):
-            task = bar.add_task(f"encoding with {name}", total=total)
+            task = bar.add_task(f"encoding with {escape(name)}", total=total)  # a model path: no markup
             return lambda k: bar.advance(task, k)
 
         rows, notes = al.run(jobs, embedders, batch_size=batch_size, seed=seed,
@@ -105,9 +108,10 @@ def alignment(
     if not rows:
         raise TermnormError("nothing to measure: " + "; ".join(notes or ["no pairs selected"]))
 
-    stdout_console().print(render.table(rows))
+    # Mapping titles carry labels from the manifest (add-ontology --label): shown as written.
+    stdout_console().print(render.table(rows), markup=False)
     for note in notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {escape(note)}")
     n_texts = len({t for job in jobs for pair in job.pairs for t in pair})
     console.print(f"{n_texts} distinct texts, {len(embedders)} embedder(s), {elapsed:.1f} s")
     if out is not None:
@@ -122,4 +126,4 @@ def alignment(
             "alignment.json": render.json_out(rows, meta, notes),
             "alignment.png": render.figure(rows),
         })
-        console.print("wrote " + ", ".join(str(p) for p in paths))
+        console.print("wrote " + escape(", ".join(str(p) for p in paths)))

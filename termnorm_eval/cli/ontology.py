@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from termnorm_eval.sources.fetch import DownloadLimits, limit_default, limit_help
 
 
 class AnnotationFormat(str, Enum):  # the same names as ontology.annotations.FORMATS (a test checks)
@@ -19,12 +21,18 @@ class AnnotationFormat(str, Enum):  # the same names as ontology.annotations.FOR
 
 _S = "Splits"
 _A = "Annotations (popularity)"
+_D = "Download limits (URL source)"
 
 
 def _console(stderr: bool = False):  # rich imported lazily: `termnorm --help` stays fast
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+    # markup and emoji off: the output quotes the file's own text ("[/red]", ":x:") as written
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def _limit(option: str) -> Any:  # name, default and help all come from fetch.DownloadLimits
+    return typer.Option(help=limit_help(option), rich_help_panel=_D)
 
 
 def add_ontology_command(
@@ -61,15 +69,30 @@ def add_ontology_command(
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier add-ontology output in --out (any other content is "
         "never replaced).")] = False,
+    max_download_mb: Annotated[float, _limit("--max-download-mb")] = limit_default("--max-download-mb"),
+    max_unpacked_mb: Annotated[float, _limit("--max-unpacked-mb")] = limit_default("--max-unpacked-mb"),
+    max_unpack_ratio: Annotated[float, _limit("--max-unpack-ratio")] = limit_default("--max-unpack-ratio"),
+    download_deadline: Annotated[float, _limit("--download-deadline")] = limit_default("--download-deadline"),
+    read_timeout: Annotated[float, _limit("--read-timeout")] = limit_default("--read-timeout"),
+    max_redirects: Annotated[int, _limit("--max-redirects")] = limit_default("--max-redirects"),
 ) -> None:
     """Build popularity-balanced (or, without annotations, uniform) train/val splits and the
     termnorm_<name>_* lm-eval tasks for an OBO ontology, atomically, into one folder."""
-    from termnorm_eval.ontology import PROBLEM_TEXT, add_ontology
+    from rich.markup import escape
+    from rich.text import Text
 
+    from termnorm_eval.ontology import PROBLEM_TEXT, add_ontology
+    from termnorm_eval.ontology.add import check_name
+
+    check_name(name)  # before any download or parse: a bad name fails in no time
     err = _console(stderr=True)
     kwargs = dict(prefix=prefix, label=label, annotations=annotations,
                   annotation_format=annotation_format.value, bins=bins, per_bin=per_bin, seed=seed,
-                  include_imported=include_imported, force=force)
+                  include_imported=include_imported, force=force,
+                  download_limits=DownloadLimits.from_options(
+                      max_download_mb=max_download_mb, max_unpacked_mb=max_unpacked_mb,
+                      max_unpack_ratio=max_unpack_ratio, download_deadline=download_deadline,
+                      read_timeout=read_timeout, max_redirects=max_redirects))
     if source.startswith(("http://", "https://")):
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -78,8 +101,8 @@ def add_ontology_command(
             tasks: dict[str, int] = {}
 
             def hook(file: str, done: int, total: int | None) -> None:
-                if file not in tasks:
-                    tasks[file] = bar.add_task(file, total=total)
+                if file not in tasks:  # TextColumn reads markup: the URL's file name is escaped
+                    tasks[file] = bar.add_task(escape(file), total=total)
                 bar.update(tasks[file], completed=done, total=total)
 
             def stage(msg: str) -> None:
@@ -88,7 +111,8 @@ def add_ontology_command(
             result = add_ontology(source, name, out, progress=stage, download_hook=hook, **kwargs)
     else:
         with err.status("starting") as status:
-            result = add_ontology(source, name, out, progress=lambda m: status.update(m), **kwargs)
+            # Text: a status string would be read as markup, and stage messages name the user's files
+            result = add_ontology(source, name, out, progress=lambda m: status.update(Text(m)), **kwargs)
 
     console = _console()
     c = result.counts

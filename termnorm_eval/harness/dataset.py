@@ -39,11 +39,13 @@ def _record_prefix(record: dict[str, Any], term: Terminology) -> str:
 
 
 def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
-             embedding_model: str = "") -> dict[str, Any]:
+             embedding_model: str = "", *, n_bins: int) -> dict[str, Any]:
+    """One document; ``n_bins`` is the build's bin count (``store.bin_count``), whose thirds are the
+    popularity strata."""
     question = direction.prompt(record, term, variant=0)
     try:
         popularity, bin_index = int(record["popularity"]), int(record["bin"])
-        stratum = store.stratum(bin_index)
+        stratum = store.stratum(bin_index, n_bins)
     except (KeyError, TypeError, ValueError) as e:
         raise TermnormError(f"record {record.get('id')!r}: bad popularity/bin ({e})") from e
     return {
@@ -75,8 +77,12 @@ def build_docs(key: str, direction: str, split: str, data_dir: str | Path | None
         d = term.direction(direction)
     except KeyError as e:
         raise TermnormError(str(e.args[0])) from None
-    return [make_doc(r, term, d, embedding_model)
-            for r in store.load_records(key, split, data_dir) if d.applies_to(r)]
+    n_bins = store.bin_count(key, data_dir)
+    records = store.load_records(key, split, data_dir)
+    try:
+        return [make_doc(r, term, d, embedding_model, n_bins=n_bins) for r in records if d.applies_to(r)]
+    except TermnormError as e:  # the record alone does not say which file it is in
+        raise TermnormError(f"{store.split_path(key, split, data_dir)}: {e}") from None
 
 
 def load_task_dataset(terminology: str, direction: str, data_dir: str | Path | None = None,
@@ -88,11 +94,17 @@ def load_task_dataset(terminology: str, direction: str, data_dir: str | Path | N
     tasks of a direction share one (immutable, Arrow-backed) DatasetDict per process.
     """
     resolved = None if data_dir is None else str(Path(data_dir).resolve())
-    return _dataset_dict(terminology, direction, resolved, str(metadata.get(METADATA_KEY) or ""))
+    store.terminology(terminology, resolved)  # an unknown key is named as such, not as missing files
+    # Keyed on the files' identity too: a rebuild in this process must not serve the old documents.
+    root = store.shipped_data_dir() if resolved is None else Path(resolved)
+    files = (store.file_key(root / store.MANIFEST, "split manifest"),
+             *(store.file_key(store.split_path(terminology, s, resolved)) for s in SPLITS))
+    return _dataset_dict(terminology, direction, resolved, str(metadata.get(METADATA_KEY) or ""), files)
 
 
 @lru_cache(maxsize=128)
-def _dataset_dict(terminology: str, direction: str, data_dir: str | None, embedding_model: str) -> Any:
+def _dataset_dict(terminology: str, direction: str, data_dir: str | None, embedding_model: str,
+                  files: tuple[store.FileKey, ...]) -> Any:
     import datasets
     import pyarrow as pa
 

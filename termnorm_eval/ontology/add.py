@@ -13,25 +13,25 @@ Output folder layout (``OUT``; it is at once the data folder and the task folder
 
 So ``lm_eval --include_path OUT`` finds the tasks, and ``--data-dir OUT`` is what the fine-tuning
 command, ``termnorm alignment`` and the report read. Everything is written into a temporary folder
-beside ``OUT`` and renamed into place at the end: a failure leaves nothing behind, and an earlier
-output is replaced (``force``) only once the new one is complete.
+beside ``OUT`` that replaces it in one step at the end (``termnorm_eval.atomic``), under a lock held
+for the whole run: a failure leaves nothing behind, and an earlier output is replaced (``force``)
+only once the new one is complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 import shlex
-import shutil
-import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.ontology.annotations import Annotations, read_annotations
 from termnorm_eval.ontology.infer import (
@@ -43,13 +43,14 @@ from termnorm_eval.ontology.infer import (
     infer_id_local,
 )
 from termnorm_eval.ontology.source import is_url, resolve_source, url_file_name
-from termnorm_eval.sources.fetch import ProgressHook
+from termnorm_eval.sources.fetch import DownloadLimits, ProgressHook
 from termnorm_eval.terminologies import BUILTIN, SPLITS, ontology_terminology
 
 MADE_BY = "termnorm add-ontology"
 UNIFORM = "none (uniform sample)"
 RESERVED = {*BUILTIN, "train", "val", "termnorm", "all"}  # clash with built-in task or group names
 NAME_RE = re.compile(r"[a-z][a-z0-9]*")
+NAME_MAX = 32  # it becomes part of task and file names (termnorm_<name>_term2id_train.yaml, ...)
 
 # What each counted problem means, in the order the summary lists them.
 PROBLEM_TEXT: dict[str, str] = {
@@ -121,6 +122,10 @@ def _noop(_: str) -> None:
 
 
 def check_name(name: str) -> str:
+    """The one rule for --name (the CLI checks it before any work too)."""
+    if len(name or "") > NAME_MAX:
+        raise TermnormError(f"--name {name[:20]!r}... ({len(name)} characters): at most {NAME_MAX} "
+                            "(it becomes part of the task and file names termnorm_<name>_...)")
     if not NAME_RE.fullmatch(name or ""):
         raise TermnormError(f"--name {name!r}: use lower-case letters and digits, starting with a letter "
                             "(it becomes part of the task names termnorm_<name>_...)")
@@ -138,50 +143,11 @@ def _earlier_output(out: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("parameters", {}).get("made_by") == MADE_BY
 
 
-def check_target(out: Path, force: bool) -> None:
+def check_target(out: Path, force: bool, protected: Iterable[Path] = ()) -> None:
     """Refuse an OUT that holds something, unless ``force`` and it is an earlier add-ontology output."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise TermnormError(f"{out}: exists and is not a folder")
-    if not any(out.iterdir()):
-        return
-    if not _earlier_output(out):
-        raise TermnormError(f"{out}: folder is not empty and is no add-ontology output; choose a new folder"
-                            + (" (--force only replaces an earlier add-ontology output)" if force else ""))
-    if not force:
-        raise TermnormError(f"{out}: already holds an add-ontology output (use --force to replace it)")
+    from termnorm_eval.splits import build
 
-
-def _clean_stale(out: Path) -> None:
-    """Staging folders that a killed run (another process, now gone) left beside OUT."""
-    for stale in out.parent.glob(f".{out.name}.adding-*"):
-        try:
-            pid = int(stale.name.split(".adding-", 1)[1].split("-", 1)[0])
-        except (ValueError, IndexError):
-            continue
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(stale, ignore_errors=True)
-        except PermissionError:
-            pass
-
-
-def _place(stage: Path, out: Path, scratch: Path) -> None:
-    """Rename the complete ``stage`` to ``out``; an earlier ``out`` goes only after that worked."""
-    if out.exists():
-        old = scratch / "previous"
-        out.rename(old)
-        try:
-            stage.rename(out)
-        except BaseException:
-            old.rename(out)
-            raise
-    else:
-        stage.rename(out)
+    build.check_target(out, force, protected, option="OUT", owned=_earlier_output, what="add-ontology output")
 
 
 def _read_ontology(path: Path, progress: Progress) -> Any:
@@ -247,6 +213,7 @@ def add_ontology(
     force: bool = False,
     progress: Progress | None = None,
     download_hook: ProgressHook | None = None,
+    download_limits: DownloadLimits | None = None,
 ) -> AddOntologyResult:
     """Build benchmark splits and lm-eval tasks for an OBO ontology; the Python face of
     ``termnorm add-ontology``.
@@ -271,6 +238,8 @@ def add_ontology(
         force: replace an earlier add-ontology output in ``out``.
         progress: called with a short message at each stage (the CLI shows it).
         download_hook: ``(file name, bytes done, bytes total or None)`` during a URL download.
+        download_limits: size, time and redirect caps of a URL download, and unpack caps of a gzip
+            source (``DownloadLimits()`` when not given).
 
     Returns:
         ``AddOntologyResult`` with paths, counts, problems (also in the manifest) and task names.
@@ -280,22 +249,28 @@ def add_ontology(
             nothing is written then.
     """
     from termnorm_eval.harness.taskgen import group_name, task_name, write_task_family
-    from termnorm_eval.splits.build import sample_terminology, write_build
-    from termnorm_eval.splits.candidates import ontology_candidates
+    from termnorm_eval.splits.balance import check_seed
+    from termnorm_eval.splits.build import build_files, sample_terminology
+    from termnorm_eval.splits.candidates import check_capacity, ontology_candidates
 
     say = progress or _noop
     check_name(name)
+    check_seed(seed)
     if bins < 1 or per_bin < 1:
         raise TermnormError(f"--bins and --per-bin must be >= 1 (got {bins}, {per_bin})")
     out = Path(out).expanduser().resolve()
-    check_target(out, force)
+    # the inputs: a --force never replaces a folder that holds them
+    protected = [Path(p) for p in (source, annotations) if p is not None and not is_url(p)]
+    check_target(out, force, protected)
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # removed again on failure
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(out)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.adding-{os.getpid()}-", dir=out.parent))
+    held = contextlib.ExitStack()  # the lock and the scratch folder, for the whole run
     done = False
     try:
-        path, provenance = resolve_source(source, scratch, download_hook)
+        held.enter_context(atomic.output_lock(out, "OUT"))
+        check_target(out, force, protected)  # again, now that no other writer can change it
+        scratch = held.enter_context(atomic.scratch_folder(out))
+        path, provenance = resolve_source(source, scratch, download_hook, download_limits)
+        check_capacity(name, path, bins, per_bin)  # an impossible design fails before the parse
         try:
             obo = _read_ontology(path, say)
         except TermnormError as e:
@@ -378,17 +353,18 @@ def add_ontology(
             "annotation_format": ann.format if ann else None,
         }
         say("writing splits and tasks")
-        stage = scratch / "out"
         from termnorm_eval.ontology.card import render_card
         from termnorm_eval.splits.build import manifest_for
 
         card = render_card(manifest_for(built, parameters, sources))
-        write_build(stage, built, parameters, sources, extra_files={"DATA_CARD.md": card})
-        write_task_family([term], stage, data_dir=".", umbrella=None)
-        _place(stage, out, scratch)
+        with atomic.staged_folder(out) as stage:
+            atomic.fill_folder(stage, build_files(built, parameters, sources, {"DATA_CARD.md": card}))
+            write_task_family([term], stage, data_dir=".", umbrella=None)
+            check_target(out, force, protected)  # right before the final move
+            atomic.replace_folder(stage, out)
         done = True
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        held.close()
         if not done:
             for p in created:  # innermost first; only folders this call made and left empty
                 try:

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import gzip
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.sources.fetch import ProgressHook, download
+from termnorm_eval.sources.fetch import DownloadLimits, ProgressHook, download, is_gzip, unpack_gzip
 from termnorm_eval.sources.mirrors import sha256_file
 
 
@@ -20,21 +18,25 @@ def is_url(source: str | Path) -> bool:
 
 def url_file_name(url: str) -> str:
     name = Path(unquote(urlparse(url).path)).name
-    return name or "ontology.obo"
+    # "..", "." or a NUL byte would name no file of its own
+    return name if name not in ("", ".", "..") and "\0" not in name else "ontology.obo"
 
 
 def resolve_source(source: str | Path, workdir: Path, hook: ProgressHook | None = None,
-                   ) -> tuple[Path, dict[str, Any]]:
+                   limits: DownloadLimits | None = None) -> tuple[Path, dict[str, Any]]:
     """Local path of the ontology and its provenance (``url`` when downloaded, always ``sha256``).
 
-    A URL is streamed into ``workdir`` (a temporary folder the caller removes) through
-    ``sources.fetch.download``, which refuses cut-off transfers.
+    A URL is streamed into ``workdir/download/`` (``workdir``: a temporary folder the caller
+    removes) through ``sources.fetch.download``, which refuses cut-off transfers and keeps to
+    ``limits``; a gzip file is unpacked into ``workdir/unpacked/``, within ``limits`` too. Each in
+    its own subfolder, so no URL's file name can collide with the other or with what the caller
+    keeps in ``workdir``.
     """
     if is_url(source):
         url = str(source)
-        target = workdir / url_file_name(url)
-        digest = download(url, target, hook)
-        return _gunzipped(target, workdir), {"url": url, "sha256": digest}
+        target = workdir / "download" / url_file_name(url)
+        digest = download(url, target, hook, limits=limits)
+        return _gunzipped(target, workdir, limits, url), {"url": url, "sha256": digest}
     text = str(source)
     if "://" in text:
         raise TermnormError(f"{text}: only http:// and https:// addresses can be downloaded")
@@ -43,20 +45,16 @@ def resolve_source(source: str | Path, workdir: Path, hook: ProgressHook | None 
         raise TermnormError(f"{path}: file not found")
     if not path.is_file():
         raise TermnormError(f"{path}: not a regular file")
-    return _gunzipped(path, workdir), {"path": text, "sha256": sha256_file(path)}  # path as given
+    provenance = {"path": text, "sha256": sha256_file(path)}  # the path as given
+    return _gunzipped(path, workdir, limits, str(path)), provenance
 
 
-def _gunzipped(path: Path, workdir: Path) -> Path:
-    """A gzip-compressed OBO (``cl.obo.gz``) is unpacked into ``workdir``; others are used as they are."""
-    with path.open("rb") as fh:
-        if fh.read(2) != b"\x1f\x8b":
-            return path
-    name = path.name[:-3] if path.name.endswith(".gz") else path.name + ".obo"
-    target = workdir / "unpacked" / name
-    target.parent.mkdir(exist_ok=True)
-    try:
-        with gzip.open(path, "rb") as src, target.open("wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-    except (OSError, EOFError) as e:
-        raise TermnormError(f"{path}: broken gzip file ({type(e).__name__}: {e})") from None
-    return target
+def _gunzipped(path: Path, workdir: Path, limits: DownloadLimits | None = None, label: str | None = None
+               ) -> Path:
+    """A gzip-compressed OBO (``cl.obo.gz``) is unpacked into ``workdir/unpacked/``; others are used
+    as they are. A decompression bomb or broken file is refused (``label`` names it) and leaves no
+    partial output."""
+    if not is_gzip(path):
+        return path
+    name = (path.name[:-3] if path.name.endswith(".gz") else path.name + ".obo") or "ontology.obo"
+    return unpack_gzip(path, workdir / "unpacked" / name, limits, label or str(path))

@@ -6,12 +6,26 @@ number per id and optionally a stratum per id (GO aspect) to balance within each
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+
+SEED_MAX = 2**32 - 1  # numpy's seed range too; random.Random(-1) would silently equal seed 1
+
+
+def check_seed(seed: int, option: str = "--seed") -> int:
+    """A sampling seed in 0..2**32-1: a negative one is refused, not folded onto its absolute value."""
+    try:
+        value = operator.index(seed)  # int, numpy integers; not floats or strings
+    except TypeError:
+        value = None
+    if value is None or isinstance(seed, bool) or not 0 <= value <= SEED_MAX:
+        raise TermnormError(f"{option} {seed!r}: must be an integer from 0 to {SEED_MAX}")
+    return value
 
 
 @dataclass
@@ -70,6 +84,7 @@ def balanced_sample(
     """
     if bins < 1 or per_bin < 1:
         raise TermnormError(f"{label}: bins and per-bin must be >= 1 (got {bins}, {per_bin})")
+    check_seed(seed)
     ids = sorted(set(candidates), key=lambda i: (popularity.get(i, 0), i))
     if len(ids) < bins * 2 * per_bin:
         raise TermnormError(

@@ -2,23 +2,21 @@
 
 ``build_splits`` reads the sources (pronto parses the OBO files while the annotation tables are
 read in a worker process), turns them into candidate records, draws popularity-balanced samples,
-checks the invariants and hands everything to ``write_build``, which writes into a temporary
-folder beside the target and renames it into place: a failed or interrupted build never leaves a
-half-written data folder, and a previous build stays intact until the new one is complete.
+checks the invariants and hands everything to ``write_build``, which replaces the target in one
+step (``termnorm_eval.atomic``): a failed or interrupted build never leaves a half-written data
+folder, and a previous build stays intact until the new one is complete.
 """
 
 from __future__ import annotations
 
 import gc
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.mirrors import sha256_file
 from termnorm_eval.splits.balance import balanced_sample
@@ -195,6 +193,8 @@ def build_splits(
     pronto parses the OBO files; the result is the same either way.
     """
     from termnorm_eval.sources.obo import read_obo
+    from termnorm_eval.splits.balance import check_seed
+    from termnorm_eval.splits.candidates import check_capacity
 
     unknown = [k for k in keys if k not in NEEDS]
     if unknown:
@@ -203,6 +203,9 @@ def build_splits(
         raise TermnormError(f"bins and per-bin must be >= 1 (got {bins}, {per_bin})")
     keys = [k for k in NEEDS if k in keys]  # canonical order
     files = locate_sources(sources_dir, keys)
+    check_seed(seed)
+    for key in keys:  # a design no source file could fill fails now, not after minutes of parsing
+        check_capacity(key, files[NEEDS[key][0]], bins, per_bin, obo=key != "gene")
     warnings: list[str] = []
     versions: dict[str, str | None] = {}
     obo_keys = [k for k in ("go", "hpo") if k in keys]
@@ -280,28 +283,53 @@ def _jsonl(records: Sequence[dict[str, Any]]) -> str:
 
 
 def holds_build(path: Path) -> bool:
-    return (path / MANIFEST).is_file()
-
-
-def _clean_stale(out: Path) -> None:
-    """Remove temp folders that a killed build (same target) left behind."""
-    for stale in out.parent.glob(f".{out.name}.building-*"):
-        try:
-            pid = int(stale.name.rsplit("-", 2)[-2])
-        except (ValueError, IndexError):
-            continue
-        if pid != os.getpid() and not _alive(pid):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
+    """True when ``path`` holds a build this tool wrote: our manifest, not just any ``manifest.json``."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return (isinstance(manifest, dict) and manifest.get("format") == FORMAT_VERSION
+            and isinstance(manifest.get("terminologies"), dict)
+            and isinstance(manifest.get("parameters"), dict))
+
+
+def check_target(out: Path, force: bool, protected: Iterable[Path] = (), option: str = "--out",
+                 owned: Callable[[Path], bool] = holds_build, what: str = "build") -> None:
+    """Refuse an ``out`` whose replacement would lose anything but an earlier output of ours.
+
+    ``owned`` says whether a folder is such an output (``what`` names it in messages). Called
+    before the work starts and again right before the final move.
+    """
+    if not out.exists() and not out.is_symlink():
+        return
+    atomic.check_replaceable(out, option, protected)
+    if not out.is_dir():
+        raise TermnormError(f"{option} {out}: exists and is not a folder")
+    if not any(out.iterdir()):
+        return
+    if not owned(out):
+        raise TermnormError(f"{option} {out}: folder is not empty and holds no termnorm {what}; choose a new "
+                            f"folder" + (f" (--force only replaces an earlier {what})" if force else ""))
+    if not force:
+        article = "an" if what[0] in "aeiou" else "a"
+        raise TermnormError(f"{option} {out}: already holds {article} {what} (use --force to replace it)")
+
+
+def build_files(
+    built: Mapping[str, BuiltTerminology],
+    parameters: Mapping[str, Any],
+    sources: Mapping[str, Any],
+    extra_files: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The files of a build: ``manifest.json``, ``<key>/{train,val}.jsonl`` and ``extra_files``."""
+    # (spec, train, val, stats) tuples are accepted too
+    built = {k: b if isinstance(b, BuiltTerminology) else BuiltTerminology(*b) for k, b in built.items()}
+    files = {f"{key}/{split}.jsonl": _jsonl(getattr(b, split))
+             for key, b in built.items() for split in SPLITS}
+    files.update(extra_files or {})
+    manifest = manifest_for(built, parameters, sources)
+    files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return files
 
 
 def write_build(
@@ -311,52 +339,17 @@ def write_build(
     sources: Mapping[str, Any],
     force: bool = False,
     extra_files: Mapping[str, str] | None = None,
+    protected: Iterable[Path] = (),
 ) -> Path:
-    """Write manifest + ``<key>/{train,val}.jsonl`` (+ ``extra_files``) into ``out_dir`` atomically.
+    """Write a build into ``out_dir``, replacing it in one step (``termnorm_eval.atomic``).
 
     An ``out_dir`` that holds a build is replaced only with ``force``; a non-empty folder that is
-    not a build is never replaced. The new build is complete on disk before the old one goes.
+    not a build of ours is never replaced, nor are the folders ``atomic.check_replaceable`` protects
+    (``protected``: the sources). The caller holds ``atomic.output_lock(out_dir)`` if other
+    processes may write there too (the CLI does, for the whole run).
     """
-    # (spec, train, val, stats) tuples are accepted too
-    built = {k: b if isinstance(b, BuiltTerminology) else BuiltTerminology(*b) for k, b in built.items()}
     out = Path(out_dir)
-    if out.exists():
-        if not out.is_dir():
-            raise TermnormError(f"{out}: exists and is not a folder")
-        if holds_build(out):
-            if not force:
-                raise TermnormError(f"{out}: already holds a build (use --force to replace it)")
-        elif any(out.iterdir()):
-            raise TermnormError(f"{out}: folder is not empty and holds no build; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(out)
-    manifest = manifest_for(built, parameters, sources)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
-    try:
-        for key, b in built.items():
-            (tmp / key).mkdir()
-            for split in SPLITS:
-                (tmp / key / f"{split}.jsonl").write_text(_jsonl(getattr(b, split)), encoding="utf-8")
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        # The manifest goes last: a folder without one is never mistaken for a build.
-        (tmp / MANIFEST).write_text(
-            json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        tmp.chmod(0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            old.rmdir()
-            out.rename(old)
-            try:
-                tmp.rename(out)
-            except BaseException:
-                old.rename(out)  # put the previous build back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    check_target(out, force, protected)
+    files = build_files(built, parameters, sources, extra_files)
+    atomic.write_folder(out, files, before_commit=lambda: check_target(out, force, protected))
     return out

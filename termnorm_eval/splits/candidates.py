@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.gaf import GafAnnotations
 from termnorm_eval.sources.hgnc import HgncGene
 from termnorm_eval.sources.obo import OboResult, OboTerm
@@ -184,3 +186,42 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations) -> Candidate
             "alias_names": list(g.alias_names),
         }
     return Candidates(records, +excluded, +notes)
+
+
+def candidate_bound(path: Path, obo: bool) -> tuple[int, str]:
+    """An upper bound on the candidates ``path`` can give, counted in well under a second, unparsed.
+
+    Each candidate is one ``[Term]`` stanza of an OBO file (``obo``), or one row of a table (HGNC).
+    Counting every ``[Term]`` and every newline can only overcount, so a design the bound refuses
+    is impossible; that is checked before minutes of parsing, not after.
+    """
+    marker = b"[Term]" if obo else b"\n"
+    count, tail = 0, b""
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 22):
+            chunk = tail + block
+            count += chunk.count(marker)
+            tail = chunk[len(chunk) - len(marker) + 1:]  # too short to hold a whole marker again
+    return (count, "[Term] stanzas") if obo else (count, "rows")
+
+
+QUICK_TO_READ = 1 << 20  # bytes: a smaller file is read in well under a second anyway
+
+
+def check_capacity(key: str, path: Path, bins: int, per_bin: int, obo: bool = True) -> None:
+    """Refuse a design (bins x per-bin, train and val) that ``path`` cannot fill, before any parsing.
+
+    Skipped for a file under ``QUICK_TO_READ``: there is no long parse to save, and the readers
+    then give the more precise message (a broken line, the usable count after exclusions).
+    """
+    if path.stat().st_size < QUICK_TO_READ:
+        return
+    need = 2 * bins * per_bin
+    have, what = candidate_bound(path, obo)
+    if 0 < have < need:  # none at all: no such file kind; its reader gives the precise message
+        fit = have // (2 * bins)
+        hint = f"lower --per-bin to {fit} or fewer" if fit >= 1 else "lower --bins and --per-bin"
+        raise TermnormError(
+            f"{path}: has at most {have} {what}, so {key} can give at most {have} candidates, but --bins "
+            f"{bins} x --per-bin {per_bin} needs {need} ({per_bin} train + {per_bin} val per bin); {hint}"
+        )

@@ -11,6 +11,10 @@ Record fields: ``id``, ``name``, ``synonyms``, ``alt_ids``, ``popularity`` (int)
 (0 = least popular), ``aspect`` (GO: BP/MF/CC, else null); genes add ``symbol``,
 ``protein_name`` (null when the GAF gives none), ``prev_symbols``, ``alias_symbols``,
 ``prev_names``, ``alias_names``.
+
+The popularity strata (low/mid/high) are thirds of the build's own bin count (``bin_count``, from
+the manifest), and the record caches are keyed on each file's identity (``file_key``), so a
+rebuild in the same process is seen at once.
 """
 
 from __future__ import annotations
@@ -26,17 +30,34 @@ from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology, terminolog
 
 MANIFEST = "manifest.json"
 STRATA = ("low", "mid", "high")  # popularity thirds, by bin
+DEFAULT_BINS = 20  # the built-in design; only for manifests that do not say (hand-written ones)
+
+FileKey = tuple[str, int, int, int, int]
 
 
-def stratum(bin_index: int, n_bins: int = 20) -> str:
-    """Popularity third of a bin (0 = least popular): the study's popularity effect in 3 numbers."""
+class SplitDataError(TermnormError):
+    """A data folder is missing, incomplete or malformed."""
+
+
+def stratum(bin_index: int, n_bins: int = DEFAULT_BINS) -> str:
+    """Popularity third of a bin (0 = least popular) among ``n_bins`` (see ``bin_count``)."""
     if not 0 <= bin_index < n_bins:
         raise ValueError(f"bin {bin_index} outside 0..{n_bins - 1}")
     return STRATA[min(2, bin_index * 3 // n_bins)]
 
 
-class SplitDataError(TermnormError):
-    """A data folder is missing, incomplete or malformed."""
+def file_key(path: Path, what: str = "split file") -> FileKey:
+    """The identity of a file's current content, for caches keyed by file.
+
+    A rebuild replaces the file (new inode, size or mtime), so a cache keyed on this never serves
+    records of an earlier build at the same path.
+    """
+    path = path.resolve()
+    try:
+        st = path.stat()
+    except OSError:
+        raise SplitDataError(f"{path}: {what} not found") from None
+    return str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def shipped_data_dir() -> Path:
@@ -48,13 +69,54 @@ def _dir(data_dir: str | Path | None) -> Path:
 
 
 def read_manifest(data_dir: str | Path | None = None) -> dict[str, Any]:
+    """The manifest of ``data_dir`` as a JSON object (its fields are checked where they are used)."""
     path = _dir(data_dir) / MANIFEST
     if not path.is_file():
         raise SplitDataError(f"{path}: no split manifest here (build the splits first)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise SplitDataError(f"{path}: not a split manifest (binary data, not UTF-8 text: {e.reason} at "
+                             f"byte {e.start})") from None
     except json.JSONDecodeError as e:
-        raise SplitDataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+        raise SplitDataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise SplitDataError(f"{path}: not a split manifest (JSON nested too deeply)") from None
+    if not isinstance(manifest, dict):
+        raise SplitDataError(f"{path}: not a split manifest (a JSON {json_kind(manifest)}, expected an "
+                             "object with parameters, sources and terminologies)")
+    return manifest
+
+
+def json_kind(value: Any) -> str:
+    kinds = {list: "list", str: "string", bool: "boolean", int: "number", float: "number", dict: "object"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def bin_count(key: str, data_dir: str | Path | None = None) -> int:
+    """How many popularity bins the build of ``key`` in ``data_dir`` was sampled with.
+
+    The strata (``stratum``) are thirds of *this* count: ``add-ontology --bins 10`` gives 10 bins.
+    Read from the terminology's per-bin facts, else the build parameters; a manifest that says
+    neither (hand-written) gets ``DEFAULT_BINS``, and ``stratum`` rejects any bin outside it.
+    """
+    path = _dir(data_dir) / MANIFEST
+    manifest = read_manifest(data_dir)
+    entry = manifest.get("terminologies", {})
+    entry = entry.get(key) if isinstance(entry, dict) else None
+    facts = entry.get("bins") if isinstance(entry, dict) else None
+    params = manifest.get("parameters")
+    given = params.get("bins") if isinstance(params, dict) else None
+    if facts is not None and (not isinstance(facts, list) or not facts):
+        raise SplitDataError(f"{path}: terminologies.{key}.bins must be a non-empty list of per-bin facts")
+    if given is not None and (not isinstance(given, int) or isinstance(given, bool) or given < 1):
+        raise SplitDataError(f"{path}: parameters.bins must be a positive integer (got {given!r})")
+    if facts is not None and given is not None and len(facts) != given:
+        raise SplitDataError(f"{path}: parameters.bins is {given} but terminologies.{key}.bins lists "
+                             f"{len(facts)} bins")
+    if facts is not None:
+        return len(facts)
+    return given if given is not None else DEFAULT_BINS
 
 
 def terminology(key: str, data_dir: str | Path | None = None) -> Terminology:
@@ -76,7 +138,8 @@ def split_path(key: str, split: str, data_dir: str | Path | None = None) -> Path
 
 
 @lru_cache(maxsize=64)
-def _load(path: Path) -> tuple[dict[str, Any], ...]:
+def _load(key: FileKey) -> tuple[dict[str, Any], ...]:
+    path = Path(key[0])
     if not path.is_file():
         raise SplitDataError(f"{path}: split file not found")
     records = []
@@ -93,7 +156,7 @@ def _load(path: Path) -> tuple[dict[str, Any], ...]:
 
 def load_records(key: str, split: str, data_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """All records of one split (a fresh list; the records themselves are shared, don't mutate)."""
-    return list(_load(split_path(key, split, data_dir).resolve()))
+    return list(_load(file_key(split_path(key, split, data_dir))))
 
 
 def available(data_dir: str | Path | None = None) -> list[str]:

