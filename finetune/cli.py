@@ -142,13 +142,32 @@ INTERRUPTED = ("termnorm-finetune: interrupted; run the same command with --resu
                "last checkpoint")
 
 
+def _click_exception() -> type[Exception]:
+    # typer >= 0.26 vendors click: find its ClickException through a class typer exports.
+    return next(k for k in typer.BadParameter.__mro__ if k.__name__ == "ClickException")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors are one line on stderr, exit status 2; Ctrl-C says how to resume."""
+    """Entry point: user errors (ours and bad flag values alike) are one line on stderr, exit
+    status 2; Ctrl-C says how to resume."""
+    from termnorm_eval.atomic import cleanup_on_sigterm
+
+    cleanup_on_sigterm()  # `kill` too removes the staged adapter and releases the output lock
     try:
-        app(args=argv, prog_name="termnorm-finetune")
+        # standalone_mode=False: click raises its usage errors instead of printing a framed box.
+        rc = app(args=argv, prog_name="termnorm-finetune", standalone_mode=False)
     except TermnormError as e:
         print(f"termnorm-finetune: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         raise SystemExit(130) from None
+    except _click_exception() as e:
+        message = " ".join(e.format_message().split())  # type: ignore[attr-defined]
+        print(f"termnorm-finetune: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(getattr(e, "exit_code", 2)) from None
+    except typer.Abort:
+        print("termnorm-finetune: aborted", file=sys.stderr)
+        raise SystemExit(1) from None
+    if isinstance(rc, int) and rc:
+        raise SystemExit(rc)

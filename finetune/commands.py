@@ -6,6 +6,7 @@ import importlib.util
 import shlex
 from pathlib import Path
 
+from termnorm_eval.harness.runner import model_args as build_model_args
 from termnorm_eval.splits import store
 
 SPLIT_SUFFIXES = ("train", "val")
@@ -59,9 +60,12 @@ def lm_eval_command(
     output_path: str | Path | None = None,
     batch_size: int = 16,
 ) -> str:
-    model_args = f"pretrained={_local_or_id(base_model)},peft={Path(adapter_dir).resolve()}"
+    """One shell command line; raises TermnormError for a path lm-eval's --model_args cannot carry."""
+    items: list[tuple[str, object, str]] = [("pretrained", _local_or_id(base_model), "--model"),
+                                            ("peft", Path(adapter_dir).resolve(), "--output-dir")]
     if gguf_file:
-        model_args += f",gguf_file={gguf_file}"
+        items.append(("gguf_file", gguf_file, "--gguf-file"))
+    model_args = build_model_args(items)
     parts = ["lm_eval", "--model", "hf", "--model_args", model_args, "--tasks", ",".join(tasks)]
     if include is not None:
         parts += ["--include_path", str(include)]

@@ -1,4 +1,4 @@
-"""Progress bar (loss, tokens/s), token/padding counts, and a test hook that interrupts a run.
+"""Progress bar (loss, tokens/s) and token/padding counts.
 
 The counts come from the batches the trainer actually consumes (a wrapper around its collator), so
 tokens/s and the padding share describe real batches, whatever the sampler did.
@@ -6,15 +6,11 @@ tokens/s and the padding share describe real batches, whatever the sampler did.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from transformers import TrainerCallback
-
-# Tests (and curious users) can simulate Ctrl-C right after the checkpoint of step k is written.
-INTERRUPT_ENV = "TERMNORM_FINETUNE_INTERRUPT_AFTER_STEP"
 
 
 @dataclass
@@ -50,7 +46,7 @@ class CountingCollator:
 
 
 class ProgressCallback(TrainerCallback):
-    """A rich progress bar on the main process; timing for tokens/s; the interrupt hook."""
+    """A rich progress bar on the main process; timing for tokens/s."""
 
     def __init__(self, counts: TokenCounts, show: bool = True):
         self.counts = counts
@@ -61,8 +57,6 @@ class ProgressCallback(TrainerCallback):
         self.t_end: float | None = None
         self.start_step = 0
         self.last_loss: float | None = None
-        env = os.environ.get(INTERRUPT_ENV)
-        self.interrupt_after = int(env) if env else None
 
     @property
     def seconds(self) -> float:
@@ -104,16 +98,12 @@ class ProgressCallback(TrainerCallback):
             if self.progress is not None:
                 self.progress.update(self.task, loss=f"{self.last_loss:.4f}")
 
-    def on_save(self, args, state, control, **kwargs):
-        if self.interrupt_after is not None and state.global_step >= self.interrupt_after:
-            self._stop()
-            raise KeyboardInterrupt(f"interrupted after step {state.global_step} ({INTERRUPT_ENV})")
-
     def on_train_end(self, args, state, control, **kwargs):
         self.t_end = time.perf_counter()
-        self._stop()
+        self.close()
 
-    def _stop(self) -> None:
+    def close(self) -> None:
+        """Stop the bar (also when training ends with an exception, so the terminal is restored)."""
         if self.progress is not None:
             self.progress.stop()
             self.progress = None

@@ -1,15 +1,20 @@
 """One fine-tuning run: check everything, train (TRL SFTTrainer), write adapter + manifest, print
 the lm_eval commands that score it.
 
-Every user error is raised as ``TermnormError`` before the first training step. trl, transformers
-and peft are imported only after the backend is chosen, so that Unsloth can come first.
+Every user error is raised as ``TermnormError`` before the output folder is claimed (settings,
+data, paths lm-eval cannot be given, model weights, target modules); the main process then holds
+the folder's lock until the adapter is in place, and a diverging run stops without writing one.
+trl, transformers and peft are imported only after the backend is chosen, so that Unsloth can come
+first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -20,6 +25,8 @@ from finetune.backends import choose_backend, import_unsloth_first
 from finetune.commands import scoring_commands
 from finetune.config import FinetuneConfig
 from finetune.data import TrainingSet, build_training_set
+from finetune.integrity import model_folder_problem
+from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 
 MANIFEST_FORMAT = "termnorm-finetune/1"
@@ -52,6 +59,10 @@ def check_model_location(cfg: FinetuneConfig) -> None:
             ggufs = sorted(x.name for x in p.glob("*.gguf"))
             hint = f" (it holds {ggufs[0]}: add --gguf-file)" if ggufs else ""
             raise TermnormError(f"{p}: not a model folder, no config.json{hint}")
+        if not cfg.gguf_file and p.is_dir():
+            problem = model_folder_problem(p)  # a damaged file named now, not a loader traceback later
+            if problem:
+                raise TermnormError(f"base model: {problem}")
     elif _looks_like_path(cfg.model):
         raise TermnormError(f"{p}: model path not found")
 
@@ -100,6 +111,9 @@ def _sft_config(cfg: FinetuneConfig, backend: str, checkpoint_dir: Path) -> Any:
         "logging_strategy": "steps",
         "logging_steps": cfg.logging_steps,
         "logging_first_step": True,
+        # Log a NaN/inf loss as it is (the default replaces it by the window's mean): the
+        # divergence guard must see it.
+        "logging_nan_inf_filter": False,
         "report_to": "none",
         "disable_tqdm": True,  # our own bar shows loss and tokens/s
         "optim": "adamw_8bit" if backend == "unsloth" else "adamw_torch",
@@ -167,7 +181,31 @@ def _fix_base_path(adapter_dir: Path, base: str) -> None:
     if p.exists() and cfg_file.is_file():
         data = json.loads(cfg_file.read_text(encoding="utf-8"))
         data["base_model_name_or_path"] = str(p.resolve())
-        cfg_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        atomic.write_file(cfg_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _from_main(is_main: bool, compute: Callable[[], Any]) -> Any:
+    """``compute()`` on the main process, its result (or its TermnormError) on every process.
+
+    One process decides (it holds the lock); the others must act on the same answer, and fail
+    with the same error rather than wait forever for a main process that has stopped.
+    """
+    import torch.distributed as dist
+
+    result: tuple[Any, str | None] = (None, None)
+    if is_main:
+        try:
+            result = (compute(), None)
+        except TermnormError as e:
+            result = (None, str(e))
+    if dist.is_available() and dist.is_initialized():
+        box = [result]
+        dist.broadcast_object_list(box, src=0)
+        result = box[0]
+    value, error = result
+    if error is not None:
+        raise TermnormError(error)
+    return value
 
 
 def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
@@ -190,27 +228,62 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
         "chat_template": chat,
         "directions": list(tset.directions),
     })
-    state = rundir.inspect(cfg.output_dir, fp, cfg.resume)
-    out = state.output_dir
+    out = rundir.output_path(cfg.output_dir)
+    # Built now: a path that lm-eval's --model_args cannot carry is refused before training.
+    commands = scoring_commands(
+        base_model=cfg.model, adapter_dir=out, key=tset.terminology.key, directions=tset.directions,
+        data_dir=cfg.data_dir, gguf_file=cfg.gguf_file, chat=chat, limit=cfg.limit_pairs,
+    )
+    rundir.inspect(out, fp, cfg.resume)  # refuse early; decided again under the lock
     # The training arguments also set up the processes (one, or one per GPU under `accelerate
-    # launch`/torchrun); only the first one writes files and prints.
+    # launch`/torchrun); only the first one locks, writes files and prints.
     args = _sft_config(cfg, backend, out / rundir.CHECKPOINTS)
     is_main = args.process_index == 0
-    with args.main_process_first(desc="claiming the output directory"):
-        if is_main:
-            rundir.claim(state, fp)
+    if is_main:
+        rundir.check_not_locked(out)  # another run at work here: say so before loading the model
 
-    # 3. Model, LoRA, trainer.
+    # 3. Model and LoRA: damaged weights or unknown --target-modules fail here, still unclaimed.
     if backend == "unsloth":
         from finetune.backends import unsloth as backend_mod
     else:
         from finetune.backends import hf as backend_mod
+    model, tokenizer = backend_mod.load(cfg, tokenizer)
+
+    # 4. Claim the folder and train, holding its lock until the adapter is in place.
+    with contextlib.ExitStack() as held:
+        if is_main:
+            held.enter_context(atomic.output_lock(out, rundir.LOCK_OPTION))
+        state: rundir.RunState = _from_main(is_main, lambda: rundir.inspect(out, fp, cfg.resume))
+        with args.main_process_first(desc="claiming the output directory"):
+            if is_main:
+                for note in state.notes:
+                    print(f"termnorm-finetune: {note}", file=sys.stderr)
+                rundir.claim(state, fp)
+        try:
+            return _train_and_save(cfg, backend, model, tokenizer, tset, chat, config, commands, args,
+                                   state, held, show_progress)
+        except TermnormError as e:
+            if not (is_main and state.fresh):
+                raise
+            # A fresh run that cannot finish (diverged, rows too long) leaves nothing worth
+            # resuming: free the folder for the corrected command.
+            rundir.unclaim(state)
+            raise type(e)(f"{e}; {out} was left as it was before this run") from None
+
+
+def _train_and_save(cfg: FinetuneConfig, backend: str, model: Any, tokenizer: Any,
+                    tset: TrainingSet, chat: bool, config: dict[str, Any], commands: dict[str, str],
+                    args: Any, state: rundir.RunState, held: contextlib.ExitStack,
+                    show_progress: bool) -> dict[str, Any]:
+    from finetune.guard import Diverged, FiniteGuard, non_finite_weights
     from finetune.progress import CountingCollator, ProgressCallback, TokenCounts
 
-    model, tokenizer = backend_mod.load(cfg, tokenizer)
+    out = state.output_dir
+    is_main = args.process_index == 0
     counts = TokenCounts()
     progress = ProgressCallback(counts, show=show_progress)
-    trainer = build_trainer(model, tokenizer, tset, args, [progress], cfg.group_by_length)
+    trainer = build_trainer(model, tokenizer, tset, args, [progress, FiniteGuard(cfg.learning_rate)],
+                            cfg.group_by_length)
     lengths = check_lengths(trainer, cfg.max_seq_length)
     trainer.data_collator = CountingCollator(trainer.data_collator, counts)
     if is_main:
@@ -219,23 +292,26 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
               f"{tset.n_templates} prompts = {len(tset.rows)} rows "
               f"({'chat template' if chat else 'plain text'}); {where}", file=sys.stderr)
 
-    # 4. Train (a KeyboardInterrupt leaves the last checkpoint for --resume).
-    result = trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
+    # Train (a KeyboardInterrupt leaves the last checkpoint for --resume).
+    try:
+        result = trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
+    finally:
+        progress.close()
+    bad = non_finite_weights(trainer.model)
+    if bad:  # the guard checks at checkpoints; this is the last step's check
+        raise Diverged(f"training diverged (weight {bad} is not finite after step "
+                       f"{trainer.state.global_step}); no adapter was written; try a lower "
+                       f"--learning-rate than {cfg.learning_rate:g}")
 
-    # 5. Save to a temp folder, then move into place; the manifest is written last.
-    tmp = out / ".final.tmp"
-    if is_main and tmp.exists():
-        shutil.rmtree(tmp)
+    # Save into a fresh staged folder beside the output dir (unique per run: never shared with
+    # another writer), then move into place; the manifest is written last.
+    stage: Path = _from_main(is_main, lambda: held.enter_context(atomic.staged_folder(out)))
     trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(tmp))
+    trainer.save_model(str(stage))
     manifest: dict[str, Any] = {}
     if is_main:
-        tokenizer.save_pretrained(str(tmp))
-        _fix_base_path(tmp, cfg.model)
-        commands = scoring_commands(
-            base_model=cfg.model, adapter_dir=out, key=tset.terminology.key, directions=tset.directions,
-            data_dir=cfg.data_dir, gguf_file=cfg.gguf_file, chat=chat, limit=cfg.limit_pairs,
-        )
+        tokenizer.save_pretrained(str(stage))
+        _fix_base_path(stage, cfg.model)
         loss_curve = [
             {"step": e["step"], "epoch": round(e.get("epoch", 0.0), 4), "loss": e["loss"],
              "learning_rate": e.get("learning_rate")}
@@ -283,8 +359,8 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
             },
             "lm_eval_commands": commands,
         }
-        rundir.write_json_atomic(tmp / rundir.MANIFEST_FILE, manifest)
-        rundir.move_into_place(tmp, out)
+        atomic.write_json(stage / rundir.MANIFEST_FILE, manifest)
+        rundir.move_into_place(stage, out)
         if not cfg.keep_checkpoints:
             shutil.rmtree(out / rundir.CHECKPOINTS, ignore_errors=True)
         t = manifest["training"]

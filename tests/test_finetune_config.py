@@ -54,7 +54,7 @@ def test_bad_value_type_in_config(tmp_path: Path) -> None:
         (["-m", "no-such-org/no-such-model"], "cannot load base model 'no-such-org/no-such-model'"),
         (["-t", "mesh"], "no training split for terminology 'mesh'"),
         (["--directions", "term2id,name2symbol"], "has no direction 'name2symbol'"),
-        (["--lora-r", "0"], "lora-r must be positive"),
+        (["--lora-r", "0"], "--lora-r must be an integer from 1 to"),
         (["--chat-template", "maybe"], "chat-template must be one of"),
     ],
 )

@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from finetune_cli import cli
+from finetune_cli import add_callbacks, cli, interrupt_after
 
-from finetune.progress import INTERRUPT_ENV
 from termnorm_eval.tiny_model import build_tiny_model
 
 N = 16
@@ -43,9 +42,9 @@ def test_memorizes_training_pairs_not_held_out(tmp_path: Path, monkeypatch: pyte
                                                capsys: pytest.CaptureFixture[str]) -> None:
     model = build_tiny_model(tmp_path / "model", seed=0, hidden=256, layers=1)
     adapter = tmp_path / "adapter"
-    monkeypatch.setenv(INTERRUPT_ENV, "40")  # Ctrl-C after the checkpoint of step 40 of 100
-    assert cli("-m", str(model), "-o", str(adapter), *TRAIN) == 130
-    monkeypatch.delenv(INTERRUPT_ENV)
+    with monkeypatch.context() as m:
+        add_callbacks(m, interrupt_after(40))  # Ctrl-C after the checkpoint of step 40 of 100
+        assert cli("-m", str(model), "-o", str(adapter), *TRAIN) == 130
     capsys.readouterr()
     assert cli("-m", str(model), "-o", str(adapter), *TRAIN, "--resume") == 0
     printed = capsys.readouterr().out

@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from finetune_cli import cli
+from finetune_cli import add_callbacks, cli, interrupt_after
 
-from finetune.progress import INTERRUPT_ENV
 from termnorm_eval.splits import store
 
 # 4 GO pairs x 5 prompts = 20 rows; batch 8 -> 3 steps per epoch, 6 steps in all.
@@ -71,10 +70,10 @@ def test_interrupted_run_resumes_without_losing_steps(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "interrupted"
-    monkeypatch.setenv(INTERRUPT_ENV, "4")
-    assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS) == 130
+    with monkeypatch.context() as m:
+        add_callbacks(m, interrupt_after(4))
+        assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS) == 130
     assert "--resume" in capsys.readouterr().err
-    monkeypatch.delenv(INTERRUPT_ENV)
     assert (out / "checkpoints" / "checkpoint-4" / "trainer_state.json").is_file()
     assert not (out / "termnorm_manifest.json").exists()
     first_losses = json.loads((out / "checkpoints" / "checkpoint-4" / "trainer_state.json")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from typing import Any
 
 from termnorm_eval.errors import TermnormError
 
@@ -54,3 +55,28 @@ def import_unsloth_first() -> str:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TermnormError(f"cannot import Unsloth ({first}); {GPU_EXTRA_HINT}") from None
     return getattr(unsloth, "__version__", "unknown")
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def check_target_modules(model: Any, targets: list[str] | str) -> None:
+    """Every name in ``--target-modules`` must name a layer of the model.
+
+    PEFT raises only when none matches (a traceback) and silently ignores the ones that don't when
+    another does, so a typo would train fewer layers than asked for.
+    """
+    if targets == "all-linear":
+        return
+    import torch
+
+    modules = list(model.named_modules())
+    names = [n for n, _ in modules if n]
+    linear = sorted({n.rsplit(".", 1)[-1] for n, m in modules if isinstance(m, torch.nn.Linear)})
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        raise TermnormError(f"--target-modules: no layer named {', '.join(missing)} in the model "
+                            f"(its linear layers: {', '.join(linear) or 'none'}; or use all-linear)")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from finetune.backends import check_target_modules, first_line
 from finetune.config import FinetuneConfig
+from termnorm_eval.errors import TermnormError
 
 
 def load_tokenizer(cfg: FinetuneConfig) -> Any:
@@ -52,9 +54,15 @@ def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, set_seed
 
     kw: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, **_dtype_kwarg(compute_dtype()), **kw)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, **_dtype_kwarg(compute_dtype()), **kw)
+    except TermnormError:
+        raise
+    except Exception as e:  # loaders raise anything for a damaged file: say it in one line
+        raise TermnormError(f"cannot load the weights of base model {cfg.model!r}: {first_line(e)}") from None
     if cfg.gguf_file:
         untag_gguf(model)
+    check_target_modules(model, cfg.target_modules)
     set_seed(cfg.seed)
     lora = LoraConfig(
         r=cfg.lora_r,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from finetune.backends import check_target_modules, first_line
 from finetune.config import LLAMA_PROJECTIONS, FinetuneConfig
 from termnorm_eval.errors import TermnormError
 
@@ -20,15 +21,21 @@ def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
     from transformers import set_seed
     from unsloth import FastLanguageModel  # imported first by finetune.backends.import_unsloth_first
 
-    model, tok = FastLanguageModel.from_pretrained(
-        model_name=cfg.model,
-        max_seq_length=cfg.max_seq_length,
-        dtype=None,  # bf16 where supported, else fp16
-        load_in_4bit=cfg.load_in_4bit,
-        # Keep the exact base: lm-eval scores the adapter on `pretrained=<model>`, not a remapped copy.
-        use_exact_model_name=True,
-    )
+    try:
+        model, tok = FastLanguageModel.from_pretrained(
+            model_name=cfg.model,
+            max_seq_length=cfg.max_seq_length,
+            dtype=None,  # bf16 where supported, else fp16
+            load_in_4bit=cfg.load_in_4bit,
+            # Keep the exact base: lm-eval scores the adapter on `pretrained=<model>`, not a remapped copy.
+            use_exact_model_name=True,
+        )
+    except TermnormError:
+        raise
+    except Exception as e:  # loaders raise anything for a damaged file: say it in one line
+        raise TermnormError(f"cannot load the weights of base model {cfg.model!r}: {first_line(e)}") from None
     targets = list(LLAMA_PROJECTIONS) if cfg.target_modules == "all-linear" else list(cfg.target_modules)
+    check_target_modules(model, targets)
     set_seed(cfg.seed)
     model = FastLanguageModel.get_peft_model(
         model,

@@ -97,6 +97,7 @@ def evaluate(
     from termnorm_eval.harness import runner
 
     extra = list(ctx.args)
+    runner.check_limit(limit)
     if log_samples and output_path is None:
         raise TermnormError("--log-samples needs --output-path")
     if include_path is not None and not include_path.is_dir():
@@ -109,7 +110,14 @@ def evaluate(
     if model_args is None:
         if model != "hf":
             raise TermnormError(f"--model {model} needs --model-args (the default model is for hf)")
-        model_args = f"pretrained={_prepare('smollm2')},dtype=float32"
+        from termnorm_eval import models
+
+        # The prepared folder lies under TERMNORM_CACHE, which may be any path: check it before
+        # spending ~30 s preparing the model there.
+        source = "the default model folder (under TERMNORM_CACHE)"
+        runner.model_args([("pretrained", models.prepared_path("smollm2"), source)])
+        model_args = runner.model_args([("pretrained", _prepare("smollm2"), source),
+                                        ("dtype", "float32", "dtype")])
         env = runner.offline_env(env)
     device = device or runner.default_device()
     if device == "cpu" and "OMP_NUM_THREADS" not in env:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -68,6 +70,65 @@ def default_device() -> str:
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     except ImportError:
         return "cpu"
+
+
+def model_arg_problem(value: str) -> str | None:
+    """Why lm-eval would not receive ``value`` intact as one ``key=value`` of ``--model_args``.
+
+    lm-eval splits ``--model_args`` on commas (0.4.13: outside quotes and brackets) and shell
+    quoting cannot prevent it, so a path with a comma silently becomes another argument and the
+    printed command loads something else; a quote or an unclosed bracket swallows the commas that
+    follow, and a brace makes it parse the whole string as JSON.
+    """
+    if not value.strip():
+        return "is empty"
+    if "," in value:
+        return "contains a comma"
+    for ch in "'\"{}":
+        if ch in value:
+            return f"contains the character {ch}"
+    depth = 0
+    for ch in value:  # lm-eval's single bracket counter, clamped at 0
+        depth = depth + 1 if ch in "[(" else max(depth - 1, 0) if ch in "])" else depth
+    if depth:
+        return "contains an unclosed bracket"
+    return None
+
+
+def model_args(items: Iterable[tuple[str, object, str]]) -> str:
+    """lm-eval's ``--model_args`` string ``k=v,k=v`` from ``(key, value, source)`` triples.
+
+    Every place that builds ``--model_args`` goes through here. A value lm-eval cannot carry is a
+    one-line error naming ``source`` (the option or setting it came from).
+    """
+    parts = []
+    for key, value, source in items:
+        text = str(value)
+        problem = model_arg_problem(text)
+        if problem:
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            raise TermnormError(f"{source} {shown}: {problem}, which lm-eval's --model_args cannot carry "
+                                "(it splits the list on commas); use a path or name without it")
+        parts.append(f"{key}={text}")
+    return ",".join(parts)
+
+
+MAX_LIMIT = 2**31 - 1
+
+
+def check_limit(limit: float | None, option: str = "--limit") -> float | None:
+    """lm-eval's ``--limit``: a value below 1 is a fraction of each task's documents, any other is
+    ``int(value)`` documents. Refuse what would silently mean something else (1.5 -> 1, -1 -> all,
+    NaN) or nothing at all (0)."""
+    if limit is None:
+        return None
+    limit = float(limit)
+    ok = math.isfinite(limit) and (0 < limit < 1 or (limit.is_integer() and 1 <= limit <= MAX_LIMIT))
+    if not ok:
+        got = f"{limit:g}" if math.isfinite(limit) else str(limit)
+        raise TermnormError(f"{option} must be a whole number of documents from 1 to {MAX_LIMIT} or a "
+                            f"fraction between 0 and 1 (got {got})")
+    return limit
 
 
 @dataclass

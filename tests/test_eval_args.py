@@ -1,0 +1,64 @@
+"""`termnorm eval` refuses arguments the harness would silently misread (issue 9): a --limit that is
+not a count or a fraction, a default-model path that --model_args cannot carry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from termnorm_eval.cli import evaluate
+from termnorm_eval.cli import main as termnorm_main
+
+
+@pytest.fixture
+def harness_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record the lm_eval command lines instead of running them."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(evaluate.subprocess, "call", lambda cmd, env=None: calls.append(cmd) or 0)
+    return calls
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        termnorm_main(argv)
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["-1", "nan", "0", "1e30", "1.5", "inf"])
+def test_bad_limit_is_one_line_naming_it(limit: str, harness_calls: list[list[str]],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # lm-eval reads -1 as "all", 1.5 as 1 and 1e30 as everything: a typo must not run silently.
+    code, err = _run(["eval", "--model-args", "pretrained=x", "--limit", limit], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("termnorm: error: --limit must be a whole number of documents")
+    assert harness_calls == []
+
+
+@pytest.mark.parametrize(("limit", "passed"), [("10", "10"), ("0.5", "0.5"), ("1", "1")])
+def test_good_limit_reaches_the_harness(limit: str, passed: str, harness_calls: list[list[str]],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = _run(["eval", "--model-args", "pretrained=x", "--limit", limit, "--device", "cpu"], capsys)
+    assert code == 0 and len(harness_calls) == 1
+    argv = harness_calls[0]
+    assert argv[argv.index("--limit") + 1] == passed
+
+
+def test_default_model_under_a_cache_path_with_a_comma_is_refused_before_preparing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, harness_calls: list[list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache = tmp_path / "cache,old"
+    monkeypatch.setenv("TERMNORM_CACHE", str(cache))
+    prepared: list[str] = []
+    monkeypatch.setattr(evaluate, "_prepare", lambda name, force=False: prepared.append(name) or (
+        cache / "models" / "SmolLM2-135M-Instruct"))
+    code, err = _run(["eval", "--device", "cpu"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "TERMNORM_CACHE" in lines[0] and "contains a comma" in lines[0] and str(cache) in lines[0]
+    assert prepared == [] and harness_calls == []  # nothing prepared (~30 s), nothing run
