@@ -51,8 +51,13 @@ def is_editable_install(dist: str = DIST) -> bool:
 
 
 def include_path_needed() -> Path | None:
-    """The folder to pass as ``--include_path``, or None when the harness finds the tasks itself."""
-    if installed_task_folder() is not None:
+    """The folder to pass as ``--include_path``, or None when the harness finds the tasks itself.
+
+    An editable install always points at the checkout's ``tasks/``: recent hatchling copies the
+    YAMLs into lm_eval at install time even then, and that copy goes stale as ``tasks/`` changes
+    (an ``--include_path`` entry overrides a built-in one of the same name).
+    """
+    if installed_task_folder() is not None and not is_editable_install():
         return None
     folder = source_task_folder()
     if folder is None:
