@@ -185,8 +185,15 @@ def test_build_design_no_source_can_fill_is_refused_before_the_parse(
 def test_build_zero_bins_or_per_bin_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch, option: str) -> None:
     monkeypatch.setattr("termnorm_eval.splits.build.build_splits", _never("the build"))
-    code, _, err = _run(["data", "build", "--out", str(tmp_path / "o"), option, "0"], capsys)
-    assert code == 2 and option in err and "Traceback" not in err
+    # click's usage errors come out as one line too, not as rich's boxed panel
+    _one_line_error(["data", "build", "--out", str(tmp_path / "o"), option, "0"], capsys,
+                    "termnorm data build", f"'{option}'", "(see --help)")
+
+
+@pytest.mark.parametrize("argv", [["data", "nosuch"], ["data", "build"], ["eval", "--limit", "abc"],
+                                  ["add-ontology", "x.obo"], ["finetune", "--batch-size", "1e20"]])
+def test_every_usage_error_is_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line_error(argv, capsys, "(see --help)")
 
 
 # --- a NUL byte past the first 4 KB -----------------------------------------------------------------

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     cleanup_on_sigterm()
     exc = _click_exceptions()
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="termnorm", standalone_mode=False)
     except TermnormError as e:
         print(f"termnorm: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
