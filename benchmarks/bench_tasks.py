@@ -131,7 +131,7 @@ def main() -> None:
           f"a short answer | target < 5 ms: {'OK' if worst[0] < 5e-3 else 'MISSED'}")
 
     # 3. alignment aggregation -------------------------------------------------------------------
-    from termnorm_eval.harness import alignment as al
+    from termnorm_eval.harness import answer_similarity as al
 
     t0 = time.perf_counter()
     al.load_model()
@@ -139,12 +139,12 @@ def main() -> None:
     docs = [d for task in tasks.values() for d in task.test_docs()][: args.alignment_docs * 7: 7]
     items = [(docs[(i + 1) % len(docs)]["answer"] if i % 4 else d["answer"], d["answer"], "")
              for i, d in enumerate(docs)]
-    al.mean_alignment(items[:8])  # warm-up (first forward pass)
+    al.mean_answer_similarity(items[:8])  # warm-up (first forward pass)
     t0 = time.perf_counter()
-    batched = al.mean_alignment(items)
+    batched = al.mean_answer_similarity(items)
     t_batched = time.perf_counter() - t0
     t0 = time.perf_counter()
-    single = al.mean_alignment_one_by_one(items)
+    single = al.mean_answer_similarity_one_by_one(items)
     t_single = time.perf_counter() - t0
     assert abs(batched - single) < 1e-4, (batched, single)
     rate_b, rate_s = len(items) / t_batched, len(items) / t_single

@@ -2,17 +2,21 @@
 
 Splits store one JSON record per concept (see ``splits.store``); a *direction* says which field of
 that record is asked about and which field is the gold answer. Harness tasks, fine-tuning data and
-the alignment analysis all render items from the same ``Direction`` so that what is trained is
+the lexicalization analysis all render items from the same ``Direction`` so that what is trained is
 exactly what is scored.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 AnswerKind = Literal["id", "name"]
+# "gene": HGNC-style records (symbol, name, protein name; gene checks when building); "ontology":
+# an OBO ontology's terms (GO, HPO, every ontology added with add-ontology).
+TerminologyKind = Literal["ontology", "gene"]
 
 # How a question becomes the model's input text, shared by the harness (doc_to_text) and the
 # fine-tuning data so that training and scoring see the same string. Without a chat template the
@@ -24,6 +28,23 @@ TARGET_DELIMITER = " "
 def input_text(question: str) -> str:
     """The exact text the model reads for a question (harness ``doc_to_text``)."""
     return question + ANSWER_CUE
+
+
+@lru_cache(maxsize=64)
+def id_pattern(id_prefix: str, id_local: str) -> re.Pattern[str]:
+    """An identifier with this prefix and local-part regex, in any of its common spellings (cached).
+
+    ``GO:0005634``, ``GO_0005634``, ``go:0005634``, ``GO: 0005634`` and ``GO0005634`` all match;
+    group 1 is the local part (``Terminology.canonical_id`` gives ``GO:0005634``).
+
+    The separator is ``\\s*(?:[:_]\\s*)?``, not the obvious ``\\s*[:_]?\\s*``: without a ``:`` or
+    ``_`` the two ``\\s*`` of that form split a whitespace run in every way, quadratic in its length
+    ("GO" + 32,000 spaces took 17 s). Both are the same language and try the same end positions in
+    the same order, so the first match and its group are the same.
+    """
+    return re.compile(
+        rf"(?<![A-Za-z0-9]){re.escape(id_prefix)}\s*(?:[:_]\s*)?({id_local})(?![0-9])", re.IGNORECASE
+    )
 
 
 @dataclass(frozen=True)
@@ -69,19 +90,12 @@ class Terminology:
     id_example: str  # a well-formed identifier shown in prompts (not a real term on purpose)
     directions: tuple[Direction, ...]
     description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    kind: TerminologyKind = "ontology"
 
     @property
     def id_regex(self) -> re.Pattern[str]:
-        """Finds an identifier in free text in any of its common spellings.
-
-        ``GO:0005634``, ``GO_0005634``, ``go:0005634``, ``GO: 0005634`` and ``GO0005634`` all match;
-        ``canonical_id`` turns each into ``GO:0005634``.
-        """
-        return re.compile(
-            rf"(?<![A-Za-z0-9]){re.escape(self.id_prefix)}\s*[:_]?\s*({self.id_local})(?![0-9])",
-            re.IGNORECASE,
-        )
+        """Finds an identifier in free text in any of its common spellings (see ``id_pattern``)."""
+        return id_pattern(self.id_prefix, self.id_local)
 
     def canonical_id(self, local: str) -> str:
         return f"{self.id_prefix}:{local}"
@@ -101,7 +115,7 @@ class Terminology:
             "id_prefix": self.id_prefix,
             "id_local": self.id_local,
             "id_example": self.id_example,
-            "kind": self.extra.get("kind", "ontology"),
+            "kind": self.kind,
             "description": self.description,
         }
 
@@ -264,7 +278,7 @@ GENE = Terminology(
     directions=_GENE_DIRECTIONS,
     description="Approved protein-coding human genes: HGNC symbol, approved name, HGNC ID, "
     "UniProt protein name",
-    extra={"kind": "gene"},
+    kind="gene",
 )
 
 BUILTIN: dict[str, Terminology] = {t.key: t for t in (GO, HPO, GENE)}

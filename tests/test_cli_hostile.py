@@ -143,10 +143,10 @@ def test_overlong_name_is_refused_before_the_parse(tmp_path: Path, capsys: pytes
 
 
 @pytest.mark.parametrize("seed", ["-1", "4294967296"])
-def test_alignment_seed_outside_its_range(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                                          seed: str) -> None:
-    monkeypatch.setattr("termnorm_eval.analysis.alignment.plan", _never("alignment"))
-    _one_line_error(["alignment", "--seed", seed], capsys,
+def test_lexicalization_seed_outside_its_range(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch, seed: str) -> None:
+    monkeypatch.setattr("termnorm_eval.analysis.lexicalization.plan", _never("lexicalization"))
+    _one_line_error(["lexicalization", "--seed", seed], capsys,
                     f"--seed {seed}: must be an integer from 0 to 4294967295")
 
 

@@ -1,8 +1,18 @@
 """The shared contract: directions render prompts, identifiers are found in every spelling."""
 
+import time
+
 import pytest
 
-from termnorm_eval.terminologies import BUILTIN, GENE, GO, HPO, terminology_from_dict
+from termnorm_eval.terminologies import (
+    BUILTIN,
+    GENE,
+    GO,
+    HPO,
+    id_pattern,
+    ontology_terminology,
+    terminology_from_dict,
+)
 
 
 @pytest.mark.parametrize(
@@ -17,6 +27,29 @@ def test_id_regex_rejects_other_ontology_and_longer_numbers() -> None:
     assert HPO.id_regex.search("GO:0005634") is None
     assert GO.id_regex.search("GO:00056341") is None  # 8 digits is not a GO id
     assert GO.id_regex.search("ALGO:0005634") is None
+
+
+def test_id_regex_is_the_linear_identifier_pattern() -> None:
+    assert GO.id_regex is id_pattern("GO", r"\d{7}")  # one definition, shared with extraction
+    # The old separator \s*[:_]?\s* was quadratic in the whitespace run: 10x the run cost ~100x.
+    def cost(n: int) -> float:
+        text = "GO" + " " * n + "x"
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            assert GO.id_regex.search(text) is None
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    assert cost(20_000) / cost(2_000) < 40  # linear: about 10
+    assert GO.id_regex.search("GO" + " " * 20_000 + ":  0005634").group(1) == "0005634"
+
+
+def test_kind_is_gene_only_for_the_gene_terminology() -> None:
+    assert [t.kind for t in BUILTIN.values()] == ["ontology", "ontology", "gene"]
+    assert ontology_terminology("cl", "CL", "CL").kind == "ontology"
+    # The manifest spelling (split manifests store it) is unchanged.
+    assert GENE.to_dict()["kind"] == "gene" and GO.to_dict()["kind"] == "ontology"
 
 
 def test_every_direction_has_five_templates_and_renders() -> None:

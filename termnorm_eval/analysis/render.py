@@ -1,4 +1,4 @@
-"""Alignment results as a terminal table, CSV, JSON and a PNG figure."""
+"""Lexicalization results as a terminal table, CSV, JSON and a PNG figure."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
-from termnorm_eval.analysis.alignment import AlignmentRow
 from termnorm_eval.analysis.files import csv_text, figure_png, json_text, pyplot
+from termnorm_eval.analysis.lexicalization import LexicalizationRow
 
 CSV_COLUMNS = (
     "embedder", "terminology", "mapping", "title", "source", "target", "split", "n",
@@ -16,7 +16,7 @@ CSV_COLUMNS = (
 )
 
 
-def table(rows: Sequence[AlignmentRow], title: str = "Alignment (lexicalization)") -> Table:
+def table(rows: Sequence[LexicalizationRow], title: str = "Lexicalization") -> Table:
     caption = "gap = true - random cosine; retrieval source -> target among the split's targets"
     if rows:
         typical = max(rows, key=lambda r: r.n)
@@ -36,11 +36,11 @@ def table(rows: Sequence[AlignmentRow], title: str = "Alignment (lexicalization)
     return t
 
 
-def csv_out(rows: Sequence[AlignmentRow]) -> str:
+def csv_out(rows: Sequence[LexicalizationRow]) -> str:
     return csv_text([_rounded(r.as_dict()) for r in rows], CSV_COLUMNS)
 
 
-def json_out(rows: Sequence[AlignmentRow], meta: dict[str, Any], notes: Sequence[str]) -> str:
+def json_out(rows: Sequence[LexicalizationRow], meta: dict[str, Any], notes: Sequence[str]) -> str:
     return json_text({**meta, "notes": list(notes), "rows": [r.as_dict() for r in rows]})
 
 
@@ -48,7 +48,7 @@ def _rounded(d: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
 
 
-def figure(rows: Sequence[AlignmentRow]) -> bytes:
+def figure(rows: Sequence[LexicalizationRow]) -> bytes:
     """Per embedder: a dumbbell of random-pair vs true-pair cosine per mapping and split (the gap
     is the bar's length), and the retrieval MRR beside it."""
     plt = pyplot()

@@ -33,9 +33,9 @@ def version() -> None:
 
 def _register_all() -> None:
     # Imported here so `termnorm --help` stays fast: heavy imports live inside the commands.
-    from termnorm_eval.cli import alignment, data, evaluate, finetune, ontology, report
+    from termnorm_eval.cli import data, doctor, evaluate, finetune, lexicalization, ontology, report
 
-    for module in (data, evaluate, alignment, report, ontology, finetune):
+    for module in (data, evaluate, lexicalization, report, ontology, finetune, doctor):
         module.register(app)
 
 

@@ -13,8 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from termnorm_eval.embedding_model import METADATA_KEY
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.harness.alignment import METADATA_KEY
 from termnorm_eval.splits import store
 from termnorm_eval.terminologies import SPLITS, Direction, Terminology, input_text
 

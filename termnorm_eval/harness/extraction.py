@@ -2,10 +2,10 @@
 
 Three answer formats, decided by the direction (see ``answer_format``):
 
-* ``curie`` -- an ontology identifier (GO:0005634, HP:0001250, HGNC:11998). The first match of the
-  terminology's ``id_regex`` in the response's first 20,000 characters (free text or JSON) counts,
-  in canonical form (``GO_0005634``, ``go:0005634``, ``GO: 0005634`` and ``GO0005634`` all become
-  ``GO:0005634``).
+* ``curie`` -- an ontology identifier (GO:0005634, HP:0001250, HGNC:11998). The first match of
+  ``terminologies.id_pattern`` (what ``Terminology.id_regex`` is) in the response's first 20,000
+  characters (free text or JSON) counts, in canonical form (``GO_0005634``, ``go:0005634``,
+  ``GO: 0005634`` and ``GO0005634`` all become ``GO:0005634``).
   An identifier of another ontology is not an answer.
 * ``symbol`` -- an HGNC gene symbol (TP53, C1orf112, HLA-A). The answer line itself when it is one
   token; else, in a sentence "The ... is X.", the symbol X after the last "is"; else the first
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from typing import Literal
 
+from termnorm_eval.terminologies import id_pattern
 from termnorm_eval.text import clean_text
 
 AnswerFormat = Literal["curie", "symbol", "name"]
@@ -58,20 +58,6 @@ _NOT_SYMBOLS = frozenset(
     {"HGNC", "HUGO", "GENE", "GENES", "SYMBOL", "ID", "THE", "NCBI", "UNIPROT", "DNA", "RNA", "MRNA",
      "HUMAN", "PROTEIN", "OK", "NO", "YES", "NOTE", "ANSWER", "A", "I", "IS", "OF"}
 )
-
-
-@lru_cache(maxsize=64)
-def id_pattern(id_prefix: str, id_local: str) -> re.Pattern[str]:
-    """Matches exactly what the contract's ``Terminology.id_regex`` matches, in linear time (cached).
-
-    ``id_regex`` separates prefix and local part with ``\\s*[:_]?\\s*``: without the separator the
-    two ``\\s*`` split a whitespace run in every way, quadratic in its length ("GO" + 32,000 spaces
-    took 17 s). ``\\s*(?:[:_]\\s*)?`` is the same language and tries the same end positions in the
-    same order, so the first match and its group are the same.
-    """
-    return re.compile(
-        rf"(?<![A-Za-z0-9]){re.escape(id_prefix)}\s*(?:[:_]\s*)?({id_local})(?![0-9])", re.IGNORECASE
-    )
 
 
 def extract_id(text: str, id_prefix: str, id_local: str) -> str:
@@ -219,7 +205,7 @@ def extract_symbol(text: str) -> str:
 def extract(text: str, answer_format: str, id_prefix: str = "", id_local: str = "") -> str:
     """The answer a response gives, in the form the lenient score compares ('' if none).
 
-    The answer is ``clean_text``: it is embedded (alignment) and logged, and a lone surrogate from
+    The answer is ``clean_text``: it is embedded (answer similarity) and logged, and a lone surrogate from
     an API model's JSON would make the tokenizer or the samples writer raise.
     """
     if not isinstance(text, str):

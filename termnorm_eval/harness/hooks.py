@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from termnorm_eval.harness.alignment import mean_alignment
+from termnorm_eval.harness.answer_similarity import mean_answer_similarity
 from termnorm_eval.harness.dataset import load_task_dataset
 from termnorm_eval.harness.scoring import ExtractedAnswer, extracted_response, score_document
 from termnorm_eval.text import clean_text
@@ -40,7 +40,9 @@ def process_results(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, An
     return score_document(doc, results[0] if results else "")
 
 
-alignment = mean_alignment  # aggregation of the ``alignment`` metric
+# Aggregation of the ``alignment`` metric (answer similarity): the task YAMLs name it
+# ``utils.alignment``, after the metric key, which stays stable.
+alignment = mean_answer_similarity
 
 
 def make_loader(data_dir: str | Path | None) -> Callable[..., Any]:

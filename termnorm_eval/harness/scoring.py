@@ -7,7 +7,7 @@
   equals the gold answer or any alternative the record accepts (alt_ids, synonyms, previous
   symbols, ...). Names and gene symbols compare case- and whitespace-insensitively.
 * ``alignment``: not scored here; each document contributes ``(answer, gold, model_setting)``
-  and the aggregation embeds all of them at once (see ``alignment``).
+  and the aggregation embeds all of them at once (see ``answer_similarity``).
 * ``exact_match_<low|mid|high>``: the strict score again, emitted only under the document's
   popularity stratum, so its mean is the strict accuracy within that third of the split.
 """

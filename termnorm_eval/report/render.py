@@ -50,7 +50,7 @@ def mpl_text(text: str) -> str:
 
 def pair_title(key: str, direction: str) -> str:
     term = BUILTIN.get(key)
-    label = key.upper() if term is None else ("gene" if term.extra.get("kind") == "gene" else term.label)
+    label = key.upper() if term is None else ("gene" if term.kind == "gene" else term.label)
     return f"{label} {direction}"
 
 

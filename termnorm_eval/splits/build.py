@@ -128,7 +128,7 @@ def sample_terminology(
     out: dict[str, list[dict[str, Any]]] = {}
     for name, chosen in (("train", split.train), ("val", split.val)):
         out[name] = [{**cands.records[i], "bin": b} for i, b in sorted(chosen.items())]
-    gene = spec.extra.get("kind") == "gene"
+    gene = spec.kind == "gene"
     check_split(spec.key, out["train"], out["val"], gene=gene,
                 id_prefix=spec.id_prefix if own_prefix_only else None)
     stats = {

@@ -1,7 +1,7 @@
-"""Time of `termnorm alignment`'s default run (every shipped split, all-MiniLM-L6-v2) and what the
+"""Time of `termnorm lexicalization`'s default run (every shipped split, all-MiniLM-L6-v2) and what the
 length-sorted batching buys, both measured in the same run.
 
-    python benchmarks/bench_alignment.py [--batch-size 64] [--limit N]
+    python benchmarks/bench_lexicalization.py [--batch-size 64] [--limit N]
 
 Prints: distinct texts, model load time, encoding time with length-sorted batches vs batches in
 input order (the baseline), their ratio, and the statistics time. No targets are asserted; the
@@ -26,11 +26,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="pairs per split (default: all)")
     args = ap.parse_args()
 
-    from termnorm_eval.analysis import alignment as al
+    from termnorm_eval.analysis import lexicalization as lex
     from termnorm_eval.analysis.embedders import SentenceEmbedder
 
     t0 = time.perf_counter()
-    jobs = al.plan(limit=args.limit)
+    jobs = lex.plan(limit=args.limit)
     texts = list(dict.fromkeys(t for job in jobs for pair in job.pairs for t in pair))
     t1 = time.perf_counter()
     emb = SentenceEmbedder(device="cpu")
@@ -47,7 +47,7 @@ def main() -> None:
     t4 = time.perf_counter()
     assert np.allclose(sorted_vecs, plain, atol=1e-4), "length sorting changed the vectors"
 
-    rows, _ = al.run(jobs, [_Cached(emb.name, texts, sorted_vecs)], batch_size=args.batch_size)
+    rows, _ = lex.run(jobs, [_Cached(emb.name, texts, sorted_vecs)], batch_size=args.batch_size)
     t5 = time.perf_counter()
 
     print(f"mappings x splits: {len(jobs)}, distinct texts: {len(texts)}, cpu threads: {os.cpu_count()}")

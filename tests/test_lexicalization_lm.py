@@ -63,7 +63,7 @@ def test_cli_with_lm_and_adapter_on_shipped_split(tiny_model: Path, lora_adapter
                                                   capsys) -> None:
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
-        main(["alignment", "-t", "gene", "--limit", "30", "--lm", str(tiny_model),
+        main(["lexicalization", "-t", "gene", "--limit", "30", "--lm", str(tiny_model),
               "--adapter", str(lora_adapter), "--center", "--out", str(out)])
     assert exc.value.code in (0, None)
     assert "gene name<->symbol" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Alignment statistics of paired embeddings, and the run over every mapping and split.
+"""Lexicalization statistics of paired embeddings, and the run over every mapping and split.
 
 For a split of n pairs (a_i, b_i) with unit vectors:
 - true cosine: mean of a_i . b_i;
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from termnorm_eval.analysis.embedders import Embedder
-from termnorm_eval.analysis.mappings import Mapping, mappings_for
+from termnorm_eval.analysis.mappings import TermMapping, mappings_for
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.splits import store
 
@@ -40,7 +40,7 @@ class PairStats:
 
 
 @dataclass(frozen=True)
-class AlignmentRow:
+class LexicalizationRow:
     embedder: str
     terminology: str
     mapping: str  # stable key, e.g. "gene:name<->symbol"
@@ -79,7 +79,7 @@ def pair_stats(a: np.ndarray, b: np.ndarray, seed: int = 0, chunk: int = 2048) -
         raise ValueError(f"expected two equal (n, d) arrays, got {a.shape} and {b.shape}")
     n = a.shape[0]
     if n < 2:
-        raise ValueError("alignment needs at least 2 pairs")
+        raise ValueError("pair statistics need at least 2 pairs")
     true = np.einsum("ij,ij->i", a, b).astype(np.float64)
     rand = np.einsum("ij,ij->i", a, b[derangement(n, seed)]).astype(np.float64)
     diff = true - rand
@@ -105,7 +105,7 @@ def pair_stats(a: np.ndarray, b: np.ndarray, seed: int = 0, chunk: int = 2048) -
 
 @dataclass(frozen=True)
 class Job:
-    mapping: Mapping
+    mapping: TermMapping
     split: str
     pairs: list[tuple[str, str]]
 
@@ -149,7 +149,7 @@ def run(
     seed: int = 0,
     progress_factory: Callable[[str, int], Callable[[int], None]] | None = None,
     center: bool = False,
-) -> tuple[list[AlignmentRow], list[str]]:
+) -> tuple[list[LexicalizationRow], list[str]]:
     """Measure every job with every embedder. Each distinct text is encoded once per embedder.
 
     ``center`` adds, per embedder, the same measures on mean-centred vectors (the mean of every
@@ -157,7 +157,7 @@ def run(
     measured (fewer than 2 pairs).
     """
     texts = list(dict.fromkeys(t for job in jobs for pair in job.pairs for t in pair))
-    rows: list[AlignmentRow] = []
+    rows: list[LexicalizationRow] = []
     notes: list[str] = []
     index = {t: i for i, t in enumerate(texts)}
     for emb in embedders:
@@ -179,7 +179,7 @@ def centered(vectors: np.ndarray) -> np.ndarray:
 
 
 def _measure(name: str, vectors: np.ndarray, index: dict[str, int], jobs: Sequence[Job], seed: int,
-             notes: list[str]) -> list[AlignmentRow]:
+             notes: list[str]) -> list[LexicalizationRow]:
     rows = []
     for job in jobs:
         m = job.mapping
@@ -191,7 +191,7 @@ def _measure(name: str, vectors: np.ndarray, index: dict[str, int], jobs: Sequen
         a = vectors[[index[s] for s, _ in job.pairs]]
         b = vectors[[index[t] for _, t in job.pairs]]
         st = pair_stats(a, b, seed=seed)
-        rows.append(AlignmentRow(
+        rows.append(LexicalizationRow(
             embedder=name, terminology=m.terminology, mapping=m.key, title=m.title,
             source=m.source, target=m.target, split=job.split, **asdict(st),
         ))

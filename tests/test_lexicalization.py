@@ -1,4 +1,4 @@
-"""Alignment statistics, mappings and the command's error handling (fast: no real model)."""
+"""Lexicalization statistics, mappings and the command's error handling (fast: no real model)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from termnorm_eval.analysis.alignment import Job, derangement, pair_stats, plan, run
 from termnorm_eval.analysis.files import write_all
+from termnorm_eval.analysis.lexicalization import Job, derangement, pair_stats, plan, run
 from termnorm_eval.analysis.mappings import mappings_for
 from termnorm_eval.cli import main
 from termnorm_eval.errors import TermnormError
@@ -154,19 +154,20 @@ def _cli_error(argv: list[str], capsys) -> str:
 
 
 def test_cli_user_errors_are_one_line(tmp_path, capsys) -> None:
-    assert "--adapter needs --lm" in _cli_error(["alignment", "--adapter", str(tmp_path)], capsys)
-    assert "--split test" in _cli_error(["alignment", "--split", "test"], capsys)
-    assert "--data-dir" in _cli_error(["alignment", "--data-dir", str(tmp_path / "none")], capsys)
+    assert "--adapter needs --lm" in _cli_error(["lexicalization", "--adapter", str(tmp_path)], capsys)
+    assert "--split test" in _cli_error(["lexicalization", "--split", "test"], capsys)
+    assert "--data-dir" in _cli_error(["lexicalization", "--data-dir", str(tmp_path / "none")], capsys)
 
 
 def test_cli_missing_model_names_the_option(tmp_path, capsys) -> None:
     data = _xo_data(tmp_path / "data", names=("a", "b", "c"))
-    err = _cli_error(["alignment", "--data-dir", str(data), "--model", str(tmp_path / "no-model")], capsys)
+    err = _cli_error(["lexicalization", "--data-dir", str(data), "--model", str(tmp_path / "no-model")],
+                     capsys)
     assert "--model" in err and "no-model" in err
 
 
 def test_center_adds_measures_on_mean_centred_vectors() -> None:
-    from termnorm_eval.analysis.alignment import centered
+    from termnorm_eval.analysis.lexicalization import centered
 
     rng = np.random.default_rng(2)
     # A shared offset makes every pair look alike; centring removes exactly that.
@@ -180,3 +181,29 @@ def test_center_adds_measures_on_mean_centred_vectors() -> None:
     rows, _ = run(jobs, [_Lexical()], center=True)
     assert [r.embedder for r in rows] == ["chars", "chars (centered)"]
     assert rows[1].top1 == 1.0
+
+
+def test_old_command_name_still_runs_with_a_one_line_note(tmp_path, capsys, monkeypatch) -> None:
+    """`termnorm alignment` (the old name) is a hidden alias: same options, same files, one note."""
+    import termnorm_eval.analysis.embedders as embedders
+
+    monkeypatch.setattr(embedders, "SentenceEmbedder", lambda model=None, device=None: _Lexical())
+    data = _xo_data(tmp_path / "data", names=("alpha", "beta", "gamma"))
+    outputs = {}
+    for command in ("lexicalization", "alignment"):
+        out = tmp_path / command
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--data-dir", str(data), "--out", str(out)])
+        assert exc.value.code == 0
+        notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("termnorm: note:")]
+        assert len(notes) == (command == "alignment")
+        outputs[command] = json.loads((out / "alignment.json").read_text())
+        assert sorted(p.name for p in out.iterdir()) == ["alignment.csv", "alignment.json", "alignment.png"]
+    assert "lexicalization" in notes[0]
+    new, old = outputs["lexicalization"], outputs["alignment"]
+    assert new["rows"] == old["rows"] and len(new["rows"]) == 2
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert "lexicalization" in listed and "alignment" not in listed

@@ -20,9 +20,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    out = tmp_path_factory.mktemp("alignment")
+    out = tmp_path_factory.mktemp("lexicalization")
     with pytest.raises(SystemExit) as exc:
-        main(["alignment", "--out", str(out)])
+        main(["lexicalization", "--out", str(out)])
     assert exc.value.code in (0, None)
     return json.loads((out / "alignment.json").read_text()), out
 

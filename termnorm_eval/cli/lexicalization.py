@@ -1,20 +1,30 @@
-"""`termnorm alignment`: how lexicalized each mapping is (true-pair vs random-pair similarity)."""
+"""`termnorm lexicalization`: how lexicalized each mapping is (true-pair vs random-pair similarity).
+
+`termnorm alignment` is its old name, kept as a hidden alias so that existing scripts still run.
+"""
 
 from __future__ import annotations
 
+import functools
+import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+# Result file names: kept from when the command was `termnorm alignment`, so scripts reading them
+# keep working.
+OUT_FILES = ("alignment.csv", "alignment.json", "alignment.png")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    app.command("alignment")(alignment)
+    app.command("lexicalization")(lexicalization)
+    app.command("alignment", hidden=True)(_deprecated_alignment)
 
 
-def alignment(
+def lexicalization(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Split folder (default: the shipped splits).")
     ] = None,
@@ -29,8 +39,9 @@ def alignment(
         str | None,
         typer.Option(
             "--model",
-            help="sentence-transformers model id or folder (default: the offline all-MiniLM-L6-v2). "
-            "With --lm it is used only when given explicitly.",
+            help="sentence-transformers model id or folder (default: TERMNORM_EMBEDDING_MODEL, else "
+            "the offline all-MiniLM-L6-v2: the model of the alignment metric). With --lm it is used "
+            "only when given explicitly.",
         ),
     ] = None,
     lm: Annotated[
@@ -58,7 +69,7 @@ def alignment(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write alignment.csv, alignment.json and alignment.png here."),
+        typer.Option("--out", help="Write " + ", ".join(OUT_FILES) + " here."),
     ] = None,
 ) -> None:
     """Embed both sides of every term<->ID / name<->symbol pair and compare true pairs with random
@@ -68,7 +79,7 @@ def alignment(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from termnorm_eval.analysis import alignment as al
+    from termnorm_eval.analysis import lexicalization as lex
     from termnorm_eval.analysis import render
     from termnorm_eval.analysis.embedders import CausalLMEmbedder, Embedder, SentenceEmbedder
     from termnorm_eval.analysis.files import stdout_console, write_all
@@ -87,7 +98,7 @@ def alignment(
         raise TermnormError(f"--data-dir {data_dir}: not a folder")
 
     console = Console(stderr=True, emoji=False)  # emoji off: ":x:" in a label stays ":x:"
-    jobs = al.plan(data_dir, terminology, splits, limit=limit, seed=seed)
+    jobs = lex.plan(data_dir, terminology, splits, limit=limit, seed=seed)
     embedders: list[Embedder] = []
     if lm is None or model is not None:
         embedders.append(SentenceEmbedder(model, device=device))
@@ -102,7 +113,7 @@ def alignment(
             task = bar.add_task(f"encoding with {escape(name)}", total=total)  # a model path: no markup
             return lambda k: bar.advance(task, k)
 
-        rows, notes = al.run(jobs, embedders, batch_size=batch_size, seed=seed,
+        rows, notes = lex.run(jobs, embedders, batch_size=batch_size, seed=seed,
                              progress_factory=progress_factory, center=center)
     elapsed = time.perf_counter() - started
     if not rows:
@@ -121,9 +132,17 @@ def alignment(
             "data_dir": str(data_dir) if data_dir else "shipped", "splits": splits,
             "limit": limit, "seed": seed, "center": center, "seconds": round(elapsed, 2),
         }
+        csv_name, json_name, png_name = OUT_FILES
         paths = write_all(out, {
-            "alignment.csv": render.csv_out(rows),
-            "alignment.json": render.json_out(rows, meta, notes),
-            "alignment.png": render.figure(rows),
+            csv_name: render.csv_out(rows),
+            json_name: render.json_out(rows, meta, notes),
+            png_name: render.figure(rows),
         })
         console.print("wrote " + escape(", ".join(str(p) for p in paths)))
+
+
+@functools.wraps(lexicalization)  # same options and help, so old invocations parse as before
+def _deprecated_alignment(*args: Any, **kwargs: Any) -> None:
+    print("termnorm: note: 'termnorm alignment' is deprecated; use 'termnorm lexicalization' "
+          "(same options)", file=sys.stderr)
+    lexicalization(*args, **kwargs)
