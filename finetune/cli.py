@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from finetune.config import CONFIG_KEYS, FIELDS, RUN, build_config, choices, flag_name, is_list, value_kind
 from termnorm_eval.errors import TermnormError
 
 app = typer.Typer(
@@ -17,117 +19,51 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_H = "Hyperparameters"
-_D = "Data"
-_R = "Run"
+
+def shown_default(key: str) -> str | bool:
+    """The default of a setting as ``--help`` and the README table show it (False: none shown)."""
+    f = FIELDS[key]
+    if "required" in f.metadata:
+        return False
+    if f.default is None:
+        return str(f.metadata["unset"]) if "unset" in f.metadata else False
+    if isinstance(f.default, bool):
+        return "on" if f.default else "off"
+    return f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
 
 
-@app.command()
+# typer reads options from the function's signature; ``Annotated`` is applied to a type computed
+# at runtime here, which a type checker cannot follow (hence Any).
+_annotated: Any = Annotated
+
+
+def _setting_parameter(key: str) -> inspect.Parameter:
+    """One ``--option`` for a setting, built from its field: default None means 'not given', so
+    that a config file's value is not overridden by the flag's default."""
+    meta = FIELDS[key].metadata
+    flag, kind = flag_name(key), value_kind(key)
+    decls = [f"{flag}/--no-{flag[2:]}" if kind is bool else flag, *meta.get("flags", ())]
+    options = choices(key)
+    metavar = meta.get("metavar") or (f"<{'|'.join(options)}>" if options and not is_list(key) else None)
+    option = typer.Option(*decls, help=meta["help"], rich_help_panel=meta.get("panel"),
+                          show_default=shown_default(key), metavar=metavar)
+    return inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=_annotated[kind | None, option])
+
+
 def finetune(
-    model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="Base model: hub id or local folder (the folder of the .gguf file for GGUF).",
-        show_default=False)] = None,
-    gguf_file: Annotated[str | None, typer.Option(
-        help="GGUF file name inside --model (transformers dequantizes it; hf backend only).")] = None,
-    terminology: Annotated[str | None, typer.Option(
-        "--terminology", "-t", help="Terminology key (go, hpo, gene, or one added with add-ontology).",
-        rich_help_panel=_D, show_default="go")] = None,
-    directions: Annotated[str | None, typer.Option(
-        help="Comma-separated directions, e.g. term2id,id2term.",
-        rich_help_panel=_D, show_default="all of the terminology")] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Split folder (manifest.json + <key>/train.jsonl); e.g. add-ontology's output.",
-        rich_help_panel=_D, show_default="the shipped splits")] = None,
-    limit_pairs: Annotated[int | None, typer.Option(
-        help="Train only on the first N records per direction, in store order (tests, demos); "
-        "the printed lm_eval commands then use --limit N.", rich_help_panel=_D)] = None,
-    chat_template: Annotated[str | None, typer.Option(
-        help="auto: chat-formatted rows when the base tokenizer has a chat template; on; off.",
-        rich_help_panel=_D, show_default="auto")] = None,
-    output_dir: Annotated[Path | None, typer.Option(
-        "--output-dir", "-o", help="Where the adapter, checkpoints and termnorm_manifest.json go.",
-        rich_help_panel=_R)] = None,
-    backend: Annotated[str | None, typer.Option(
-        help="auto (Unsloth if installed and a CUDA GPU is present, else hf), hf (transformers + PEFT, "
-        "CPU or GPU), unsloth (GPU, 4-bit QLoRA).", rich_help_panel=_R, show_default="auto")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="YAML file of settings (keys = these options in snake_case); "
-        "flags override it.", rich_help_panel=_R)] = None,
+        "flags override it.", rich_help_panel=RUN)] = None,
     resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue the unfinished run in --output-dir from its last checkpoint.",
-        rich_help_panel=_R)] = False,
-    seed: Annotated[int | None, typer.Option(
-        help="Seed for LoRA init, data order and dropout.", rich_help_panel=_R, show_default="42")] = None,
-    save_steps: Annotated[int | None, typer.Option(
-        help="Write a checkpoint every N optimizer steps.", rich_help_panel=_R, show_default="200")] = None,
-    save_total_limit: Annotated[int | None, typer.Option(
-        help="Keep at most N checkpoints.", rich_help_panel=_R, show_default="2")] = None,
-    keep_checkpoints: Annotated[bool | None, typer.Option(
-        "--keep-checkpoints/--no-keep-checkpoints", help="Keep checkpoints after the final adapter "
-        "is written.", rich_help_panel=_R, show_default="no")] = None,
-    logging_steps: Annotated[int | None, typer.Option(
-        help="Log the loss every N steps (the loss curve in the manifest).",
-        rich_help_panel=_R, show_default="10")] = None,
-    epochs: Annotated[float | None, typer.Option(
-        help="Training epochs.", rich_help_panel=_H, show_default="3")] = None,
-    learning_rate: Annotated[float | None, typer.Option(
-        "--learning-rate", "--lr", help="Peak learning rate.", rich_help_panel=_H,
-        show_default="2e-4")] = None,
-    lr_scheduler: Annotated[str | None, typer.Option(
-        help="transformers scheduler name (linear, cosine, constant, ...).",
-        rich_help_panel=_H, show_default="linear")] = None,
-    warmup_ratio: Annotated[float | None, typer.Option(
-        help="Share of steps spent warming up the learning rate.", rich_help_panel=_H,
-        show_default="0")] = None,
-    weight_decay: Annotated[float | None, typer.Option(
-        help="AdamW weight decay.", rich_help_panel=_H, show_default="0")] = None,
-    batch_size: Annotated[int | None, typer.Option(
-        help="Rows per device per step.", rich_help_panel=_H, show_default="8")] = None,
-    grad_accum: Annotated[int | None, typer.Option(
-        help="Gradient accumulation steps.", rich_help_panel=_H, show_default="1")] = None,
-    max_seq_length: Annotated[int | None, typer.Option(
-        help="Longest allowed row in tokens; a longer row is an error, never silently cut. ",
-        rich_help_panel=_H, show_default="256")] = None,
-    lora_r: Annotated[int | None, typer.Option(
-        help="LoRA rank.", rich_help_panel=_H, show_default="16")] = None,
-    lora_alpha: Annotated[int | None, typer.Option(
-        help="LoRA alpha (scale = alpha / r).", rich_help_panel=_H, show_default="32")] = None,
-    lora_dropout: Annotated[float | None, typer.Option(
-        help="LoRA dropout.", rich_help_panel=_H, show_default="0")] = None,
-    target_modules: Annotated[str | None, typer.Option(
-        help="Comma-separated module names, or all-linear (PEFT; the 7 attention/MLP projections "
-        "for Unsloth).", rich_help_panel=_H, show_default="all-linear")] = None,
-    load_in_4bit: Annotated[bool | None, typer.Option(
-        "--load-in-4bit/--no-load-in-4bit", help="Unsloth backend: 4-bit QLoRA.",
-        rich_help_panel=_H, show_default="on")] = None,
-    group_by_length: Annotated[bool | None, typer.Option(
-        "--group-by-length/--no-group-by-length", help="Batch rows of similar length together "
-        "(less padding).", rich_help_panel=_H, show_default="on")] = None,
-    gradient_checkpointing: Annotated[bool | None, typer.Option(
-        "--gradient-checkpointing/--no-gradient-checkpointing", help="hf backend: recompute activations "
-        "in the backward pass (less memory, more compute).", rich_help_panel=_H,
-        show_default="off")] = None,
+        "--resume", help=FIELDS["resume"].metadata["help"], rich_help_panel=RUN)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    **settings: Any,
 ) -> None:
     """Train a LoRA adapter on the training split of a terminology (each pair in 5 prompt
     phrasings, answer-only loss) and print the lm_eval commands that score it on the training
     and held-out tasks."""
-    from finetune.config import build_config
-
-    flags = {
-        "model": model, "gguf_file": gguf_file, "terminology": terminology, "directions": directions,
-        "data_dir": str(data_dir) if data_dir is not None else None, "limit_pairs": limit_pairs,
-        "chat_template": chat_template, "output_dir": str(output_dir) if output_dir is not None else None,
-        "backend": backend, "seed": seed, "save_steps": save_steps, "save_total_limit": save_total_limit,
-        "keep_checkpoints": keep_checkpoints, "logging_steps": logging_steps, "epochs": epochs,
-        "learning_rate": learning_rate, "lr_scheduler": lr_scheduler, "warmup_ratio": warmup_ratio,
-        "weight_decay": weight_decay, "batch_size": batch_size, "grad_accum": grad_accum,
-        "max_seq_length": max_seq_length, "lora_r": lora_r, "lora_alpha": lora_alpha,
-        "lora_dropout": lora_dropout, "target_modules": target_modules, "load_in_4bit": load_in_4bit,
-        "group_by_length": group_by_length, "gradient_checkpointing": gradient_checkpointing,
-        "resume": resume or None,
-    }
-    cfg = build_config(config, flags)
+    cfg = build_config(config, {**settings, "resume": resume or None})
     from finetune.train import run
 
     try:
@@ -136,6 +72,17 @@ def finetune(
         # click would turn it into "Aborted!" (exit 1): say how to continue instead.
         print(INTERRUPTED, file=sys.stderr)
         raise typer.Exit(130) from None
+
+
+# One option per config key, generated from FinetuneConfig's fields (their only declaration), then
+# the options written out above, which are no config keys: typer builds the command from this
+# signature (and calls the function with every option by name, into **settings).
+_explicit = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+             for p in inspect.signature(finetune, eval_str=True).parameters.values()
+             if p.kind is not inspect.Parameter.VAR_KEYWORD]
+finetune.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [*(_setting_parameter(k) for k in CONFIG_KEYS), *_explicit])
+app.command()(finetune)
 
 
 INTERRUPTED = ("termnorm-finetune: interrupted; run the same command with --resume to continue from the "

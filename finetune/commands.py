@@ -2,45 +2,32 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
 from pathlib import Path
 
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness import runner
 from termnorm_eval.harness.runner import model_args as build_model_args
+from termnorm_eval.harness.taskgen import task_name
 from termnorm_eval.splits import store
-
-SPLIT_SUFFIXES = ("train", "val")
-
-
-def task_names(key: str, directions: tuple[str, ...] | list[str], split: str) -> list[str]:
-    return [f"termnorm_{key}_{d}_{split}" for d in directions]
-
-
-def _installed_tasks_dir() -> Path | None:
-    spec = importlib.util.find_spec("lm_eval")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        p = Path(loc) / "tasks" / "termnorm"
-        if p.is_dir():
-            return p
-    return None
-
-
-def _checkout_tasks_dir() -> Path | None:
-    p = Path(__file__).resolve().parent.parent / "tasks"
-    return p if p.is_dir() and any(p.rglob("*.yaml")) else None
+from termnorm_eval.terminologies import SPLITS
 
 
 def include_path(data_dir: str | Path | None) -> Path | None:
     """Where lm_eval finds the tasks; None when the harness already has them.
 
-    Splits in another folder (``add-ontology`` output) carry their own task YAMLs there. The shipped
-    splits' tasks are inside lm_eval after a wheel install, else in the source checkout's tasks/.
+    Splits in another folder (``add-ontology`` output) carry their own task YAMLs there; the
+    shipped splits' tasks are found as ``termnorm eval`` finds them (``runner.include_path_needed``).
     """
     if data_dir is not None and Path(data_dir).resolve() != store.shipped_data_dir().resolve():
         return Path(data_dir).resolve()
-    if _installed_tasks_dir() is not None:
-        return None
-    return _checkout_tasks_dir()
+    try:
+        return runner.include_path_needed()
+    except TermnormError:
+        # Its advice (--include-path) is an option of `termnorm eval`, not of this command.
+        raise TermnormError("cannot find the termnorm task YAMLs that the printed lm_eval commands need "
+                            "(neither lm_eval/tasks/termnorm nor a source checkout's tasks/); "
+                            "reinstall termnorm-eval") from None
 
 
 def _local_or_id(model: str) -> str:
@@ -97,12 +84,12 @@ def scoring_commands(
         split: lm_eval_command(
             base_model=base_model,
             adapter_dir=adapter_dir,
-            tasks=task_names(key, directions, split),
+            tasks=[task_name(key, d, split) for d in directions],
             gguf_file=gguf_file,
             include=inc,
             chat=chat,
             limit=limit,
             output_path=Path(adapter_dir) / "eval" / split,
         )
-        for split in SPLIT_SUFFIXES
+        for split in SPLITS
     }

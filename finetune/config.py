@@ -1,8 +1,29 @@
-"""Run settings: defaults, a YAML config file, then command-line flags (flags win).
+"""Run settings: ``FinetuneConfig`` is their only declaration.
 
-Config keys are the field names below (``lora_r`` or ``lora-r``); an unknown key, a value of the
-wrong type or out of range is a one-line ``TermnormError`` naming the flag, or the file and the key,
-raised before any model is loaded. Flags and config files go through the same checks (``RANGES``).
+Each field is declared once, PEFT ``LoraConfig`` style, as ``field(default=..., metadata={...})``;
+the ``termnorm-finetune`` options (finetune/cli.py), the config-file keys and the options table of
+finetune/README.md (finetune/docs.py) are generated from the fields. Metadata keys (``METADATA``):
+
+- ``help``: the option's help text (required).
+- ``flags``: option names besides ``--<key-with-dashes>`` (``-m``, ``--lr``); a ``bool`` field is
+  ``--x/--no-x``.
+- ``panel``: the ``--help`` panel; ``metavar``: the value's name in ``--help``.
+- ``unset``: what the default ``None`` means (shown as the default).
+- ``required``: the setting must be given; the value names it in the error.
+- ``check``: a ``Check`` (range, non-empty, module names); a ``Literal`` type is its own check.
+- ``trl`` / ``peft`` / ``unsloth``: the name of the same knob in ``SFTConfig``, ``LoraConfig``
+  or Unsloth's ``FastLanguageModel.from_pretrained`` (``library_kwargs``): the one mapping.
+- ``config_key``: False for a field that a config file may not set (``resume``).
+
+Settings come from the defaults, a YAML config file, then command-line flags (flags win). Config
+keys are the field names (``lora_r`` or ``lora-r``); an unknown key, a value of the wrong type or
+out of range is a one-line ``TermnormError`` naming the flag, or the file and the key, raised
+before any model is loaded. Values are converted by the field's type (``coerce``) and checked by
+``value_problem``, for flags, config files and ``__post_init__`` alike.
+
+Not ``trl.TrlParser`` (or transformers' ``HfArgumentParser``, which reads the same
+``metadata["help"]``): importing it imports trl/transformers/peft before the backend is chosen,
+and Unsloth must be imported before them (finetune/backends).
 """
 
 from __future__ import annotations
@@ -11,46 +32,27 @@ import dataclasses
 import math
 import re
 import reprlib
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, Protocol, Union, get_args, get_origin, get_type_hints
 
 from termnorm_eval.errors import TermnormError
 
-BACKENDS = ("auto", "hf", "unsloth")
-CHAT_MODES = ("auto", "on", "off")
-# Unsloth needs explicit module names; "all-linear" (PEFT) picks the same 7 projections on Llama-style
-# models and also works for architectures with other layer names.
-LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+Backend = Literal["auto", "hf", "unsloth"]
+ChatTemplate = Literal["auto", "on", "off"]
+ALL_LINEAR: Final = "all-linear"  # PEFT's name for "every linear layer but the output head"
+Library = Literal["trl", "peft", "unsloth"]
+LIBRARY_LABELS: dict[Library, str] = {"trl": "TRL", "peft": "PEFT", "unsloth": "Unsloth"}
+METADATA = frozenset({"help", "flags", "panel", "metavar", "unset", "required", "check", "config_key",
+                      *LIBRARY_LABELS})
+HYPER, DATA, RUN = "Hyperparameters", "Data", "Run"  # --help panels
 
-_I32 = 2**31 - 1
-# Allowed ranges. Ints: (lowest, highest). Floats: (low, low included, high or None, high included);
-# NaN and infinities are always refused (they train garbage or crash deep inside the Trainer).
-INT_RANGES: dict[str, tuple[int, int]] = {
-    "seed": (0, 2**32 - 1),  # what numpy's and torch's seeding accept
-    "batch_size": (1, 2**16),
-    "grad_accum": (1, 2**16),
-    "max_seq_length": (1, 2**20),
-    "lora_r": (1, 2**16),
-    "lora_alpha": (1, 2**20),
-    "save_steps": (1, _I32),
-    "save_total_limit": (1, _I32),
-    "logging_steps": (1, _I32),
-    "limit_pairs": (1, _I32),
-}
-FLOAT_RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
-    "epochs": (0.0, False, 10_000.0, True),
-    # No upper bound: a rate that is merely too high is caught by the divergence guard in training.
-    "learning_rate": (0.0, False, None, False),
-    "weight_decay": (0.0, True, None, False),
-    "warmup_ratio": (0.0, True, 1.0, False),
-    "lora_dropout": (0.0, True, 1.0, False),
-}
-_MODULE_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 # A config file is a handful of settings: anything larger or deeper is not one (and would make
 # the parser or an error message slow).
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_YAML_DEPTH = 16
+_I32 = 2**31 - 1
 
 _short_repr = reprlib.Repr()
 _short_repr.maxlevel, _short_repr.maxlist, _short_repr.maxdict = 2, 4, 4
@@ -63,88 +65,259 @@ def short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class Check(Protocol):
+    """A field's ``check``: ``problem`` says why a (converted) value is not allowed, or None;
+    ``str()`` is the allowed values, for the README table."""
+
+    def problem(self, value: object) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class IntRange:
+    lo: int
+    hi: int
+
+    def problem(self, value: object) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not self.lo <= value <= self.hi:
+            return f"must be an integer from {self.lo} to {self.hi} (got {short(value)})"
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.lo} to {self.hi}"
+
+
+@dataclass(frozen=True)
+class NumberRange:
+    """A finite number above ``lo`` (or at it, ``lo_in``), below ``hi`` (or at it, ``hi_in``).
+    NaN and infinities are always refused: they train garbage or crash deep inside the Trainer."""
+
+    lo: float
+    lo_in: bool
+    hi: float | None = None  # None: no upper bound
+    hi_in: bool = False
+
+    def problem(self, value: object) -> str | None:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+              and (value >= self.lo if self.lo_in else value > self.lo)
+              and (self.hi is None or (value <= self.hi if self.hi_in else value < self.hi)))
+        return None if ok else f"must be {self} (got {short(value)})"
+
+    def __str__(self) -> str:
+        if self.hi is None:
+            return f"a finite number {'>=' if self.lo_in else '>'} {self.lo:g}"
+        return f"a number in {'[' if self.lo_in else '('}{self.lo:g}, {self.hi:g}{']' if self.hi_in else ')'}"
+
+
+@dataclass(frozen=True)
+class NonEmpty:
+    what: str
+
+    def problem(self, value: object) -> str | None:
+        return None if value else f"must name at least one {self.what} (got {short(value)})"
+
+    def __str__(self) -> str:
+        return f"one or more {self.what}s"
+
+
+_MODULE_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
+
+
+@dataclass(frozen=True)
+class ModuleNames:
+    """``all-linear`` (its ``Literal``) or layer names; a name is never a regex (PEFT reads a
+    plain string as one)."""
+
+    def problem(self, value: object) -> str | None:
+        if value == ALL_LINEAR:
+            return None
+        if not isinstance(value, list) or not value:
+            return f"must be {ALL_LINEAR} or a comma-separated list of module names"
+        bad = [m for m in value if not isinstance(m, str) or not _MODULE_NAME.match(m) or m == ALL_LINEAR]
+        if bad:
+            return f"must be {ALL_LINEAR} or module names such as q_proj,v_proj (got {short(bad[0])})"
+        return None
+
+    def __str__(self) -> str:
+        return f"{ALL_LINEAR} or module names"
+
+
 @dataclass
 class FinetuneConfig:
-    model: str | None = None  # hub id or local folder (the folder holding the .gguf for GGUF bases)
-    gguf_file: str | None = None  # file name inside `model` (transformers dequantizes it)
-    terminology: str = "go"
-    directions: list[str] | None = None  # None: every direction of the terminology
-    data_dir: str | None = None  # None: the shipped splits
-    output_dir: str | None = None
-    backend: str = "auto"
-    epochs: float = 3.0
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    target_modules: list[str] | str = "all-linear"
-    learning_rate: float = 2e-4
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_seq_length: int = 256
-    seed: int = 42
-    limit_pairs: int | None = None
-    save_steps: int = 200
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    chat_template: str = "auto"  # auto: use the base tokenizer's chat template when it has one
-    load_in_4bit: bool = True  # unsloth backend only (QLoRA)
-    group_by_length: bool = True
-    # hf backend: recompute activations in backward (less memory, ~30% more compute). TRL turns it
-    # on by default; off here because LoRA on the models this project targets fits without it.
-    # Unsloth uses its own ("unsloth") checkpointing regardless.
-    gradient_checkpointing: bool = False
-    keep_checkpoints: bool = False  # checkpoints are deleted once the final adapter is written
-    resume: bool = False
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # not a config key
+    """Settings of one ``termnorm-finetune`` run (each field's ``help`` says what it does).
+
+    Config keys and flags are the field names (``--lora-r``, ``lora_r:``). ``__post_init__``
+    refuses a missing required setting and any value of the wrong type, out of range or not
+    among the choices, so no object holds a setting that would fail later, inside a library.
+    """
+
+    model: str | None = field(default=None, metadata={
+        "help": "Base model: hub id or local folder (the folder of the .gguf file for GGUF).",
+        "flags": ("-m",), "required": "base model"})
+    gguf_file: str | None = field(default=None, metadata={
+        "help": "GGUF file name inside --model (transformers dequantizes it; hf backend only)."})
+    terminology: str = field(default="go", metadata={
+        "help": "Terminology key (go, hpo, gene, or one added with add-ontology).",
+        "flags": ("-t",), "panel": DATA})
+    directions: list[str] | None = field(default=None, metadata={
+        "help": "Comma-separated directions, e.g. term2id,id2term.", "panel": DATA,
+        "unset": "all of the terminology", "check": NonEmpty("direction")})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "Split folder (manifest.json + <key>/train.jsonl); e.g. add-ontology's output.",
+        "panel": DATA, "metavar": "<path>", "unset": "the shipped splits"})
+    output_dir: str | None = field(default=None, metadata={
+        "help": "Where the adapter, checkpoints and termnorm_manifest.json go.",
+        "flags": ("-o",), "panel": RUN, "metavar": "<path>", "required": "output directory"})
+    backend: Backend = field(default="auto", metadata={
+        "help": "auto (Unsloth if installed and a CUDA GPU is present, else hf), hf (transformers + "
+        "PEFT, CPU or GPU), unsloth (GPU, 4-bit QLoRA; its slow CPU fallback without one).", "panel": RUN})
+    epochs: float = field(default=3.0, metadata={
+        "help": "Training epochs.", "panel": HYPER, "check": NumberRange(0.0, False, 10_000.0, True),
+        "trl": "num_train_epochs"})
+    lora_r: int = field(default=16, metadata={
+        "help": "LoRA rank.", "panel": HYPER, "check": IntRange(1, 2**16), "peft": "r"})
+    lora_alpha: int = field(default=32, metadata={
+        "help": "LoRA alpha (scale = alpha / r).", "panel": HYPER, "check": IntRange(1, 2**20),
+        "peft": "lora_alpha"})
+    lora_dropout: float = field(default=0.0, metadata={
+        "help": "LoRA dropout.", "panel": HYPER, "check": NumberRange(0.0, True, 1.0, False),
+        "peft": "lora_dropout"})
+    target_modules: list[str] | Literal["all-linear"] = field(default=ALL_LINEAR, metadata={
+        "help": "Comma-separated layer names, or all-linear: every linear layer inside the model's "
+        "blocks (PEFT's all-linear; for Unsloth resolved to the loaded model's layer names).",
+        "panel": HYPER, "check": ModuleNames(), "peft": "target_modules"})
+    learning_rate: float = field(default=2e-4, metadata={
+        # No upper bound: a rate that is merely too high is caught by the divergence guard.
+        "help": "Peak learning rate.", "flags": ("--lr",), "panel": HYPER,
+        "check": NumberRange(0.0, False), "trl": "learning_rate"})
+    lr_scheduler: str = field(default="linear", metadata={
+        # Checked by SFTConfig (its list lives in transformers, which cannot be imported this early).
+        "help": "transformers scheduler name (linear, cosine, constant, ...).", "panel": HYPER,
+        "trl": "lr_scheduler_type"})
+    warmup_ratio: float = field(default=0.0, metadata={
+        "help": "Share of steps spent warming up the learning rate.", "panel": HYPER,
+        "check": NumberRange(0.0, True, 1.0, False), "trl": "warmup_ratio"})
+    weight_decay: float = field(default=0.0, metadata={
+        "help": "AdamW weight decay.", "panel": HYPER, "check": NumberRange(0.0, True),
+        "trl": "weight_decay"})
+    batch_size: int = field(default=8, metadata={
+        "help": "Rows per device per step.", "panel": HYPER, "check": IntRange(1, 2**16),
+        "trl": "per_device_train_batch_size"})
+    grad_accum: int = field(default=1, metadata={
+        "help": "Gradient accumulation steps.", "panel": HYPER, "check": IntRange(1, 2**16),
+        "trl": "gradient_accumulation_steps"})
+    max_seq_length: int = field(default=256, metadata={
+        # Not TRL's max_length, which truncates silently (left at None in train._sft_config).
+        "help": "Longest allowed row in tokens; a longer row is an error, never silently cut.",
+        "panel": HYPER, "check": IntRange(1, 2**20), "unsloth": "max_seq_length"})
+    seed: int = field(default=42, metadata={
+        "help": "Seed for LoRA init, data order and dropout.", "panel": RUN,
+        "check": IntRange(0, 2**32 - 1),  # what numpy's and torch's seeding accept
+        "trl": "seed"})
+    limit_pairs: int | None = field(default=None, metadata={
+        "help": "Train only on the first N records per direction, in store order (tests, demos); "
+        "the printed lm_eval commands then use --limit N.", "panel": DATA, "unset": "all records",
+        "check": IntRange(1, _I32)})
+    save_steps: int = field(default=200, metadata={
+        "help": "Write a checkpoint every N optimizer steps.", "panel": RUN, "check": IntRange(1, _I32),
+        "trl": "save_steps"})
+    save_total_limit: int = field(default=2, metadata={
+        "help": "Keep at most N checkpoints.", "panel": RUN, "check": IntRange(1, _I32),
+        "trl": "save_total_limit"})
+    logging_steps: int = field(default=10, metadata={
+        "help": "Log the loss every N steps (the loss curve in the manifest).", "panel": RUN,
+        "check": IntRange(1, _I32), "trl": "logging_steps"})
+    chat_template: ChatTemplate = field(default="auto", metadata={
+        "help": "auto: chat-formatted rows when the base tokenizer has a chat template; on; off.",
+        "panel": DATA})
+    load_in_4bit: bool = field(default=True, metadata={
+        "help": "Unsloth backend: 4-bit QLoRA.", "panel": HYPER, "unsloth": "load_in_4bit"})
+    group_by_length: bool = field(default=True, metadata={
+        # Our own sampler (finetune/sampling.py), not TrainingArguments.group_by_length.
+        "help": "Batch rows of similar length together (less padding).", "panel": HYPER})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        # TRL turns it on by default; off here because LoRA on the models this project targets fits
+        # without it (~30% more compute). Unsloth uses its own ("unsloth") checkpointing regardless.
+        "help": "hf backend: recompute activations in the backward pass (less memory, ~30% more compute).",
+        "panel": HYPER, "trl": "gradient_checkpointing"})
+    keep_checkpoints: bool = field(default=False, metadata={
+        "help": "Keep checkpoints after the final adapter is written.", "panel": RUN})
+    # An action, not a setting: --resume is declared in finetune/cli.py; kept here because the run
+    # reads it and the manifest records it.
+    resume: bool = field(default=False, metadata={
+        "help": "Continue the unfinished run in --output-dir from its last checkpoint.",
+        "config_key": False})
 
     def __post_init__(self) -> None:
-        # The backstop for code that builds a config directly; build_config has already checked
-        # every value with the flag or file it came from.
-        for key in _FIELDS:
+        # build_config has already checked each value naming the flag or file it came from; this is
+        # the check for code that builds a config directly, and for required settings.
+        for key in FIELDS:
             problem = value_problem(key, getattr(self, key))
             if problem:
-                raise TermnormError(f"{key.replace('_', '-')} {problem}")
+                raise TermnormError(f"{flag_name(key)} {problem}")
+        for key, f in FIELDS.items():
+            if "required" in f.metadata and not getattr(self, key):
+                raise TermnormError(f"no {f.metadata['required']} given ({flag_name(key)} or `{key}:` "
+                                    "in the config file)")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("extra")
-        return d
+        return dataclasses.asdict(self)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(FinetuneConfig) if f.name != "extra"}
+FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
+CONFIG_KEYS = tuple(k for k, f in FIELDS.items() if f.metadata.get("config_key", True))
+_HINTS = get_type_hints(FinetuneConfig)
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _members(key: str) -> list[Any]:
+    """The field's type as a list of alternatives, without None."""
+    hint = _HINTS[key]
+    alternatives = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    return [a for a in alternatives if a is not type(None)]
+
+
+def choices(key: str) -> tuple[str, ...]:
+    """The values a ``Literal`` in the field's type allows (``("auto", "hf", "unsloth")``)."""
+    return tuple(v for m in _members(key) if get_origin(m) is Literal for v in get_args(m))
+
+
+def is_list(key: str) -> bool:
+    return any(get_origin(m) is list for m in _members(key))
+
+
+def value_kind(key: str) -> type:
+    """What a command-line value of ``key`` is parsed as: bool, int, float, or str (lists and
+    choices are strings; ``coerce`` splits and checks them)."""
+    plain = [m for m in _members(key) if m in (bool, int, float)]
+    return plain[0] if plain else str
+
+
+def allowed(key: str) -> str:
+    """The allowed values in words, for the README table ('' when any value of the type is)."""
+    check = FIELDS[key].metadata.get("check")
+    if check is not None:
+        return str(check)
+    return ", ".join(choices(key))
+
+
+def library_kwargs(cfg: FinetuneConfig, library: Library) -> dict[str, Any]:
+    """The settings that are ``library``'s knobs, under its names (``lora_r`` -> PEFT ``r``)."""
+    return {f.metadata[library]: getattr(cfg, f.name) for f in FIELDS.values() if library in f.metadata}
 
 
 def value_problem(key: str, value: Any) -> str | None:
-    """Why ``value`` is not allowed for ``key`` ("must be ... (got ...)"), or None. The one place
-    where ranges are checked."""
+    """Why ``value`` is not allowed for ``key`` ("must be ... (got ...)"), or None: choices and the
+    field's ``check``. None means "not set" (required settings: ``__post_init__``)."""
     if value is None:
         return None
-    if key in INT_RANGES:
-        lo, hi = INT_RANGES[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            return f"must be an integer from {lo} to {hi} (got {short(value)})"
-    elif key in FLOAT_RANGES:
-        lo, lo_in, hi, hi_in = FLOAT_RANGES[key]
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-              and (value >= lo if lo_in else value > lo)
-              and (hi is None or (value <= hi if hi_in else value < hi)))
-        if not ok:
-            if hi is None:
-                rng = f"a finite number {'>=' if lo_in else '>'} {lo:g}"
-            else:
-                rng = f"a number in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
-            return f"must be {rng} (got {short(value)})"
-    elif key == "target_modules" and value != "all-linear":
-        if not isinstance(value, list) or not value:
-            return "must be all-linear or a comma-separated list of module names"
-        bad = [m for m in value if not isinstance(m, str) or not _MODULE_NAME.match(m) or m == "all-linear"]
-        if bad:
-            return (f"must be all-linear or module names such as q_proj,v_proj "
-                    f"(got {short(bad[0])})")
-    return None
+    options = choices(key)
+    if options and not is_list(key) and value not in options:
+        return f"must be one of {', '.join(options)} (got {short(value)})"
+    check: Check | None = FIELDS[key].metadata.get("check")
+    return check.problem(value) if check is not None else None
 
 
 def _as_list(value: Any) -> list[str]:
@@ -159,15 +332,11 @@ def coerce(key: str, value: Any) -> Any:
     """Convert a config/flag value to the field's type; raises TypeError/ValueError if impossible."""
     if value is None:
         return None
-    if key in ("directions",):
-        return _as_list(value)
-    if key == "target_modules":
-        lst = _as_list(value)
-        return "all-linear" if lst == ["all-linear"] else lst
-    default = _FIELDS[key].default
-    kind = type(default) if default is not None else None
-    if key == "limit_pairs":
-        kind = int
+    if is_list(key):
+        items = _as_list(value)
+        # A list of just one choice is that choice: `target_modules: [all-linear]` is all-linear.
+        return items[0] if len(items) == 1 and items[0] in choices(key) else items
+    kind = value_kind(key)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -268,9 +437,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = str(raw_key).replace("-", "_")
-        if key not in _FIELDS or key == "resume":
-            known = ", ".join(k for k in _FIELDS if k != "resume")
-            raise TermnormError(f"{p}: unknown config key {short(raw_key)} (known: {known})")
+        if key not in CONFIG_KEYS:
+            raise TermnormError(f"{p}: unknown config key {short(raw_key)} (known: {', '.join(CONFIG_KEYS)})")
         if value is None:  # `key:` with no value: not set, as for a flag left out
             continue
         try:
@@ -281,10 +449,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         if problem:
             raise TermnormError(f"{p}: config key {short(raw_key)} {problem}")
     return out
-
-
-def flag_name(key: str) -> str:
-    return "--" + key.replace("_", "-")
 
 
 def build_config(config_file: str | Path | None, flags: dict[str, Any]) -> FinetuneConfig:
@@ -299,21 +463,4 @@ def build_config(config_file: str | Path | None, flags: dict[str, Any]) -> Finet
             problem = value_problem(key, values[key])
             if problem:
                 raise TermnormError(f"{flag_name(key)} {problem}")
-    cfg = FinetuneConfig(**values)
-    validate(cfg)
-    return cfg
-
-
-def validate(cfg: FinetuneConfig) -> None:
-    """Checks that need no model or data: required settings and choices (ranges: ``value_problem``)."""
-    if not cfg.model:
-        raise TermnormError("no base model given (--model or `model:` in the config file)")
-    if not cfg.output_dir:
-        raise TermnormError("no output directory given (--output-dir or `output_dir:` in the config file)")
-    if cfg.backend not in BACKENDS:
-        raise TermnormError(f"unknown backend {short(cfg.backend)} (known: {', '.join(BACKENDS)})")
-    if cfg.chat_template not in CHAT_MODES:
-        raise TermnormError(f"chat-template must be one of {', '.join(CHAT_MODES)} "
-                            f"(got {short(cfg.chat_template)})")
-    if cfg.directions is not None and not cfg.directions:
-        raise TermnormError("directions: empty list")
+    return FinetuneConfig(**values)

@@ -119,8 +119,8 @@ def inspect(output_dir: str | Path, fp: dict[str, Any], resume: bool) -> RunStat
     if diffs:
         raise TermnormError(f"{out}: holds another run (differs in {', '.join(diffs)}); "
                             "resume it with its own settings or choose another --output-dir")
-    ckpt, notes = pick_checkpoint(out)
-    return RunState(out, ckpt, False, notes=tuple(notes))
+    ckpt, ckpt_notes = pick_checkpoint(out)
+    return RunState(out, ckpt, False, notes=tuple(ckpt_notes))
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

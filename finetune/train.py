@@ -23,7 +23,7 @@ from typing import Any
 from finetune import rundir
 from finetune.backends import choose_backend, import_unsloth_first
 from finetune.commands import scoring_commands
-from finetune.config import FinetuneConfig
+from finetune.config import FinetuneConfig, library_kwargs
 from finetune.data import TrainingSet, build_training_set
 from finetune.integrity import model_folder_problem
 from termnorm_eval import atomic
@@ -91,25 +91,17 @@ def _sft_config(cfg: FinetuneConfig, backend: str, checkpoint_dir: Path) -> Any:
     from trl import SFTConfig
 
     params = inspect.signature(SFTConfig.__init__).parameters
-    kw: dict[str, Any] = {
+    # The settings that are TRL's knobs, renamed by their fields' "trl" metadata (finetune/config.py);
+    # then the fixed choices of this project.
+    kw: dict[str, Any] = library_kwargs(cfg, "trl") | {
         "output_dir": str(checkpoint_dir),
-        "num_train_epochs": cfg.epochs,
-        "per_device_train_batch_size": cfg.batch_size,
-        "gradient_accumulation_steps": cfg.grad_accum,
-        "learning_rate": cfg.learning_rate,
-        "lr_scheduler_type": cfg.lr_scheduler,
-        "weight_decay": cfg.weight_decay,
+        "data_seed": cfg.seed,
         # No silent truncation: rows are length-checked after tokenization instead (see run()).
         "max_length": None,
         "packing": False,
         "completion_only_loss": True,
-        "seed": cfg.seed,
-        "data_seed": cfg.seed,
         "save_strategy": "steps",
-        "save_steps": cfg.save_steps,
-        "save_total_limit": cfg.save_total_limit,
         "logging_strategy": "steps",
-        "logging_steps": cfg.logging_steps,
         "logging_first_step": True,
         # Log a NaN/inf loss as it is (the default replaces it by the window's mean): the
         # divergence guard must see it.
@@ -123,10 +115,8 @@ def _sft_config(cfg: FinetuneConfig, backend: str, checkpoint_dir: Path) -> Any:
         "gradient_checkpointing": cfg.gradient_checkpointing and backend == "hf",
         "ddp_find_unused_parameters": False,  # every LoRA weight is used in every step
     }
-    if "warmup_ratio" in params:
-        kw["warmup_ratio"] = cfg.warmup_ratio
-    else:  # transformers 5: a float below 1 is a ratio
-        kw["warmup_steps"] = cfg.warmup_ratio
+    if "warmup_ratio" not in params:  # transformers 5: a float below 1 given as steps is a ratio
+        kw["warmup_steps"] = kw.pop("warmup_ratio")
     # TRL turns bf16 on by default, which a CPU refuses: decide explicitly.
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     kw["bf16"] = bf16
@@ -158,7 +148,7 @@ def build_trainer(model: Any, tokenizer: Any, tset: TrainingSet, args: Any, call
     return trainer
 
 
-def check_lengths(trainer: Any, max_seq_length: int) -> dict[str, int]:
+def check_lengths(trainer: Any, max_seq_length: int) -> dict[str, float]:
     lengths = [len(x) for x in trainer.train_dataset["input_ids"]]
     too_long = sum(n > max_seq_length for n in lengths)
     if too_long:
@@ -174,10 +164,12 @@ def _device() -> str:
     return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
 
 
-def _fix_base_path(adapter_dir: Path, base: str) -> None:
+def _fix_base_path(adapter_dir: Path, base: str | None) -> None:
     """Record a local base model by absolute path, so the adapter resolves from any directory."""
-    p = Path(base).expanduser()
     cfg_file = adapter_dir / "adapter_config.json"
+    if base is None:
+        return
+    p = Path(base).expanduser()
     if p.exists() and cfg_file.is_file():
         data = json.loads(cfg_file.read_text(encoding="utf-8"))
         data["base_model_name_or_path"] = str(p.resolve())
@@ -243,11 +235,9 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
         rundir.check_not_locked(out)  # another run at work here: say so before loading the model
 
     # 3. Model and LoRA: damaged weights or unknown --target-modules fail here, still unclaimed.
-    if backend == "unsloth":
-        from finetune.backends import unsloth as backend_mod
-    else:
-        from finetune.backends import hf as backend_mod
-    model, tokenizer = backend_mod.load(cfg, tokenizer)
+    from finetune.backends import hf, unsloth
+
+    model, tokenizer = (unsloth if backend == "unsloth" else hf).load(cfg, tokenizer)
 
     # 4. Claim the folder and train, holding its lock until the adapter is in place.
     with contextlib.ExitStack() as held:

@@ -112,12 +112,12 @@ def test_help_documents_every_option() -> None:
     from typer.testing import CliRunner
 
     from finetune.cli import app
-    from finetune.config import _FIELDS
+    from finetune.config import CONFIG_KEYS
 
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for key in _FIELDS:
-        assert f"--{key.replace('_', '-')}" in result.output, key
+    for flag in [*(f"--{key.replace('_', '-')}" for key in CONFIG_KEYS), "--config", "--resume", "--quiet"]:
+        assert flag in result.output, flag
 
 
 def test_nothing_imports_trl_transformers_or_peft_before_the_backend_is_chosen() -> None:

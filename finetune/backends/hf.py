@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from finetune.backends import check_target_modules, first_line
-from finetune.config import FinetuneConfig
+from finetune.config import FinetuneConfig, library_kwargs
 from termnorm_eval.errors import TermnormError
 
 
@@ -53,6 +53,7 @@ def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, set_seed
 
+    assert cfg.model is not None  # a required setting: FinetuneConfig refuses None
     kw: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(cfg.model, **_dtype_kwarg(compute_dtype()), **kw)
@@ -64,12 +65,6 @@ def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
         untag_gguf(model)
     check_target_modules(model, cfg.target_modules)
     set_seed(cfg.seed)
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.target_modules,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    # PEFT resolves all-linear itself; the other settings are renamed by their "peft" metadata.
+    lora = LoraConfig(**library_kwargs(cfg, "peft"), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, lora), tokenizer

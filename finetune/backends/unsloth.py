@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from finetune.backends import check_target_modules, first_line
-from finetune.config import LLAMA_PROJECTIONS, FinetuneConfig
+from finetune.backends import first_line, resolve_target_modules
+from finetune.config import FinetuneConfig, library_kwargs
 from termnorm_eval.errors import TermnormError
 
 
@@ -24,9 +24,8 @@ def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
     try:
         model, tok = FastLanguageModel.from_pretrained(
             model_name=cfg.model,
-            max_seq_length=cfg.max_seq_length,
+            **library_kwargs(cfg, "unsloth"),  # max_seq_length, load_in_4bit
             dtype=None,  # bf16 where supported, else fp16
-            load_in_4bit=cfg.load_in_4bit,
             # Keep the exact base: lm-eval scores the adapter on `pretrained=<model>`, not a remapped copy.
             use_exact_model_name=True,
         )
@@ -34,15 +33,12 @@ def load(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, Any]:
         raise
     except Exception as e:  # loaders raise anything for a damaged file: say it in one line
         raise TermnormError(f"cannot load the weights of base model {cfg.model!r}: {first_line(e)}") from None
-    targets = list(LLAMA_PROJECTIONS) if cfg.target_modules == "all-linear" else list(cfg.target_modules)
-    check_target_modules(model, targets)
+    # Unsloth takes layer names only: all-linear becomes this model's (Phi-3: qkv_proj, gate_up_proj).
+    lora = library_kwargs(cfg, "peft") | {"target_modules": resolve_target_modules(model, cfg.target_modules)}
     set_seed(cfg.seed)
     model = FastLanguageModel.get_peft_model(
         model,
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=targets,
+        **lora,
         bias="none",
         use_gradient_checkpointing="unsloth",
         random_state=cfg.seed,
