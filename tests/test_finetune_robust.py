@@ -80,6 +80,7 @@ def test_run_into_a_locked_folder_fails_at_once_naming_the_holder(
     assert took < 30
 
 
+@pytest.mark.slow
 def test_second_run_while_one_trains_is_refused_and_the_first_is_intact(
     reference_run: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -205,7 +206,9 @@ def test_diverging_run_stops_with_a_clear_error_and_writes_no_adapter(
 # ---------------------------------------------------------------- item 5: damaged last checkpoint
 
 
-@pytest.mark.parametrize("damaged", ["trainer_state.json", "adapter_model.safetensors", "optimizer.pt"])
+@pytest.mark.parametrize("damaged", ["trainer_state.json",  # the others are the same path, full tier only
+                                     pytest.param("adapter_model.safetensors", marks=pytest.mark.slow),
+                                     pytest.param("optimizer.pt", marks=pytest.mark.slow)])
 def test_resume_falls_back_to_the_previous_valid_checkpoint(
     damaged: str, reference_run: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -140,6 +140,7 @@ def test_two_add_ontology_runs_into_one_new_folder(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ item 2: kill -9 at any moment
 
 
+@pytest.mark.slow
 def test_kill_9_during_add_ontology_force_never_leaves_out_without_a_complete_output(tmp_path: Path) -> None:
     hp = str(extract("hp.obo")[0])
     out = tmp_path / "out"
