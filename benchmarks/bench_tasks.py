@@ -49,11 +49,11 @@ def main() -> None:
 
     import torch
 
-    from termnorm_eval.harness.runner import cpu_threads
-
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    threads = int(os.environ.get("OMP_NUM_THREADS") or cpu_threads())
-    torch.set_num_threads(threads)  # as `termnorm eval` does: busy cores make torch threads collide
+    # the benchmark fixes its threads (one unless OMP_NUM_THREADS says otherwise) so that runs on a
+    # busy 2-core machine compare like with like; the product leaves this to the user and torch
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
+    torch.set_num_threads(threads)
     print(f"torch threads {threads}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     # 1. task objects -------------------------------------------------------------------------

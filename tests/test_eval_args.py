@@ -9,13 +9,20 @@ import pytest
 
 from termnorm_eval.cli import evaluate
 from termnorm_eval.cli import main as termnorm_main
+from termnorm_eval.harness import inprocess
 
 
 @pytest.fixture
-def harness_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Record the lm_eval command lines instead of running them."""
-    calls: list[list[str]] = []
-    monkeypatch.setattr(evaluate.subprocess, "call", lambda cmd, env=None: calls.append(cmd) or 0)
+def harness_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str] | inprocess.Plan]:
+    """Record the lm_eval command lines and in-process runs instead of running them."""
+    calls: list[list[str] | inprocess.Plan] = []
+
+    def call(cmd: list[str], env: dict[str, str] | None = None) -> int:
+        calls.append(cmd)
+        return 0
+
+    monkeypatch.setattr(evaluate.subprocess, "call", call)
+    monkeypatch.setattr(inprocess, "run", calls.append)
     return calls
 
 
@@ -29,7 +36,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 
 
 @pytest.mark.parametrize("limit", ["-1", "nan", "0", "1e30", "1.5", "inf"])
-def test_bad_limit_is_one_line_naming_it(limit: str, harness_calls: list[list[str]],
+def test_bad_limit_is_one_line_naming_it(limit: str, harness_calls: list[list[str] | inprocess.Plan],
                                          capsys: pytest.CaptureFixture[str]) -> None:
     # lm-eval reads -1 as "all", 1.5 as 1 and 1e30 as everything: a typo must not run silently.
     code, err = _run(["eval", "--model-args", "pretrained=x", "--limit", limit], capsys)
@@ -40,23 +47,34 @@ def test_bad_limit_is_one_line_naming_it(limit: str, harness_calls: list[list[st
 
 
 @pytest.mark.parametrize(("limit", "passed"), [("10", "10"), ("0.5", "0.5"), ("1", "1")])
-def test_good_limit_reaches_the_harness(limit: str, passed: str, harness_calls: list[list[str]],
+def test_good_limit_reaches_the_harness(limit: str, passed: str,
+                                        harness_calls: list[list[str] | inprocess.Plan],
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    code, _ = _run(["eval", "--model-args", "pretrained=x", "--limit", limit, "--device", "cpu"], capsys)
+    argv = ["eval", "--model-args", "pretrained=x", "--limit", limit, "--device", "cpu"]
+    code, err = _run(argv, capsys)
     assert code == 0 and len(harness_calls) == 1
-    argv = harness_calls[0]
-    assert argv[argv.index("--limit") + 1] == passed
+    [plan] = harness_calls  # in-process: what lm-eval's parser read, and the command printed
+    assert isinstance(plan, inprocess.Plan) and plan.namespace.limit == float(passed)
+    words = err.split()
+    assert words[words.index("--limit") + 1] == passed
+    code, _ = _run([*argv, "--via-cli"], capsys)
+    cmd = harness_calls[1]
+    assert code == 0 and isinstance(cmd, list) and cmd[cmd.index("--limit") + 1] == passed
 
 
 def test_default_model_under_a_cache_path_with_a_comma_is_refused_before_preparing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, harness_calls: list[list[str]],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, harness_calls: list[list[str] | inprocess.Plan],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cache = tmp_path / "cache,old"
     monkeypatch.setenv("TERMNORM_CACHE", str(cache))
     prepared: list[str] = []
-    monkeypatch.setattr(evaluate, "_prepare", lambda name, force=False: prepared.append(name) or (
-        cache / "models" / "SmolLM2-135M-Instruct"))
+
+    def prepare(name: str, force: bool = False) -> Path:
+        prepared.append(name)
+        return cache / "models" / "SmolLM2-135M-Instruct"
+
+    monkeypatch.setattr(evaluate, "_prepare", prepare)
     code, err = _run(["eval", "--device", "cpu"], capsys)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err

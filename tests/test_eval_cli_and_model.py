@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
         (["eval", "--model", "vllm"], "--model vllm needs --model-args"),
         (["eval", "--include-path", "/no/such/folder"], "not a folder"),
         (["model", "path", "gpt5"], "unknown model 'gpt5'"),
+        (["eval", "--model-args", "pretrained=x", "--device", "cpu", "--bogus"],
+         "lm_eval: unrecognized arguments: --bogus"),
     ],
 )
 def test_user_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,7 +47,6 @@ def test_eval_command_line_is_built_for_the_harness(tmp_path: Path) -> None:
     assert "--tasks termnorm" in s and "--limit 10 " in s and "--apply_chat_template" in s
     assert "--include_path tasks" in s and s.endswith("--gen_kwargs max_gen_toks=8")
     assert "--limit 0.5" in " ".join(runner.EvalCommand(limit=0.5).argv())
-    assert 1 <= runner.cpu_threads() <= (len(__import__("os").sched_getaffinity(0)))
 
 
 def test_broken_gguf_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,12 +72,12 @@ def test_prepared_smollm2_is_a_plain_transformers_folder(capsys: pytest.CaptureF
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model: Any = AutoModelForCausalLM.from_pretrained(path)  # transformers' stubs lack generate's self
     assert model.dtype == torch.float32 and 130e6 < model.num_parameters() < 140e6
     assert tok.eos_token == "<|im_end|>" and tok.pad_token is not None  # not the GGUF's <|im_start|>
     chat = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
                                    tokenize=False)
-    assert chat.endswith("<|im_start|>assistant\n")
+    assert isinstance(chat, str) and chat.endswith("<|im_start|>assistant\n")
     ids = tok("The capital of France is", return_tensors="pt")
     out_ids = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert "Paris" in tok.decode(out_ids[0][ids["input_ids"].shape[1]:])  # real weights, not random

@@ -87,6 +87,12 @@ def evaluate(
         Path | None, typer.Option("--include-path", help="Extra task folder (e.g. from add-ontology). "
                                   "Without it the built-in termnorm tasks are found automatically.")
     ] = None,
+    via_cli: Annotated[
+        bool, typer.Option("--via-cli", help="Run the printed lm_eval command in a subprocess. Default: "
+                           "run it in this process, indexing only the termnorm task folders (the CLI "
+                           "first indexes all ~14.7k built-in harness tasks: 5-50 s). Tasks from "
+                           "outside those folders always go through the CLI.")
+    ] = False,
 ) -> None:
     """Run lm-evaluation-harness on the termnorm tasks and print its results table.
 
@@ -106,7 +112,6 @@ def evaluate(
         from termnorm_eval.splits import store
 
         store.read_manifest()
-    env = dict(os.environ)
     if model_args is None:
         if model != "hf":
             raise TermnormError(f"--model {model} needs --model-args (the default model is for hf)")
@@ -118,13 +123,9 @@ def evaluate(
         runner.model_args([("pretrained", models.prepared_path("smollm2"), source)])
         model_args = runner.model_args([("pretrained", _prepare("smollm2"), source),
                                         ("dtype", "float32", "dtype")])
-        env = runner.offline_env(env)
+        # Here, not only in the child: the hub libraries read these once, when first imported.
+        os.environ.update(runner.offline_env())
     device = device or runner.default_device()
-    if device == "cpu" and "OMP_NUM_THREADS" not in env:
-        threads = runner.cpu_threads()
-        env["OMP_NUM_THREADS"] = str(threads)
-        print(f"termnorm: CPU run with {threads} torch thread(s) for the idle cores "
-              "(set OMP_NUM_THREADS to choose)", file=sys.stderr)
     # The harness CLI takes one include path. A user folder (e.g. from add-ontology) wins; in an
     # editable install the built-in family is then not indexed (it is when installed from a wheel).
     auto = runner.include_path_needed() if include_path is None else None
@@ -135,7 +136,19 @@ def evaluate(
         include_path=include_path or auto, extra=extra,
     ).argv()
     shown = " ".join(["lm_eval", *cmd[3:]])
+
+    from termnorm_eval.harness import inprocess
+
+    namespace = inprocess.parse(cmd[3:])  # a bad pass-through option: one line, either way
+    plan = None if via_cli else inprocess.plan(namespace)
+    if isinstance(plan, inprocess.Plan):
+        print(f"termnorm: running in-process the equivalent of {shown}", file=sys.stderr, flush=True)
+        inprocess.run(plan)
+        return
+    if plan is not None:  # why the slow path
+        print(f"termnorm: {plan}: running the lm_eval CLI (it indexes ~14.7k built-in tasks first)",
+              file=sys.stderr)
     print(f"termnorm: running {shown}", file=sys.stderr, flush=True)
-    rc = subprocess.call(cmd, env=env)
+    rc = subprocess.call(cmd, env=dict(os.environ))
     if rc != 0:
         raise typer.Exit(rc)

@@ -1,7 +1,11 @@
-"""Finding the task YAMLs and building the ``lm_eval`` command that ``termnorm eval`` runs."""
+"""Finding the task YAMLs and building the ``lm_eval`` command that ``termnorm eval`` runs.
+
+Torch threads are never set here: the user's ``OMP_NUM_THREADS`` or torch's default decides.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -20,11 +24,12 @@ DEFAULT_TASKS = "termnorm"  # the umbrella group: every task, with group rows in
 
 def installed_task_folder() -> Path | None:
     """``lm_eval/tasks/termnorm`` when a (non-editable) wheel placed the YAMLs there."""
-    try:
-        import lm_eval.tasks
-    except ImportError:
+    # Located, not imported: importing lm_eval.tasks costs 1-2 s (datasets, pandas, scipy), wasted
+    # when the CLI runs in a subprocess.
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(lm_eval.tasks.__file__).resolve().parent / "termnorm"
+    folder = Path(next(iter(spec.submodule_search_locations))).resolve() / "tasks" / "termnorm"
     return folder if (folder / TEMPLATE_FILE).is_file() else None
 
 
@@ -171,23 +176,6 @@ class EvalCommand:
         if self.include_path is not None:
             cmd += ["--include_path", str(self.include_path)]
         return cmd + list(self.extra)
-
-
-def cpu_threads() -> int:
-    """torch threads for a CPU run: the cores not already busy (1-minute load average), at least 1.
-
-    Oversubscribed cores make torch's spinning worker threads collide: on this project's 2-core
-    machine under load, 2 threads generated 10x slower than 1 (see the harness notes).
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def offline_env(base: dict[str, str] | None = None) -> dict[str, str]:
