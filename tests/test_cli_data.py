@@ -125,7 +125,7 @@ def test_fetch_unknown_mirror(tmp_path: Path) -> None:
     assert_one_line_error(proc, "--base-url only makes sense with --official")
 
 
-def test_pronto_fallback_warning_reaches_the_user(tmp_path: Path) -> None:
+def test_line_pronto_rejects_is_read_without_a_warning(tmp_path: Path) -> None:
     terms = "".join(f"[Term]\nid: HP:000000{i}\nname: term {i}\n\n" for i in range(1, 5))
     # the quirk of GO's 2021-12-15 release: an unquoted xref that pronto's grammar rejects
     terms = terms.replace("name: term 2\n", "name: term 2\nxref: EC 2.7.1.190\n")
@@ -135,7 +135,5 @@ def test_pronto_fallback_warning_reaches_the_user(tmp_path: Path) -> None:
     proc = termnorm("data", "build", "--sources", str(tmp_path), "--out", str(tmp_path / "o"),
                     "--terminology", "hpo", "--bins", "2", "--per-bin", "1")
     assert proc.returncode == 0, proc.stderr
-    assert "warning:" in proc.stderr
-    assert "hp.obo:11: pronto rejected this file (expected EOL or QuotedString: 'xref: EC 2.7.1.190')" in (
-        proc.stderr)
+    assert "warning:" not in proc.stderr
     assert (tmp_path / "o" / "hpo" / "train.jsonl").read_text().count("\n") == 2

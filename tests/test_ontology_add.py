@@ -59,12 +59,11 @@ def test_cl_counts_and_problems(cl_out: AddOntologyResult) -> None:
     assert (r.prefix, r.prefix_inferred, r.label, r.parser) == ("CL", True, "CL", "tolerant")
     assert r.prefix_counts == {"CL": 2230}
     # Real problems of this release: 99 obsolete terms, 2 names shared by two terms, 6 exact
-    # synonyms shared with another term, and a def line pronto's grammar rejects (line 18306).
-    assert r.problems == {"obsolete": 99, "ambiguous_name": 2, "ambiguous_synonyms_dropped": 6,
-                          "strict_parser_rejected": 1}
+    # synonyms shared with another term (its def line 18306, which pronto rejects, is no problem).
+    assert r.problems == {"obsolete": 99, "ambiguous_name": 2, "ambiguous_synonyms_dropped": 6}
     assert r.counts == {"terms_in_file": 2230, "terms_kept": 2230, "candidates": 2129,
                         "train": 600, "val": 600}
-    assert len(r.warnings) == 1 and "cl.obo:18306: pronto rejected" in r.warnings[0]
+    assert r.warnings == []
     assert r.uniform and r.popularity == UNIFORM and r.bins == 1
     assert r.tasks == ["termnorm_cl_term2id_train", "termnorm_cl_term2id_val",
                        "termnorm_cl_id2term_train", "termnorm_cl_id2term_val"]
@@ -78,7 +77,6 @@ def test_cl_manifest_and_splits(cl_out: AddOntologyResult) -> None:
     assert entry["popularity"] == "none (uniform sample)"
     assert entry["counts"] == {"train": 600, "val": 600}
     assert entry["problems"]["obsolete"] == 99 and entry["excluded"] == {"ambiguous_name": 2, "obsolete": 99}
-    assert "pronto" in entry["problem_meanings"]["strict_parser_rejected"]
     assert entry["spec"]["id_prefix"] == "CL" and entry["spec"]["id_local"] == r"\d{7}"
     assert manifest["parameters"]["made_by"] == "termnorm add-ontology"
     assert (manifest["parameters"]["bins"], manifest["parameters"]["per_bin"]) == (1, 600)
@@ -138,8 +136,7 @@ def test_doid_with_gene_annotations(tmp_path: Path) -> None:
     r = add_ontology(obo, name="doid", out=tmp_path / "doid", annotations=ann, label="DOID")
     assert r.annotation_format == "pairs" and not r.uniform and r.bins == 20
     assert r.unannotated_bins == 14  # 1778 of 6402 usable diseases have an annotated gene
-    assert r.problems == {"obsolete": 2384, "ambiguous_name": 11, "ambiguous_synonyms_dropped": 20,
-                          "strict_parser_rejected": 1}
+    assert r.problems == {"obsolete": 2384, "ambiguous_name": 11, "ambiguous_synonyms_dropped": 20}
     assert r.counts["candidates"] == 6402 and r.counts["annotation_rows"] == 144235
     assert 0 < r.counts["annotated_candidates"] < r.counts["candidates"]
     entry = json.loads(r.manifest.read_text())["terminologies"]["doid"]
@@ -155,9 +152,9 @@ def test_doid_with_gene_annotations(tmp_path: Path) -> None:
 
     # The same popularity given as an id<TAB>count table gives exactly the same splits (genes
     # annotated to an alt_id are merged into the term's own id first, as the pairs reader does).
-    from termnorm_eval.sources.obo_tolerant import read_obo_tolerant
+    from termnorm_eval.sources.obo import read_obo
 
-    primary = {a: t.id for t in read_obo_tolerant(obo).terms for a in t.alt_ids}
+    primary = {a: t.id for t in read_obo(obo).terms for a in t.alt_ids}
     counts: dict[str, set[str]] = {}
     for line in ann.read_text().splitlines():
         gene, doid = line.split("\t")[:2]
@@ -337,12 +334,13 @@ def test_source_url(tmp_path: Path, served: str, cl_out: AddOntologyResult) -> N
     assert seen and seen[-1][1] == seen[-1][2] == 876360  # the whole file, with a known size
     src = json.loads(r.manifest.read_text())["sources"]["cl.obo"]
     assert src["url"] == f"{served}/cl.obo" and "path" not in src
-    assert r.warnings[0].startswith(f"{served}/cl.obo:18306: pronto rejected")
+    assert r.warnings == []
     assert _leftovers(tmp_path) == ["out"]  # the download went into the staging folder, now gone
 
 
 def test_source_url_that_is_no_obo(tmp_path: Path, served: str) -> None:
-    with pytest.raises(TermnormError, match=r"^notes\.json:1: not an OBO file .*\(downloaded from http"):
+    with pytest.raises(TermnormError, match=r"^notes\.json: JSON without a 'graphs' list, not an OBO Graphs "
+                                            r"JSON file \(downloaded from http"):
         add_ontology(f"{served}/notes.json", name="cl", out=tmp_path / "out")
     assert _leftovers(tmp_path) == []
 

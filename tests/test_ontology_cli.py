@@ -43,7 +43,6 @@ def test_cli_output_says_uniform_and_counts_problems(tmp_path: Path, capsys: pyt
     assert "terms     2230 kept, 2129 usable" in text
     assert "     99  obsolete terms left out" in text
     assert "      2  terms left out: their name is also the name" in text
-    assert "[isbn 0080923437]" in text  # the pronto message is shown verbatim (no markup eaten)
     assert "popularity NONE: no --annotations given, so 600 train + 600 val terms were drawn" in text
     assert (f"lm_eval --model hf --model_args pretrained=MODEL --include_path {out} "
             "--tasks 'termnorm_cl_*'") in text

@@ -19,10 +19,10 @@ from termnorm_eval.ontology.infer import (
 @pytest.fixture(scope="module")
 def cl_ids() -> list[str]:
     from termnorm_eval.sources.mirrors import extract
-    from termnorm_eval.sources.obo_tolerant import read_obo_tolerant
+    from termnorm_eval.sources.obo import read_obo
 
     path, _ = extract("cl.obo")
-    return [t.id for t in read_obo_tolerant(path).terms]
+    return [t.id for t in read_obo(path).terms]
 
 
 def test_id_prefix_forms() -> None:

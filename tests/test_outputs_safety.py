@@ -218,3 +218,29 @@ def test_report_out_with_other_files_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="holds files this command does not write"):
         write_all(out, {"report.md": "x"})
     assert (out / "thesis.tex").read_text() == "keep"
+
+
+def test_kill_9_of_a_build_leaves_nothing_in_the_temp_folder(tmp_path: Path) -> None:
+    """A killed build once leaked its table pickle into $TMPDIR; nothing may land there now, and the
+    next build into the same folder cleans what the killed one left beside it."""
+    sources = tmp_path / "files"
+    sources.mkdir()
+    for name in ("hp.obo", "phenotype.hpoa"):
+        (sources / name).symlink_to(extract(name)[0])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "o"
+    argv = [sys.executable, "-c", CLI, "data", "build", "--sources", str(sources), "--out", str(out),
+            "--terminology", "hpo"]
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not atomic.lock_path(out).exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # inside the build: reading the releases
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    assert sorted(tmp.iterdir()) == []
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["files", "o", "tmp"] and sorted(tmp.iterdir()) == []

@@ -51,8 +51,7 @@ def test_rebuild_reproduces_shipped_data_byte_for_byte(built, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_second_build_in_process_is_identical(built, sources: Path) -> None:
-    # the serial path (no worker process) must give exactly the same result as the parallel one
-    again = build_splits(sources, parallel=False)
+    again = build_splits(sources)
     assert again[1] == built[1]
     for key in ("go", "hpo", "gene"):
         assert again[0][key].train == built[0][key].train
@@ -137,16 +136,15 @@ def test_broken_table_reported_through_worker(tmp_path: Path) -> None:
         build_splits(tmp_path, ["hpo"])
 
 
-def test_failed_worker_process_falls_back_in_process(sources: Path, built, monkeypatch) -> None:
-    from termnorm_eval.splits import tables_worker
+def test_cyclic_collector_is_back_on_after_a_failed_build(tmp_path: Path) -> None:
+    import gc
 
-    def broken(self):
-        raise RuntimeError("table worker exited with status -9: killed")
-
-    monkeypatch.setattr(tables_worker.TablesWorker, "result", broken)
-    again, _, warns = build_splits(sources, ["hpo"])
-    assert again["hpo"].train == built[0]["hpo"].train
-    assert any("table worker process failed" in w for w in warns)
+    (tmp_path / "hp.obo").write_text("format-version: 1.2\n\n[Term]\nid: HP:0000001\nname: All\n")
+    (tmp_path / "phenotype.hpoa").write_text("#version: x\nOMIM:1\tdisease\n", encoding="utf-8")
+    assert gc.isenabled()
+    with pytest.raises(TermnormError, match=r"phenotype\.hpoa:2: 2 tab-separated columns"):
+        build_splits(tmp_path, ["hpo"])  # paused for the reading, so it must be resumed on failure too
+    assert gc.isenabled()
 
 
 def test_too_many_per_bin_names_the_shortfall(sources: Path) -> None:

@@ -4,12 +4,6 @@ bad seeds and NUL bytes, and a build killed with SIGKILL (real CL, DOID and HPO 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -121,67 +115,3 @@ def test_nul_byte_deep_in_an_obo_file_names_file_and_line(tmp_path: Path) -> Non
     assert line > 20000
     with pytest.raises(TermnormError, match=rf"hp\.obo:{line}: binary data \(NUL byte\)"):
         read_obo(path)
-
-
-# --- a build killed with SIGKILL leaves no table pickle and no worker ----------------------------------
-
-def _children(pid: int) -> list[tuple[int, str, str]]:
-    """(pid, state, command line) of the live processes whose parent is ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append((int(entry.name), fields[0], cmd))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_sigkill_of_a_build_leaks_no_pickle_and_no_worker(tmp_path: Path) -> None:
-    sources = tmp_path / "files"
-    sources.mkdir()
-    for name in ("hp.obo", "phenotype.hpoa"):
-        (sources / name).symlink_to(extract(name)[0])
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    code = "import sys; from termnorm_eval.cli import main; main(sys.argv[1:])"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "data", "build", "--sources", str(sources), "--out", str(tmp_path / "o"),
-         "--terminology", "hpo"],
-        env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    worker = None
-    try:
-        deadline = time.monotonic() + 60
-        while worker is None and proc.poll() is None and time.monotonic() < deadline:
-            worker = next((p for p, _, cmd in _children(proc.pid) if "tables_worker" in cmd), None)
-            time.sleep(0.02)
-        assert worker is not None, "the table worker never started"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        deadline = time.monotonic() + 15  # the kernel ends the worker with its parent (PDEATHSIG)
-        while _alive(worker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sorted(p.name for p in tmp.iterdir() if p.name.startswith("termnorm-")) == []
-        assert not _alive(worker), "the table worker outlived the killed build"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if worker is not None and _alive(worker):
-            os.kill(worker, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)

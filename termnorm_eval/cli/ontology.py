@@ -1,4 +1,5 @@
-"""`termnorm add-ontology`: benchmark splits and lm-eval tasks for any OBO ontology, one command."""
+"""`termnorm add-ontology`: benchmark splits and lm-eval tasks for any ontology (OBO, OWL or OBO
+Graphs JSON), one command."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def _limit(option: str) -> Any:  # name, default and help all come from fetch.Do
 
 def add_ontology_command(
     source: Annotated[str, typer.Argument(
-        help="OBO file: a path, or an http(s) URL (downloaded with a progress bar).", show_default=False)],
+        help="Ontology file (OBO, OWL RDF/XML or OBO Graphs JSON; gzip accepted): a path, or an "
+        "http(s) URL (downloaded with a progress bar).", show_default=False)],
     name: Annotated[str, typer.Option(
         "--name", help="Short lower-case name: tasks termnorm_<name>_{term2id,id2term}_{train,val}, "
         "group termnorm-<name>. Not go, hpo or gene.", show_default=False)],
@@ -74,10 +76,11 @@ def add_ontology_command(
     max_unpack_ratio: Annotated[float, _limit("--max-unpack-ratio")] = limit_default("--max-unpack-ratio"),
     download_deadline: Annotated[float, _limit("--download-deadline")] = limit_default("--download-deadline"),
     read_timeout: Annotated[float, _limit("--read-timeout")] = limit_default("--read-timeout"),
-    max_redirects: Annotated[int, _limit("--max-redirects")] = limit_default("--max-redirects"),
+    max_redirects: Annotated[int, _limit("--max-redirects")] = int(limit_default("--max-redirects")),
 ) -> None:
     """Build popularity-balanced (or, without annotations, uniform) train/val splits and the
-    termnorm_<name>_* lm-eval tasks for an OBO ontology, atomically, into one folder."""
+    termnorm_<name>_* lm-eval tasks for an ontology (OBO, OWL or OBO Graphs JSON), atomically,
+    into one folder."""
     from rich.markup import escape
     from rich.text import Text
 
@@ -86,7 +89,7 @@ def add_ontology_command(
 
     check_name(name)  # before any download or parse: a bad name fails in no time
     err = _console(stderr=True)
-    kwargs = dict(prefix=prefix, label=label, annotations=annotations,
+    kwargs: dict[str, Any] = dict(prefix=prefix, label=label, annotations=annotations,
                   annotation_format=annotation_format.value, bins=bins, per_bin=per_bin, seed=seed,
                   include_imported=include_imported, force=force,
                   download_limits=DownloadLimits.from_options(
@@ -94,11 +97,18 @@ def add_ontology_command(
                       max_unpack_ratio=max_unpack_ratio, download_deadline=download_deadline,
                       read_timeout=read_timeout, max_redirects=max_redirects))
     if source.startswith(("http://", "https://")):
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskID,
+            TextColumn,
+            TransferSpeedColumn,
+        )
 
         with Progress(TextColumn("downloading {task.description}"), BarColumn(), DownloadColumn(),
                       TransferSpeedColumn(), console=err, transient=False) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def hook(file: str, done: int, total: int | None) -> None:
                 if file not in tasks:  # TextColumn reads markup: the URL's file name is escaped

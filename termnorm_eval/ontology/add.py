@@ -1,4 +1,5 @@
-"""add-ontology: splits + harness tasks for any OBO ontology, written atomically into one folder.
+"""add-ontology: splits + harness tasks for any ontology (OBO, OWL in RDF/XML, OBO Graphs JSON),
+written atomically into one folder.
 
 Output folder layout (``OUT``; it is at once the data folder and the task folder)::
 
@@ -12,7 +13,7 @@ Output folder layout (``OUT``; it is at once the data folder and the task folder
     OUT/utils.py                      binds the tasks to the splits beside it (relative path)
 
 So ``lm_eval --include_path OUT`` finds the tasks, and ``--data-dir OUT`` is what the fine-tuning
-command, ``termnorm alignment`` and the report read. Everything is written into a temporary folder
+command, ``termnorm lexicalization`` and the report read. Everything is written into a temporary folder
 beside ``OUT`` that replaces it in one step at the end (``termnorm_eval.atomic``), under a lock held
 for the whole run: a failure leaves nothing behind, and an earlier output is replaced (``force``)
 only once the new one is complete.
@@ -24,7 +25,6 @@ import contextlib
 import json
 import re
 import shlex
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +34,7 @@ from typing import Any
 from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.ontology.annotations import Annotations, read_annotations
+from termnorm_eval.ontology.card import UNIFORM, render_card
 from termnorm_eval.ontology.infer import (
     NO_PREFIX,
     PrefixChoice,
@@ -44,17 +45,17 @@ from termnorm_eval.ontology.infer import (
 )
 from termnorm_eval.ontology.source import is_url, resolve_source, url_file_name
 from termnorm_eval.sources.fetch import DownloadLimits, ProgressHook
+from termnorm_eval.sources.obo import OboResult
+from termnorm_eval.sources.ontology_file import read_ontology
 from termnorm_eval.terminologies import BUILTIN, SPLITS, ontology_terminology
 
 MADE_BY = "termnorm add-ontology"
-UNIFORM = "none (uniform sample)"
 RESERVED = {*BUILTIN, "train", "val", "termnorm", "all"}  # clash with built-in task or group names
 NAME_RE = re.compile(r"[a-z][a-z0-9]*")
 NAME_MAX = 32  # it becomes part of task and file names (termnorm_<name>_term2id_train.yaml, ...)
 
 # What each counted problem means, in the order the summary lists them.
 PROBLEM_TEXT: dict[str, str] = {
-    "strict_parser_rejected": "the strict OBO parser (pronto) rejected the file; the tolerant reader read it",
     "duplicate_id": "[Term] stanzas repeating an id (merged into one term)",
     "other_prefix": "terms of other prefixes (imported) left out",
     "no_prefix": "terms whose id has no PREFIX: part left out",
@@ -91,7 +92,7 @@ class AddOntologyResult:
     # annotated_candidates with annotations)
     problems: dict[str, int]  # see PROBLEM_TEXT; only non-zero counts
     prefix_counts: dict[str, int]  # prefix -> [Term] ids in the file
-    parser: str  # pronto or tolerant
+    parser: str  # tolerant (OBO) or pronto (OWL, OBO Graphs JSON)
     annotation_format: str | None = None  # gaf, hpoa, tsv, pairs; None without annotations
     unannotated_bins: int = 0  # with annotations: bins whose terms all have popularity 0
     warnings: list[str] = field(default_factory=list)
@@ -150,16 +151,13 @@ def check_target(out: Path, force: bool, protected: Iterable[Path] = ()) -> None
     build.check_target(out, force, protected, option="OUT", owned=_earlier_output, what="add-ontology output")
 
 
-def _read_ontology(path: Path, progress: Progress) -> Any:
-    from termnorm_eval.sources.obo import OboFallbackWarning, read_obo
-
+def _read_ontology(path: Path, progress: Progress) -> OboResult:
+    """OBO by the fast reader; OWL (RDF/XML) and OBO Graphs JSON by pronto (told by the content)."""
     progress(f"parsing {path.name}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OboFallbackWarning)  # kept in result.warnings and reported
-        return read_obo(path)
+    return read_ontology(path)
 
 
-def _select_terms(obo: Any, choice: PrefixChoice, include_imported: bool) -> Counter[str]:
+def _select_terms(obo: OboResult, choice: PrefixChoice, include_imported: bool) -> Counter[str]:
     """Keep this ontology's terms (and, with include_imported, every prefixed term); count the rest."""
     dropped: Counter[str] = Counter()
     kept = []
@@ -215,11 +213,12 @@ def add_ontology(
     download_hook: ProgressHook | None = None,
     download_limits: DownloadLimits | None = None,
 ) -> AddOntologyResult:
-    """Build benchmark splits and lm-eval tasks for an OBO ontology; the Python face of
+    """Build benchmark splits and lm-eval tasks for an ontology; the Python face of
     ``termnorm add-ontology``.
 
     Args:
-        source: path of an OBO file, or an http(s) URL (downloaded to a temporary file first).
+        source: path of an ontology file (OBO, OWL in RDF/XML or OBO Graphs JSON, told by its
+            content; gzip-compressed too), or an http(s) URL (downloaded to a temporary file first).
         name: short lower-case name; tasks are ``termnorm_<name>_{term2id,id2term}_{train,val}``,
             the group ``termnorm-<name>``. Built-in names (go, hpo, gene) are refused.
         out: output folder: data (``manifest.json``, ``<name>/{train,val}.jsonl``) and task YAMLs.
@@ -282,8 +281,6 @@ def add_ontology(
         if is_url(source):
             obo.warnings = [w.replace(str(path), str(source)) for w in obo.warnings]
         problems: Counter[str] = Counter(obo.problems)
-        if obo.parser != "pronto":
-            problems["strict_parser_rejected"] = 1
         all_ids = [t.id for t in obo.terms]
         choice = choose_prefix(all_ids, prefix, path)
         problems.update(_select_terms(obo, choice, include_imported))
@@ -338,10 +335,10 @@ def add_ontology(
         built = {name: b}
         src_name = url_file_name(str(source)) if is_url(source) else path.name
         sources = {src_name: {"role": "ontology", **provenance, "data_version": obo.data_version}}
-        if ann is not None:
+        if ann is not None and annotations is not None:
             from termnorm_eval.sources.mirrors import sha256_file
 
-            sources[Path(annotations).name] = {  # type: ignore[arg-type]
+            sources[Path(annotations).name] = {
                 "role": "annotations", "format": ann.format, "path": str(annotations),  # as given
                 "sha256": sha256_file(Path(annotations)), "data_version": ann.data_version, "rows": ann.rows,
             }
@@ -353,7 +350,6 @@ def add_ontology(
             "annotation_format": ann.format if ann else None,
         }
         say("writing splits and tasks")
-        from termnorm_eval.ontology.card import render_card
         from termnorm_eval.splits.build import manifest_for
 
         card = render_card(manifest_for(built, parameters, sources))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from termnorm_eval.ontology.add import PROBLEM_TEXT, UNIFORM
+UNIFORM = "none (uniform sample)"  # the manifest's popularity when no annotation file was given
 
 
 def render_card(manifest: dict[str, Any]) -> str:
@@ -39,7 +39,8 @@ def render_card(manifest: dict[str, Any]) -> str:
     lines += ["", "## What was left out or changed", ""]
     if t.get("problems"):
         lines += ["| count | what |", "|---:|---|"]
-        lines += [f"| {n} | {PROBLEM_TEXT.get(k, k)} |" for k, n in t["problems"].items()]
+        meanings = t.get("problem_meanings", {})  # written beside the counts by add-ontology
+        lines += [f"| {n} | {meanings.get(k, k)} |" for k, n in t["problems"].items()]
     else:
         lines.append("Nothing: every term was usable.")
     lines += [

@@ -94,8 +94,8 @@ def infer_id_local(locals_: Collection[str]) -> str:
         lengths = {len(s) for s in locals_}
         return rf"\d{{{lengths.pop()}}}" if len(lengths) == 1 else r"\d+"
     heads = {m.group(1) if (m := re.fullmatch(r"([A-Za-z]+)(\d+)", s)) else None for s in locals_}
-    if len(heads) == 1 and None not in heads:
-        return rf"{re.escape(heads.pop())}\d+"
+    if len(heads) == 1 and (head := next(iter(heads))) is not None:
+        return rf"{re.escape(head)}\d+"
     return r"[A-Za-z0-9_.]+"
 
 

@@ -1,5 +1,6 @@
-"""The SOURCE argument of add-ontology: a local OBO file or an http(s) URL downloaded first
-(either may be gzip-compressed)."""
+"""The SOURCE argument of add-ontology: a local ontology file or an http(s) URL downloaded first
+(either may be gzip-compressed). Its format (OBO, OWL RDF/XML, OBO Graphs JSON) is told by content,
+in ``sources.ontology_file``."""
 
 from __future__ import annotations
 

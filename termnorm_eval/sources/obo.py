@@ -1,29 +1,37 @@
 """OBO ontologies (``hp.obo``, ``go.obo``, ``go-basic.obo``, any OBO 1.4 file) as plain term records.
 
-pronto is the parser. Real releases sometimes break its strict grammar (GO's 2021-12-15 go-basic
-has an unquoted ``xref: EC 2.7.1.190``); then a tolerant line reader (``obo_tolerant``) that
-extracts only the fields we need takes over, and a warning names the line pronto rejected. Files
-that are broken beyond that (binary bytes, truncated, not OBO at all) raise ``TermnormError``
-naming file and line.
+A small tolerant reader: it takes only what the benchmark needs from ``[Term]`` stanzas (id,
+name, namespace, EXACT synonyms, alt_ids, is_obsolete) and interprets no other tag, so a
+malformed ``xref`` or ``def`` cannot stop it (GO's 2021-12-15 go-basic has an unquoted
+``xref: EC 2.7.1.190`` that pronto's strict grammar rejects). On the real releases its records
+equal pronto's (tests/test_sources_obo.py cross-checks them) and it is 7 to 14 times faster
+(benchmarks/bench_build.py prints both); pronto stays the reader of OWL and OBO Graphs JSON
+(``sources.ontology_file``). It is strict about the file's *shape*: every line must be blank, a
+``!`` comment, a ``[Stanza]`` header or ``tag: value``; anything else (binary bytes, a cut-off
+download, a file that is not OBO) raises ``TermnormError`` naming file and line.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from termnorm_eval.errors import TermnormError
 
+# The first meaningful line of an OBO file: a header tag or a stanza.
 _HEAD_LINE = re.compile(rb"\[[A-Za-z]+\]$|[A-Za-z0-9_-]+:(\s|$)")
-
-
-class OboFallbackWarning(UserWarning):
-    """pronto rejected a file and the tolerant reader was used instead."""
+# The lines the records need, and the stanza headers; each match starts at the "\n" before its line.
+_WANTED = re.compile(
+    r"\n[ \t]*(?:\[([A-Za-z]+)\][ \t\r]*(?=\n)"
+    r"|(id|name|namespace|alt_id|is_obsolete|synonym|data-version|default-namespace):(?=\s)([^\n]*))"
+)
+# A line that is not blank, a comment, a stanza header or "tag: value".
+_BAD_LINE = re.compile(r"\n(?![ \t\r]*(?:\n|\Z|!|\[[A-Za-z]+\][ \t\r]*\n|[A-Za-z0-9_-]+:\s))")
+_SYNONYM = re.compile(r'"((?:[^"\\]|\\.)*)"\s*(\S*)')  # quoted text, then the scope (EXACT, ...)
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPED = {"n": "\n", "t": "\t"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +49,7 @@ class OboResult:
     path: Path
     terms: list[OboTerm]
     data_version: str | None  # the header's data-version (e.g. "hp/releases/2025-01-16")
-    parser: str  # "pronto" or "tolerant"
+    parser: str  # "tolerant" (this reader) or "pronto" (OWL and OBO Graphs JSON files)
     warnings: list[str] = field(default_factory=list)
     problems: Counter[str] = field(default_factory=Counter)  # e.g. other_prefix, duplicate_id
 
@@ -50,49 +58,68 @@ class OboResult:
         return [t for t in self.terms if not t.obsolete and t.name]
 
 
-def _check_file(path: Path) -> None:
+def finish(result: OboResult, prefix: str | None) -> OboResult:
+    """The ``prefix`` filter (counting what it leaves out) and the id order every reader returns."""
+    if not result.terms:
+        raise TermnormError(f"{result.path}: no [Term] stanza found, not an OBO ontology")
+    if prefix is not None:
+        kept = [t for t in result.terms if t.id.startswith(prefix + ":")]
+        result.problems["other_prefix"] += len(result.terms) - len(kept)
+        result.terms = kept
+    result.terms.sort(key=lambda t: t.id)
+    return result
+
+
+def read_obo(path: str | Path, prefix: str | None = None) -> OboResult:
+    """All ``[Term]`` stanzas of an OBO file (``prefix`` keeps only ids ``PREFIX:...``).
+
+    Terms are returned sorted by id; synonyms and alt_ids sorted, without duplicates.
+    """
+    path = Path(path)
+    return finish(_parse(path, _decode(path, _checked_bytes(path))), prefix)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; a missing, non-regular or empty file is a one-line error."""
     if not path.exists():
         raise TermnormError(f"{path}: file not found")
     if not path.is_file():
         raise TermnormError(f"{path}: not a regular file")
-    size = path.stat().st_size
-    if size == 0:
+    data = path.read_bytes()
+    if not data:
         raise TermnormError(f"{path}: empty file, not an OBO ontology")
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-        fh.seek(size - 1)
-        last = fh.read(1)
-    _check_no_nul(path)  # first: binary junk is named as such, not as "not an OBO file"
-    _check_looks_like_obo(path, head)
-    if last != b"\n":
-        # A release file always ends with a newline; a missing one means a cut-off download.
-        lines = _count_lines(path)
-        raise TermnormError(f"{path}:{lines}: file ends in the middle of a line (truncated download?)")
-    _check_last_stanza(path, size)
+    return data
 
 
-def _check_no_nul(path: Path, block: int = 1 << 20) -> None:
-    """No NUL byte anywhere: pronto reads one without complaint, into names and synonyms.
-
-    A text file never holds one; it means a corrupted copy (e.g. a disk-full write padded with
-    zeros). Scanning costs a few milliseconds per 30 MB (``bytes.find`` is memchr).
+def check_no_nul(path: Path, data: bytes, what: str = "OBO") -> None:
+    """No NUL byte anywhere: a text file never holds one, it means a corrupted copy (e.g. a
+    disk-full write padded with zeros), and readers take it into names without complaint.
+    ``bytes.find`` is memchr: a few milliseconds per 30 MB.
     """
-    lines = 1
-    with path.open("rb") as fh:
-        while chunk := fh.read(block):
-            at = chunk.find(b"\x00")
-            if at >= 0:
-                lines += chunk.count(b"\n", 0, at)
-                raise TermnormError(f"{path}:{lines}: binary data (NUL byte), not an OBO text file")
-            lines += chunk.count(b"\n")
+    at = data.find(b"\x00")
+    if at >= 0:
+        raise TermnormError(f"{path}:{_line_at(data, at)}: binary data (NUL byte), not an {what} text file")
+
+
+def _line_at(data: bytes, at: int) -> int:
+    """The number of the line that holds byte offset ``at``."""
+    return data.count(b"\n", 0, at) + 1
+
+
+def _checked_bytes(path: Path) -> bytes:
+    data = read_bytes(path)
+    check_no_nul(path, data)  # first: binary junk is named as such, not as "not an OBO file"
+    _check_looks_like_obo(path, data[:4096])
+    if not data.endswith(b"\n"):
+        # A release file always ends with a newline; a missing one means a cut-off download.
+        raise TermnormError(f"{path}:{_line_at(data, len(data))}: file ends in the middle of a line "
+                            "(truncated download?)")
+    _check_last_stanza(path, data)
+    return data
 
 
 def _check_looks_like_obo(path: Path, head: bytes) -> None:
-    """The first meaningful line must be ``tag: value`` or ``[Stanza]``.
-
-    Checked before pronto sees the file: pronto picks a parser by content (it would read OBO-JSON
-    or OWL too) and panics on some non-OBO input instead of raising.
-    """
+    """The first meaningful line must be ``tag: value`` or ``[Stanza]``."""
     head = head.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Windows editors)
     for lineno, raw in enumerate(head.split(b"\n")[:-1] or [head], 1):
         line = raw.strip()
@@ -104,14 +131,9 @@ def _check_looks_like_obo(path: Path, head: bytes) -> None:
         raise TermnormError(f"{path}:{lineno}: not an OBO file (expected 'tag: value', got {shown!r})")
 
 
-def _check_last_stanza(path: Path, size: int, window: int = 1 << 16) -> None:
-    """A download cut at a line boundary: the last [Term] stanza lacks its id or name line.
-
-    Checked on the file's tail, so it costs the same whichever parser reads the file.
-    """
-    with path.open("rb") as fh:
-        fh.seek(max(0, size - window))
-        tail = fh.read()
+def _check_last_stanza(path: Path, data: bytes, window: int = 1 << 16) -> None:
+    """A download cut at a line boundary: the last [Term] stanza lacks its id or name line."""
+    tail = data[-window:]
     start = tail.rfind(b"\n[")
     if start < 0:
         return  # no stanza in the tail: a huge last stanza or no stanza at all (reported later)
@@ -120,99 +142,150 @@ def _check_last_stanza(path: Path, size: int, window: int = 1 << 16) -> None:
         return
     has = {tag: (b"\n" + tag + b":") in stanza for tag in (b"id", b"name")}
     if not all(has.values()):
-        line = _count_lines(path) - stanza.count(b"\n")
+        line = _line_at(data, len(data)) - stanza.count(b"\n")
         missing = " and ".join(t.decode() for t, ok in has.items() if not ok)
         raise TermnormError(f"{path}:{line}: last [Term] stanza has no {missing} line (truncated file?)")
 
 
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as fh:
-        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) + 1
-
-
-def _read_with_pronto(path: Path, threads: int | None) -> OboResult:
-    import pronto
-
-    with warnings.catch_warnings():
-        # pronto warns about things it fixes up itself (e.g. unknown synonym types); the file's
-        # encoding is fixed to UTF-8 as the OBO 1.4 spec says, so no guessing warning can apply.
-        warnings.simplefilter("ignore")
-        onto = pronto.Ontology(str(path), import_depth=0, threads=threads, encoding="utf-8")
-    return OboResult(path, pronto_terms(onto), onto.metadata.data_version, "pronto")
-
-
-def pronto_terms(onto: Any, public: bool = False) -> list[OboTerm]:
-    """Plain records of a ``pronto.Ontology``'s terms.
-
-    Reads pronto's raw term records (id, name, namespace, synonyms, alternate_ids, obsolete): the
-    public ``Term`` wrappers build a new object per term and per synonym, which costs more than the
-    rest of this function together. The public API (same attribute names) is the fallback should
-    the internals change, and what ``public=True`` uses.
-    """
-    default_ns = onto.metadata.default_namespace
-    entities = None if public else getattr(getattr(onto, "_terms", None), "entities", None)
-    records = entities.values() if isinstance(entities, dict) else onto.terms()
-    terms: list[OboTerm] = []
-    for d in records:
-        exact = {s.description for s in d.synonyms if s.scope == "EXACT"}
-        terms.append(OboTerm(
-            id=d.id,
-            name=d.name,
-            namespace=d.namespace or default_ns,
-            # pronto stores synonyms and alt_ids in sets: sort so that records are reproducible.
-            synonyms=tuple(sorted(exact)),
-            alt_ids=tuple(sorted(d.alternate_ids)),
-            obsolete=bool(d.obsolete),
-        ))
-    return terms
-
-
-def read_obo(path: str | Path, prefix: str | None = None, threads: int | None = None) -> OboResult:
-    """All ``[Term]`` stanzas of an OBO file (``prefix`` keeps only ids ``PREFIX:...``).
-
-    Terms are returned sorted by id; synonyms and alt_ids sorted, so that the result does not
-    depend on which parser read the file.
-    """
-    from termnorm_eval.sources.obo_tolerant import read_obo_tolerant
-
-    path = Path(path)
-    _check_file(path)
-    threads = threads or min(4, os.cpu_count() or 1)
+def _decode(path: Path, data: bytes) -> str:
     try:
-        result = _read_with_pronto(path, threads)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
-        raise
-    except BaseException as e:  # SyntaxError, UnicodeDecodeError, ... and pyo3 panics (BaseException)
-        where = _pronto_location(e, path)
-        try:
-            result = read_obo_tolerant(path)
-        except TermnormError as broken:
-            # Both readers reject it: the tolerant reader's message names the broken line.
-            raise TermnormError(f"{broken} (pronto: {_pronto_reason(e)})") from None
-        message = (
-            f"{where}: pronto rejected this file ({_pronto_reason(e)}); "
-            "read it with the tolerant OBO reader instead"
+        return data.decode("utf-8-sig")  # -sig: drop a byte-order mark if there is one
+    except UnicodeDecodeError as e:
+        line = _line_at(data, e.start)
+        raise TermnormError(f"{path}:{line}: garbled bytes, not UTF-8 text ({e.reason})") from None
+
+
+def _first_token(value: str) -> str:
+    """An identifier value without trailing modifiers or ``! comment``."""
+    return value.split("!", 1)[0].split("{", 1)[0].strip().split(" ", 1)[0]
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPE.sub(lambda m: _ESCAPED.get(m[1], m[1]), text) if "\\" in text else text
+
+
+def _unquoted(value: str) -> str:
+    """An unquoted value as OBO 1.4 (and pronto) read it: an unescaped ``!`` starts a comment, a
+    trailing ``{...}`` holds qualifiers, a backslash escapes the next character. Only surrounding
+    whitespace differs: it is stripped here, pronto keeps it. One pass: linear in any line."""
+    if "!" not in value and "{" not in value and "\\" not in value:
+        return value  # nearly every value: nothing to do
+    out: list[str] = []
+    brace = close = -1  # where in ``out`` the last unescaped "{" and the last "}" after it are
+    closes = 0  # unescaped "}" since that "{"
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c == "\\" and i + 1 < n:
+            out.append(_ESCAPED.get(value[i + 1], value[i + 1]))
+            i += 2
+            continue
+        if c == "!":
+            break
+        if c == "{":
+            brace, closes = len(out), 0
+        elif c == "}" and brace >= 0:
+            close, closes = len(out), closes + 1
+        out.append(c)
+        i += 1
+    text = "".join(out)
+    if brace >= 0 and closes == 1 and not text[close + 1:].strip():
+        text = text[:brace]  # "{...}" at the end: qualifiers, not part of the value
+    return text.strip()
+
+
+class _Stanza:
+    __slots__ = ("alt_ids", "at", "id", "name", "namespace", "obsolete", "synonyms")
+
+    def __init__(self, at: int) -> None:
+        self.at = at  # offset of the "\n" before its header; the line number is counted on error only
+        self.id: str | None = None
+        self.name: str | None = None
+        self.namespace: str | None = None
+        self.synonyms: list[str] = []
+        self.alt_ids: list[str] = []
+        self.obsolete: bool | None = None  # None: no is_obsolete line
+
+    def merge(self, later: _Stanza) -> None:
+        """A term split over stanzas, as pronto merges it: a later value wins, lists add up."""
+        self.name = later.name if later.name is not None else self.name
+        self.namespace = later.namespace if later.namespace is not None else self.namespace
+        self.obsolete = later.obsolete if later.obsolete is not None else self.obsolete
+        self.synonyms += later.synonyms
+        self.alt_ids += later.alt_ids
+
+
+def _parse(path: Path, body: str) -> OboResult:
+    text = "\n" + body  # every line, the first one too, starts after a "\n"
+
+    def line_of(at: int) -> int:  # ``at``: the offset of the "\n" before the line
+        return text.count("\n", 0, at + 1)
+
+    bad = _BAD_LINE.search(text)
+    if bad is not None:
+        line = text[bad.start() + 1:text.find("\n", bad.start() + 1)].strip()
+        raise TermnormError(f"{path}:{line_of(bad.start())}: line is neither [Stanza] nor 'tag: value': "
+                            f"{line[:60]!r}")
+    data_version: str | None = None
+    default_ns: str | None = None
+    stanzas: list[_Stanza] = []
+    current: _Stanza | None = None
+    in_header = True
+    for m in _WANTED.finditer(text):
+        kind, tag, value = m.groups()
+        if kind is not None:
+            in_header = False
+            current = _Stanza(m.start()) if kind == "Term" else None
+            if current is not None:
+                stanzas.append(current)
+            continue
+        value = value.strip()
+        if current is None:
+            if in_header:
+                if tag == "data-version":
+                    data_version = _unquoted(value)
+                elif tag == "default-namespace":
+                    default_ns = _unquoted(value)
+            continue  # [Typedef], [Instance]: nothing we need
+        if tag == "synonym":  # the most frequent tag first
+            syn = _SYNONYM.match(value)
+            if syn is None:
+                problem = "unterminated quoted synonym" if value.startswith('"') else \
+                    "synonym text must be a quoted string"
+                raise TermnormError(f"{path}:{line_of(m.start())}: {problem}")
+            if syn[2] == "EXACT":
+                current.synonyms.append(_unescape(syn[1]))
+        elif tag == "id":
+            if current.id is not None:
+                raise TermnormError(f"{path}:{line_of(m.start())}: second id in the [Term] stanza of line "
+                                    f"{line_of(current.at)}")
+            current.id = _first_token(value)
+        elif tag == "name":
+            current.name = _unquoted(value)
+        elif tag == "namespace":
+            current.namespace = _unquoted(value)
+        elif tag == "alt_id":
+            current.alt_ids.append(_first_token(value))
+        elif tag == "is_obsolete":
+            current.obsolete = _unquoted(value) == "true"
+    problems: Counter[str] = Counter()
+    merged: dict[str, _Stanza] = {}
+    for st in stanzas:
+        if not st.id:
+            raise TermnormError(f"{path}:{line_of(st.at)}: [Term] stanza without an id")
+        first = merged.setdefault(st.id, st)
+        if first is not st:  # OBO allows a term to be split over stanzas
+            problems["duplicate_id"] += 1
+            first.merge(st)
+    terms = [
+        OboTerm(
+            id=st.id or "",
+            name=st.name,
+            namespace=st.namespace or default_ns,
+            synonyms=tuple(sorted(set(st.synonyms))),
+            alt_ids=tuple(sorted(set(st.alt_ids))),
+            obsolete=bool(st.obsolete),
         )
-        result.warnings.insert(0, message)
-        warnings.warn(message, OboFallbackWarning, stacklevel=2)
-    if not result.terms:
-        raise TermnormError(f"{path}: no [Term] stanza found, not an OBO ontology")
-    if prefix is not None:
-        kept = [t for t in result.terms if t.id.startswith(prefix + ":")]
-        result.problems["other_prefix"] += len(result.terms) - len(kept)
-        result.terms = kept
-    result.terms.sort(key=lambda t: t.id)
-    return result
-
-
-def _pronto_location(e: BaseException, path: Path) -> str:
-    if isinstance(e, SyntaxError) and e.lineno:
-        return f"{path}:{e.lineno}"
-    return str(path)
-
-
-def _pronto_reason(e: BaseException) -> str:
-    if isinstance(e, SyntaxError):
-        text = (e.text or "").strip()
-        return f"{e.msg}: {text!r}" if text else str(e.msg)
-    return f"{type(e).__name__}: {e}"
+        for st in merged.values()
+    ]
+    return OboResult(path, terms, data_version, "tolerant", problems=problems)

@@ -1,29 +1,40 @@
 """Build the benchmark splits from real source files and write them atomically.
 
-``build_splits`` reads the sources (pronto parses the OBO files while the annotation tables are
-read in a worker process), turns them into candidate records, draws popularity-balanced samples,
-checks the invariants and hands everything to ``write_build``, which replaces the target in one
-step (``termnorm_eval.atomic``): a failed or interrupted build never leaves a half-written data
-folder, and a previous build stays intact until the new one is complete.
+``build_splits`` reads the sources (the OBO files with ``sources.obo``, then the annotation and
+gene tables), turns them into candidate records, draws popularity-balanced samples, checks the
+invariants and hands everything to ``write_build``, which replaces the target in one step
+(``termnorm_eval.atomic``): a failed or interrupted build never leaves a half-written data folder,
+and a previous build stays intact until the new one is complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.sources import obo
+from termnorm_eval.sources.gaf import read_gaf
+from termnorm_eval.sources.hgnc import read_hgnc
+from termnorm_eval.sources.hpoa import read_hpoa
 from termnorm_eval.sources.mirrors import sha256_file
-from termnorm_eval.splits.balance import balanced_sample
-from termnorm_eval.splits.candidates import Candidates, gene_candidates, go_aspect, ontology_candidates
+from termnorm_eval.sources.obo import OboResult
+from termnorm_eval.splits.balance import balanced_sample, check_seed
+from termnorm_eval.splits.candidates import (
+    Candidates,
+    check_capacity,
+    gene_candidates,
+    go_aspect,
+    ontology_candidates,
+)
 from termnorm_eval.splits.checks import check_split
 from termnorm_eval.splits.store import MANIFEST
-from termnorm_eval.splits.tables_worker import TablesWorker
 from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology
 
 FORMAT_VERSION = 1
@@ -147,37 +158,6 @@ def _sample(
     return sample_terminology(BUILTIN[key], cands, bins, per_bin, seed, strata, POPULARITY[key])
 
 
-def _tables_job(
-    files: dict[str, Path], keys: Sequence[str], bins: int, per_bin: int, seed: int
-) -> dict[str, Any]:
-    """Everything that does not need the OBO files: annotation tables, the gene split, checksums.
-
-    Runs in a worker process while the main process parses the OBO files with pronto (whose
-    parser holds the GIL for most of its time, so a thread would not run alongside it).
-    """
-    from termnorm_eval.sources.gaf import read_gaf
-    from termnorm_eval.sources.hgnc import read_hgnc
-    from termnorm_eval.sources.hpoa import read_hpoa
-
-    out: dict[str, Any] = {"annotated": {}, "versions": {}, "sha256": {}}
-    gaf = read_gaf(files["go_gaf"]) if "go_gaf" in files else None
-    if gaf is not None:
-        out["versions"]["go_gaf"] = gaf.data_version
-        out["annotated"]["go"] = gaf.term_genes
-    if "hpo_hpoa" in files:
-        hpoa = read_hpoa(files["hpo_hpoa"])
-        out["versions"]["hpo_hpoa"] = hpoa.data_version
-        out["annotated"]["hpo"] = hpoa.term_diseases
-    if "gene" in keys:
-        hgnc = read_hgnc(files["hgnc"])
-        out["versions"]["hgnc"] = hgnc.data_version
-        assert gaf is not None
-        out["gene"] = _sample("gene", gene_candidates(hgnc.genes, gaf), bins, per_bin, seed, strata=False)
-    for role, path in files.items():
-        out["sha256"][role] = sha256_file(path)
-    return out
-
-
 def build_splits(
     sources_dir: str | Path,
     keys: Sequence[str] = ("go", "hpo", "gene"),
@@ -185,17 +165,8 @@ def build_splits(
     per_bin: int = 30,
     seed: int = 0,
     progress: Progress = _noop,
-    parallel: bool = True,
 ) -> tuple[dict[str, BuiltTerminology], dict[str, dict[str, Any]], list[str]]:
-    """Built terminologies, source provenance (by file name) and warnings, from a sources folder.
-
-    With ``parallel`` the annotation tables and the gene split are done in a worker process while
-    pronto parses the OBO files; the result is the same either way.
-    """
-    from termnorm_eval.sources.obo import read_obo
-    from termnorm_eval.splits.balance import check_seed
-    from termnorm_eval.splits.candidates import check_capacity
-
+    """Built terminologies, source provenance (by file name) and warnings, from a sources folder."""
     unknown = [k for k in keys if k not in NEEDS]
     if unknown:
         raise TermnormError(f"unknown terminology {unknown[0]!r} (known: {', '.join(NEEDS)})")
@@ -204,57 +175,64 @@ def build_splits(
     keys = [k for k in NEEDS if k in keys]  # canonical order
     files = locate_sources(sources_dir, keys)
     check_seed(seed)
-    for key in keys:  # a design no source file could fill fails now, not after minutes of parsing
+    for key in keys:  # a design no source file could fill fails now, not after the parse
         check_capacity(key, files[NEEDS[key][0]], bins, per_bin, obo=key != "gene")
+    with _cyclic_gc_paused():
+        return _read_and_sample(files, keys, bins, per_bin, seed, progress)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The build makes millions of objects (term records, annotation sets) and no reference cycles:
+    the cyclic collector would only re-scan them, 0.8 s of a 3.1 s build (benchmarks/bench_build.py)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_and_sample(
+    files: dict[str, Path], keys: Sequence[str], bins: int, per_bin: int, seed: int, progress: Progress
+) -> tuple[dict[str, BuiltTerminology], dict[str, dict[str, Any]], list[str]]:
     warnings: list[str] = []
     versions: dict[str, str | None] = {}
     obo_keys = [k for k in ("go", "hpo") if k in keys]
-    job = (files, keys, bins, per_bin, seed)
-    worker = TablesWorker(job) if parallel and obo_keys else None
-    frozen = False
-    try:
-        try:
-            obos = {}
-            for key in obo_keys:
-                role = f"{key}_obo"
-                progress(f"parsing {files[role].name}")
-                obos[key] = read_obo(files[role], prefix=BUILTIN[key].id_prefix)
-                versions[role] = obos[key].data_version
-                warnings.extend(obos[key].warnings)
-                # Our tens of thousands of term records live until the end of the build: keep the
-                # cyclic collector from re-scanning them during the next parse and the sampling.
-                # (Skipped when the caller froze objects itself: unfreeze would undo that too.)
-                if frozen or gc.get_freeze_count() == 0:
-                    gc.freeze()
-                    frozen = True
-            progress("reading annotation tables" + (" and sampling gene" if "gene" in keys else ""))
-            tables = None
-            if worker is not None:
-                try:
-                    tables = worker.result()
-                except RuntimeError as e:  # the worker process itself failed: do the work here instead
-                    warnings.append(f"table worker process failed, reading the tables in-process ({e})")
-            if tables is None:
-                tables = _tables_job(*job)
-        finally:
-            if worker is not None:
-                worker.cancel()  # no-op when it has finished; kills it when parsing failed
-        versions.update(tables["versions"])
-        built: dict[str, BuiltTerminology] = {}
-        for key in obo_keys:
-            progress(f"sampling {key}")
-            aspect = go_aspect if key == "go" else None
-            cands = ontology_candidates(obos[key], tables["annotated"][key], aspect)
-            built[key] = _sample(key, cands, bins, per_bin, seed, strata=key == "go")
-        if "gene" in keys:
-            built["gene"] = tables["gene"]
-    finally:
-        if frozen:
-            gc.unfreeze()
+    ontologies: dict[str, OboResult] = {}
+    for key in obo_keys:  # the OBO files first: a broken one is named before the tables are read
+        role = f"{key}_obo"
+        progress(f"parsing {files[role].name}")
+        ontologies[key] = obo.read_obo(files[role], prefix=BUILTIN[key].id_prefix)
+        versions[role] = ontologies[key].data_version
+        warnings.extend(ontologies[key].warnings)
+    progress("reading annotation tables" + (" and genes" if "gene" in keys else ""))
+    annotated: dict[str, Mapping[str, set[str]]] = {}
+    gaf = read_gaf(files["go_gaf"]) if "go_gaf" in files else None
+    if gaf is not None:
+        versions["go_gaf"] = gaf.data_version
+        annotated["go"] = gaf.term_genes
+    if "hpo_hpoa" in files:
+        hpoa = read_hpoa(files["hpo_hpoa"])
+        versions["hpo_hpoa"] = hpoa.data_version
+        annotated["hpo"] = hpoa.term_diseases
+    hgnc = read_hgnc(files["hgnc"]) if "hgnc" in files else None
+    if hgnc is not None:
+        versions["hgnc"] = hgnc.data_version
+    built: dict[str, BuiltTerminology] = {}
+    for key in obo_keys:
+        progress(f"sampling {key}")
+        aspect = go_aspect if key == "go" else None
+        cands = ontology_candidates(ontologies.pop(key), annotated[key], aspect)
+        built[key] = _sample(key, cands, bins, per_bin, seed, strata=key == "go")
+    if "gene" in keys:
+        progress("sampling gene")
+        assert gaf is not None and hgnc is not None
+        built["gene"] = _sample("gene", gene_candidates(hgnc.genes, gaf), bins, per_bin, seed, strata=False)
     progress("recording sources")
     sources = {
-        files[role].name: {"role": role, **source_provenance(files[role], versions.get(role),
-                                                               tables["sha256"][role])}
+        files[role].name: {"role": role, **source_provenance(files[role], versions.get(role))}
         for role in sorted(files, key=lambda r: files[r].name)
     }
     return built, sources, warnings

