@@ -43,11 +43,12 @@ _register_all()
 
 
 def _click_exceptions() -> Any:
+    import importlib
+
     try:  # typer >= 0.20 carries its own copy of click
-        from typer._click import exceptions
+        return importlib.import_module("typer._click.exceptions")
     except ImportError:
-        from click import exceptions
-    return exceptions
+        return importlib.import_module("click.exceptions")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -52,7 +52,7 @@ def fetch(
     max_unpack_ratio: Annotated[float, _limit("--max-unpack-ratio")] = limit_default("--max-unpack-ratio"),
     download_deadline: Annotated[float, _limit("--download-deadline")] = limit_default("--download-deadline"),
     read_timeout: Annotated[float, _limit("--read-timeout")] = limit_default("--read-timeout"),
-    max_redirects: Annotated[int, _limit("--max-redirects")] = limit_default("--max-redirects"),
+    max_redirects: Annotated[int, _limit("--max-redirects")] = int(limit_default("--max-redirects")),
 ) -> None:
     """Get the source files and record their provenance (sha256, origin) in DEST/sources.json."""
     from termnorm_eval.sources import fetch as fetching
@@ -71,13 +71,14 @@ def fetch(
             BarColumn,
             DownloadColumn,
             Progress,
+            TaskID,
             TextColumn,
             TransferSpeedColumn,
         )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                       TransferSpeedColumn(), console=_console(stderr=True), transient=True) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def hook(name: str, done: int, total: int | None) -> None:
                 if name not in tasks:

@@ -90,7 +90,7 @@ def _summary_cells(rec: dict[str, Any]) -> list[str]:
         strict, lenient = rec[f"{role}_strict"], rec[f"{role}_lenient"]
         cell = f"{_pp(strict)} ({_pp(lenient)})"
         if strict is None and rec[f"{role}_notes"]:
-            cell += _marks(rec[f"{role}_notes"])  # type: ignore[arg-type]
+            cell += _marks(rec[f"{role}_notes"])
         out.append(cell)
     return out
 

@@ -70,6 +70,12 @@ class Run:
         return self.model_args.get("peft")
 
 
+def _stamp(file: Path) -> str:
+    """The timestamp in a results file's name (the name was matched against RESULTS_RE before)."""
+    m = RESULTS_RE.match(file.name)
+    return m.group("stamp") if m else ""
+
+
 def find_results_file(path: str | Path, option: str) -> tuple[Path, int]:
     """``path`` itself, or the newest ``results_*.json`` in the folder and its model subfolders.
 
@@ -84,7 +90,7 @@ def find_results_file(path: str | Path, option: str) -> tuple[Path, int]:
         raise ReportInputError(f"{option} {p}: no such file or folder")
     found = sorted(
         [*p.glob("results_*.json"), *p.glob("*/results_*.json")],
-        key=lambda f: (RESULTS_RE.match(f.name).group("stamp"), str(f)),  # type: ignore[union-attr]
+        key=lambda f: (_stamp(f), str(f)),
     )
     if not found:
         raise ReportInputError(
@@ -274,7 +280,7 @@ def load_run(path: str | Path, label: str, option: str, filt: str | None = None)
     if not ours:
         raise ReportInputError(f"{file}: holds no termnorm_<terminology>_<direction>_<split> task results")
     chosen = _choose_filter(file, ours, filt)
-    stamp = RESULTS_RE.match(file.name).group("stamp")  # type: ignore[union-attr]
+    stamp = _stamp(file)
     run = Run(label=clean_text(label), path=file, stamp=stamp,
               model_args=_model_args(_section(data, "config", file)), filter=clean_text(chosen),
               picked_from=candidates)
