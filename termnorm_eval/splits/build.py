@@ -20,6 +20,7 @@ from typing import Any
 from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources import obo
+from termnorm_eval.sources.fetch import FETCH_MANIFEST  # written by `termnorm data fetch` beside the files
 from termnorm_eval.sources.gaf import read_gaf
 from termnorm_eval.sources.hgnc import read_hgnc
 from termnorm_eval.sources.hpoa import read_hpoa
@@ -38,7 +39,6 @@ from termnorm_eval.splits.store import MANIFEST
 from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology
 
 FORMAT_VERSION = 1
-FETCH_MANIFEST = "sources.json"  # written by `termnorm data fetch` beside the files
 
 # Role -> accepted file names in a sources folder (exactly one of them must be there).
 SOURCE_NAMES: dict[str, tuple[str, ...]] = {
