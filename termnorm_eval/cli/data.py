@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.sources.europepmc import EUROPE_PMC_URL
 from termnorm_eval.sources.fetch import limit_default, limit_help
 
 data_app = typer.Typer(
@@ -263,6 +264,94 @@ def _summary_table(data_dir: Path | None) -> None:
     for cells in source_rows:
         sources.add_row(*(esc(c) for c in cells))
     console.print(sources)
+
+
+@data_app.command()
+def popularity(
+    terminology: Annotated[str, typer.Option(help="Whose concepts to count: go, hpo or gene.")],
+    out: Annotated[Path, typer.Option(help="The id<TAB>count table to write (the build's record ids).")],
+    sources: Annotated[Path | None, typer.Option(
+        help="Folder with the source files (default: where `termnorm data fetch` puts them)."
+    )] = None,
+    query: Annotated[str, typer.Option(
+        help='What is searched, as quoted phrases: id (the identifier, "HP:0001250"; genes: the approved '
+             'symbol), name (the concept\'s name), or both (id OR name: an article naming both counts once).'
+    )] = "id",
+    filter_: Annotated[str | None, typer.Option(
+        "--filter", help="Europe PMC query syntax ANDed onto every query, e.g. IN_PMC:Y (only articles in "
+                         "PubMed Central, as the study counted)."
+    )] = None,
+    cache: Annotated[Path | None, typer.Option(
+        help="Resumable cache of finished queries (default: OUT.cache.jsonl); one made with another "
+             "setting is refused."
+    )] = None,
+    base_url: Annotated[str, typer.Option(help="The Europe PMC REST search endpoint.")] = EUROPE_PMC_URL,
+    rate: Annotated[float, typer.Option(help="At most this many requests per second (retries included).")
+                    ] = 5.0,
+    retries: Annotated[int, typer.Option(
+        help="Retries of a query after HTTP 429, 5xx, a timeout or a broken connection.")] = 5,
+    backoff: Annotated[float, typer.Option(
+        help="Seconds before the first retry, doubled for each further one (jittered, at most 120 s); a "
+             "Retry-After from the server is honoured instead.")] = 1.0,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed for one request.")] = 30.0,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N concepts (by id), for trials.")
+                     ] = None,
+) -> None:
+    """Literature popularity: Europe PMC hit counts per concept, as an id<TAB>count table."""
+    import contextlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from termnorm_eval.atomic import output_lock
+    from termnorm_eval.sources import europepmc
+    from termnorm_eval.sources.fetch import default_dest
+    from termnorm_eval.sources.popularity import write_popularity_table
+
+    if terminology not in europepmc.TERMINOLOGIES:
+        known = ", ".join(europepmc.TERMINOLOGIES)
+        raise TermnormError(f"--terminology {terminology!r}: give one of {known}")
+    if query not in europepmc.QUERY_KINDS:
+        raise TermnormError(f"--query {query!r}: give one of {', '.join(europepmc.QUERY_KINDS)}")
+    kind: europepmc.QueryKind = query  # checked just above
+    restrict = filter_.strip() if filter_ else None
+    if filter_ is not None and not restrict:
+        raise TermnormError("--filter: empty; leave it out to count all of Europe PMC")
+    client = europepmc.Client(base_url, rate=rate, retries=retries, backoff=backoff, timeout=timeout)
+    if out.is_dir():
+        raise TermnormError(f"--out {out}: is a folder; give the table's file name")
+    cache_path = cache or out.with_name(out.name + ".cache.jsonl")
+    if cache_path.absolute() == out.absolute():
+        raise TermnormError(f"--cache {cache_path}: is the --out file; give another")
+    setting = {"terminology": terminology, "query": kind, "filter": restrict, "base_url": base_url}
+    found = europepmc.concepts(terminology, sources or default_dest())
+    targets = found.concepts[:limit] if limit else found.concepts
+    console = _console(stderr=True)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(output_lock(out, "--out"))
+        stack.enter_context(output_lock(cache_path, "--cache"))  # two runs must not append to one cache
+        store = stack.enter_context(europepmc.Cache.open(cache_path, setting))
+        with Progress(TextColumn("Europe PMC"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("", total=len(targets))
+            counts, asked = europepmc.collect(
+                targets, kind, client, store, restrict,
+                progress=lambda done, _total: bar.update(task, completed=done))
+        source = found.source.name + (f" (data-version {found.data_version})" if found.data_version else "")
+        header = "\n".join([
+            f"Europe PMC hitCount per {terminology} concept (termnorm data popularity)",
+            f"endpoint: {base_url}",
+            f"source: {source}",
+            f"query: {europepmc.describe_query(kind, targets[0])}",
+            f"filter: {restrict or 'none (all of Europe PMC)'}",
+            f"fetched: {store.started} to {europepmc._today()} (UTC)",
+            f"concepts: {len(counts)}" + (f" (the first {limit} by id, --limit)" if limit else ""),
+        ])
+        try:
+            write_popularity_table(out, counts, header)
+        except OSError as e:
+            raise TermnormError(f"--out {out}: cannot write ({e.strerror or e})") from None
+    _console().print(f"{len(counts)} counts in {out} ({asked} asked, {len(counts) - asked} from the cache "
+                     f"{cache_path})", soft_wrap=True, markup=False)
 
 
 def register(app: typer.Typer) -> None:
