@@ -310,18 +310,19 @@ class Client:
         import urllib.error
         import urllib.request
 
-        from termnorm_eval.sources.fetch import DownloadLimits, _Deadline, _opener
+        from termnorm_eval.sources.fetch import Deadline, DownloadLimits, bounded_opener
 
         limits = DownloadLimits(max_bytes=MAX_ANSWER_BYTES, deadline_s=self.timeout,
                                 read_timeout_s=self.timeout, max_redirects=5)
-        deadline = _Deadline(self.timeout)
+        deadline = Deadline(self.timeout)
         too_slow = _Transient(f"no complete answer within {self.timeout:g} s (--timeout)")
         body = bytearray()
         try:
             with deadline:
                 req = urllib.request.Request(url, headers={"User-Agent": "termnorm-eval",
                                                            "Accept": "application/json"})
-                with _opener(url, limits, deadline).open(req, timeout=deadline.timeout(self.timeout)) as resp:
+                opener = bounded_opener(url, limits, deadline)
+                with opener.open(req, timeout=deadline.timeout(self.timeout)) as resp:
                     while True:
                         if not deadline.before_read(self.timeout):
                             raise too_slow

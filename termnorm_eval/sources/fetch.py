@@ -226,7 +226,7 @@ def fetch_mirror(
 # ---------------------------------------------------------------- one bounded download
 
 
-class _Deadline:
+class Deadline:
     """The overall time limit of one download.
 
     Per-read socket timeouts alone let a server that sends one byte every few seconds go on for
@@ -244,7 +244,7 @@ class _Deadline:
         self._timer = threading.Timer(min(seconds, _FOREVER_S), self._expire)
         self._timer.daemon = True
 
-    def __enter__(self) -> _Deadline:
+    def __enter__(self) -> Deadline:
         self._timer.start()
         return self
 
@@ -290,7 +290,7 @@ class _Deadline:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _opener(url: str, limits: DownloadLimits, deadline: _Deadline) -> urllib.request.OpenerDirector:
+def bounded_opener(url: str, limits: DownloadLimits, deadline: Deadline) -> urllib.request.OpenerDirector:
     """An opener that speaks only http(s), registers its sockets with ``deadline`` and follows at
     most ``limits.max_redirects`` redirects, only to http(s)."""
     import http.client
@@ -363,14 +363,14 @@ def download(url: str, target: Path, hook: ProgressHook | None = None, timeout: 
     check_url(url)
     digest = hashlib.sha256()
     done = 0
-    deadline = _Deadline(limits.deadline_s)
+    deadline = Deadline(limits.deadline_s)
     too_slow = (f"{url}: not finished within the {limits.deadline_s:g} s download deadline "
                 "(--download-deadline)")
     try:
         with deadline, atomic.writing(target) as tmp, tmp.open("wb") as out:
             req = urllib.request.Request(url, headers={"User-Agent": "termnorm-eval"})
-            with _opener(url, limits, deadline).open(req, timeout=deadline.timeout(limits.read_timeout_s)
-                                                     ) as resp:
+            opener = bounded_opener(url, limits, deadline)
+            with opener.open(req, timeout=deadline.timeout(limits.read_timeout_s)) as resp:
                 total = resp.headers.get("Content-Length")
                 total_n = int(total) if total and total.isdigit() else None
                 if total_n is not None and total_n > limits.max_bytes:  # before reading a byte of it
