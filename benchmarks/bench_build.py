@@ -38,8 +38,9 @@ def reader_only(path: Path) -> None:
 
 def full_build(sources: Path, out_root: Path) -> dict[str, float]:
     """One build like `termnorm data build`; returns wall seconds per stage."""
-    from termnorm_eval.splits.build import build_splits, manifest_for, write_build
-    from termnorm_eval.splits.datacard import render_data_card
+
+    from termnorm_eval.splits.build import build_parameters, build_splits, manifest_for, write_build
+    from termnorm_eval.splits.datacard import card_files
 
     stages: dict[str, float] = {}
     last = ["start", time.perf_counter()]
@@ -51,9 +52,9 @@ def full_build(sources: Path, out_root: Path) -> dict[str, float]:
 
     built, srcs, _ = build_splits(sources, progress=progress)
     progress("writing")
-    params = {"bins": 20, "per_bin": 30, "seed": 0}
-    card = render_data_card(manifest_for(built, params, srcs))
-    write_build(out_root / "splits", built, params, srcs, force=True, extra_files={"DATA_CARD.md": card})
+    params = build_parameters()
+    extra = card_files(manifest_for(built, params, srcs))  # the PNG is bytes
+    write_build(out_root / "splits", built, params, srcs, force=True, extra_files=extra)
     progress("done")
     return stages
 

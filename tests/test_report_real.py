@@ -21,6 +21,7 @@ import pytest
 from termnorm_eval.cli import main
 from termnorm_eval.report import compare
 from termnorm_eval.report.results import load_run
+from termnorm_eval.terminologies import TASK_VERSION
 
 pytestmark = pytest.mark.slow
 
@@ -145,7 +146,7 @@ def test_missing_task_and_other_version_are_marked_not_computed(runs, tmp_path: 
     def drop_and_bump(data, f):
         del data["results"]["termnorm_go_term2id_val"]
         f.with_name(f.name.replace("results_", "samples_termnorm_go_term2id_val_") + "l").unlink()
-        data["versions"]["termnorm_gene_name2symbol_train"] = 2.0
+        data["versions"]["termnorm_gene_name2symbol_train"] = 1.0  # a result of the v1 benchmark
 
     tuned = _edited_copy(runs["tuned"], tmp_path / "tuned", drop_and_bump)
     out = tmp_path / "report"
@@ -157,7 +158,8 @@ def test_missing_task_and_other_version_are_marked_not_computed(runs, tmp_path: 
     assert bumped["strict"] != "" and bumped["delta_strict"] == "" and bumped["gained"] == ""
     notes = json.loads((out / "report.json").read_text())["notes"]
     assert any("not in" in n and "termnorm_go_term2id_val" in n for n in notes)
-    assert any("task version 2.0" in n for n in notes)
+    refused = [n for n in notes if "task version 1.0 in " in n and f"but {TASK_VERSION} in the base run" in n]
+    assert len(refused) == 1, notes
     md = (out / "report.md").read_text()
     assert "n/a [" in md
     # Untouched tasks keep their deltas.

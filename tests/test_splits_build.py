@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -11,11 +12,11 @@ from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.fetch import fetch_mirror
 from termnorm_eval.splits import build as build_mod
-from termnorm_eval.splits.build import build_splits, manifest_for, write_build
-from termnorm_eval.splits.datacard import render_data_card
+from termnorm_eval.splits.build import build_parameters, build_splits, manifest_for, write_build
+from termnorm_eval.splits.datacard import card_files, render_data_card
 from termnorm_eval.splits.store import read_manifest, shipped_data_dir
 
-PARAMS = {"bins": 20, "per_bin": 30, "seed": 0}
+PARAMS = build_parameters()
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,8 @@ def built(sources: Path):
 
 def _write(out: Path, built_result, force: bool = False) -> Path:
     b, srcs, _ = built_result
-    card = render_data_card(manifest_for(b, PARAMS, srcs))
-    return write_build(out, b, PARAMS, srcs, force=force, extra_files={"DATA_CARD.md": card})
+    extra = cast(dict[str, str], card_files(manifest_for(b, PARAMS, srcs)))  # the PNG is bytes
+    return write_build(out, b, PARAMS, srcs, force=force, extra_files=extra)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -44,7 +45,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 def test_rebuild_reproduces_shipped_data_byte_for_byte(built, tmp_path: Path) -> None:
     out = _write(tmp_path / "splits", built)
     shipped = _tree(shipped_data_dir())
-    assert {"manifest.json", "DATA_CARD.md", "go/train.jsonl", "gene/val.jsonl"} <= set(shipped)
+    expected = {"manifest.json", "DATA_CARD.md", "popularity_bins.png", "go/train.jsonl", "gene/val.jsonl"}
+    assert expected <= set(shipped)
     assert _tree(out) == shipped
     assert built[2] == []  # these releases need no parser fallback
 
@@ -148,7 +150,8 @@ def test_cyclic_collector_is_back_on_after_a_failed_build(tmp_path: Path) -> Non
 
 
 def test_too_many_per_bin_names_the_shortfall(sources: Path) -> None:
-    with pytest.raises(TermnormError, match=r"gene: needs 40000 candidates .* only 19277 available"):
+    short = r"gene: needs 40000 candidates .* only 13418 with popularity >= 1"
+    with pytest.raises(TermnormError, match=short):
         build_splits(sources, ["gene"], bins=20, per_bin=1000)
 
 

@@ -65,10 +65,16 @@ def test_manifest_whose_bin_counts_disagree_is_refused(tmp_path: Path, doid: tup
     obo, ann = doid
     r = add_ontology(obo, name="doid", out=tmp_path / "doid", annotations=ann, bins=10, per_bin=PER_BIN)
     manifest = json.loads(r.manifest.read_text())
+    manifest["terminologies"]["doid"]["binning"]["bins"] = 7
+    r.manifest.write_text(json.dumps(manifest))
+    disagree = r"manifest\.json: terminologies\.doid\.binning\.bins is 7 but terminologies\.doid\.bins lists"
+    with pytest.raises(TermnormError, match=disagree):
+        load_task_dataset(terminology="doid", direction="term2id", data_dir=r.out_dir)
+    # a manifest from before v2 (no binning) is held to its parameters.bins
+    del manifest["terminologies"]["doid"]["binning"]
     manifest["parameters"]["bins"] = 7
     r.manifest.write_text(json.dumps(manifest))
-    disagree = r"manifest\.json: parameters\.bins is 7 but terminologies\.doid\.bins lists 10 bins"
-    with pytest.raises(TermnormError, match=disagree):
+    with pytest.raises(TermnormError, match=r"parameters\.bins is 7 but terminologies\.doid\.bins lists 10"):
         load_task_dataset(terminology="doid", direction="term2id", data_dir=r.out_dir)
 
 

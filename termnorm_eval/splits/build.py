@@ -26,8 +26,10 @@ from termnorm_eval.sources.hgnc import read_hgnc
 from termnorm_eval.sources.hpoa import read_hpoa
 from termnorm_eval.sources.mirrors import sha256_file
 from termnorm_eval.sources.obo import OboResult
-from termnorm_eval.splits.balance import balanced_sample, check_seed
+from termnorm_eval.sources.popularity import read_popularity_table
+from termnorm_eval.splits.balance import UNANNOTATED, balanced_sample, check_seed
 from termnorm_eval.splits.candidates import (
+    MAX_GENES_PER_REFERENCE,
     Candidates,
     check_capacity,
     gene_candidates,
@@ -35,6 +37,7 @@ from termnorm_eval.splits.candidates import (
     ontology_candidates,
 )
 from termnorm_eval.splits.checks import check_split
+from termnorm_eval.splits.hierarchy import descendants
 from termnorm_eval.splits.store import MANIFEST
 from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology
 
@@ -53,13 +56,29 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "hpo": ("hpo_obo", "hpo_hpoa"),
     "gene": ("hgnc", "go_gaf"),
 }
+PHENOTYPIC_ABNORMALITY = "HP:0000118"  # the HPO pool: its descendants (the study's HPO terms are all there)
+# What each terminology's two popularity numbers count (the primary ranks, the secondary breaks ties).
 POPULARITY = {
     "go": "distinct human genes (GAF column 3) annotated directly to the term or one of its alt_ids; "
           "NOT-qualified rows excluded",
     "hpo": "distinct diseases (phenotype.hpoa database_id) annotated to the term or one of its alt_ids; "
            "NOT-qualified rows excluded",
-    "gene": "distinct PubMed IDs in the references (GAF column 6) of the gene's GO annotations, joined by "
-            "UniProt accession or symbol; NOT-qualified rows excluded",
+    "gene": "distinct PubMed IDs among the references (GAF column 6) of the gene's GO annotations, joined "
+            "by UniProt accession or symbol, counting only papers cited for at most {max_genes} genes "
+            "(a screen or a mass annotation says nothing about one gene); NOT-qualified rows excluded",
+}
+SECONDARY = {
+    "go": "distinct PubMed IDs among the references of the term's annotations (GAF column 6)",
+    "hpo": "distinct PubMed IDs among the references of the term's annotations (phenotype.hpoa reference)",
+    "gene": "distinct GO terms annotated to the gene (GAF column 5)",
+}
+# Who may enter the ranked pool, besides having popularity >= 1.
+POOL = {
+    "go": "live GO terms with at least one (non-NOT) human annotation; ranked and binned within each aspect",
+    "hpo": f"live HPO terms below Phenotypic abnormality ({PHENOTYPIC_ABNORMALITY}) with at least one "
+           "disease annotation",
+    "gene": "approved protein-coding genes with at least one PubMed reference cited for at most "
+            "{max_genes} genes",
 }
 
 
@@ -125,16 +144,25 @@ def sample_terminology(
     strata: bool = False,
     popularity: str = "",
     own_prefix_only: bool = True,
+    *,
+    secondary: str = "",
+    pool: str = "",
+    include_unannotated: bool = False,
+    ranked: bool = True,
 ) -> BuiltTerminology:
     """Balanced train/val records for one terminology, checked for leakage (reusable by add-ontology).
 
-    ``strata`` balances each bin over the records' ``aspect``; ``popularity`` says in words what the
-    popularity number counts (it goes into the manifest and the data card). ``own_prefix_only=False``
-    lets ids of other prefixes through the checks (add-ontology --include-imported).
+    ``strata`` ranks and bins each ``aspect`` on its own; ``popularity``, ``secondary`` and ``pool``
+    say in words what the two popularity numbers count and who may be ranked (they go into the
+    manifest and the data card). ``include_unannotated`` adds the items of popularity 0 as bin 0;
+    ``ranked=False`` draws from all candidates as one bin (no popularity at all).
+    ``own_prefix_only=False`` lets ids of other prefixes through the checks (add-ontology
+    --include-imported).
     """
     split = balanced_sample(
         list(cands.records), cands.popularity, bins=bins, per_bin=per_bin, seed=seed,
-        strata=cands.strata() if strata else None, label=spec.key,
+        strata=cands.strata() if strata else None, label=spec.key, secondary=cands.secondary,
+        include_unannotated=include_unannotated, ranked=ranked,
     )
     out: dict[str, list[dict[str, Any]]] = {}
     for name, chosen in (("train", split.train), ("val", split.val)):
@@ -147,15 +175,67 @@ def sample_terminology(
         "excluded": dict(sorted(cands.excluded.items())),
         "notes": dict(sorted(cands.notes.items())),
         "popularity": popularity or POPULARITY.get(spec.key, ""),
+        "popularity_secondary": secondary,
+        "pool": pool,
+        "binning": split.binning,
         "bins": split.bins,
     }
+    if cands.facts:
+        stats["popularity_facts"] = dict(cands.facts)
     return BuiltTerminology(spec, out["train"], out["val"], stats)
 
 
-def _sample(
-    key: str, cands: Candidates, bins: int, per_bin: int, seed: int, strata: bool
-) -> BuiltTerminology:
-    return sample_terminology(BUILTIN[key], cands, bins, per_bin, seed, strata, POPULARITY[key])
+@dataclass
+class PopularityTables:
+    """``--popularity`` tables: id -> count (all tables together) and what each one holds."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)  # id -> file name
+    files: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, paths: Sequence[str | Path]) -> PopularityTables:
+        """Every table read and checked now, before any parsing (its errors name file and line)."""
+        out = cls()
+        for p in map(Path, paths):
+            table = read_popularity_table(p)
+            for ident, count in table.counts.items():
+                if ident in out.counts:
+                    raise TermnormError(f"{p}: {ident[:40]} is also in {out.origin[ident]}; give each id "
+                                        "in one --popularity table only")
+                out.counts[ident] = count
+                out.origin[ident] = p.name
+            out.files.append(p)
+        return out
+
+    def apply(self, key: str, cands: Candidates) -> str | None:
+        """Replace the primary popularity of ``cands`` if a table lists any of them; the table's name."""
+        listed = [i for i in cands.records if i in self.counts]
+        if not listed:
+            return None
+        for i, r in cands.records.items():
+            r["popularity"] = self.counts.get(i, 0)
+        names = sorted({self.origin[i] for i in listed})
+        cands.facts["popularity_table"] = {"files": names, "listed": len(listed),
+                                           "not_listed": len(cands.records) - len(listed)}
+        return ", ".join(names)
+
+    def provenance(self, built: Mapping[str, Candidates]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Sources entries of the tables, and one warning per table with ids no candidate has."""
+        known = {i for c in built.values() for i in c.records}
+        sources: dict[str, dict[str, Any]] = {}
+        warnings: list[str] = []
+        for p in self.files:
+            ids = [i for i, f in self.origin.items() if f == p.name]
+            unknown = sum(1 for i in ids if i not in known)
+            used = {k: sum(1 for i in ids if i in c.records) for k, c in built.items()}
+            sources[p.name] = {"role": "popularity", "sha256": sha256_file(p), "data_version": None,
+                               "rows": len(ids), "used": {k: n for k, n in used.items() if n},
+                               "unknown_ids": unknown}
+            if unknown:
+                warnings.append(f"{p}: {unknown} of {len(ids)} ids are no candidate of "
+                                f"{', '.join(built)} (counted, left out)")
+        return sources, warnings
 
 
 def build_splits(
@@ -165,20 +245,32 @@ def build_splits(
     per_bin: int = 30,
     seed: int = 0,
     progress: Progress = _noop,
+    *,
+    include_unannotated: bool = False,
+    popularity_tables: Sequence[str | Path] = (),
+    max_genes_per_reference: int = MAX_GENES_PER_REFERENCE,
 ) -> tuple[dict[str, BuiltTerminology], dict[str, dict[str, Any]], list[str]]:
-    """Built terminologies, source provenance (by file name) and warnings, from a sources folder."""
+    """Built terminologies, source provenance (by file name) and warnings, from a sources folder.
+
+    ``popularity_tables`` (id<TAB>count files) replace the primary popularity of every terminology
+    whose candidates they list; ``max_genes_per_reference`` is the gene popularity's paper limit.
+    """
     unknown = [k for k in keys if k not in NEEDS]
     if unknown:
         raise TermnormError(f"unknown terminology {unknown[0]!r} (known: {', '.join(NEEDS)})")
     if bins < 1 or per_bin < 1:
         raise TermnormError(f"bins and per-bin must be >= 1 (got {bins}, {per_bin})")
+    if max_genes_per_reference < 1:
+        raise TermnormError(f"--max-genes-per-reference {max_genes_per_reference}: must be >= 1")
     keys = [k for k in NEEDS if k in keys]  # canonical order
     files = locate_sources(sources_dir, keys)
     check_seed(seed)
+    tables = PopularityTables.read(popularity_tables)  # a broken table fails before the parse
     for key in keys:  # a design no source file could fill fails now, not after the parse
         check_capacity(key, files[NEEDS[key][0]], bins, per_bin, obo=key != "gene")
     with _cyclic_gc_paused():
-        return _read_and_sample(files, keys, bins, per_bin, seed, progress)
+        return _read_and_sample(files, keys, bins, per_bin, seed, progress,
+                                _Options(include_unannotated, tables, max_genes_per_reference))
 
 
 @contextlib.contextmanager
@@ -194,8 +286,16 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class _Options:
+    include_unannotated: bool
+    tables: PopularityTables
+    max_genes_per_reference: int
+
+
 def _read_and_sample(
-    files: dict[str, Path], keys: Sequence[str], bins: int, per_bin: int, seed: int, progress: Progress
+    files: dict[str, Path], keys: Sequence[str], bins: int, per_bin: int, seed: int, progress: Progress,
+    options: _Options,
 ) -> tuple[dict[str, BuiltTerminology], dict[str, dict[str, Any]], list[str]]:
     warnings: list[str] = []
     versions: dict[str, str | None] = {}
@@ -208,34 +308,64 @@ def _read_and_sample(
         versions[role] = ontologies[key].data_version
         warnings.extend(ontologies[key].warnings)
     progress("reading annotation tables" + (" and genes" if "gene" in keys else ""))
-    annotated: dict[str, Mapping[str, set[str]]] = {}
+    annotated: dict[str, tuple[Mapping[str, set[str]], Mapping[str, set[str]]]] = {}
     gaf = read_gaf(files["go_gaf"]) if "go_gaf" in files else None
     if gaf is not None:
         versions["go_gaf"] = gaf.data_version
-        annotated["go"] = gaf.term_genes
+        annotated["go"] = gaf.term_genes, gaf.term_pmids
     if "hpo_hpoa" in files:
         hpoa = read_hpoa(files["hpo_hpoa"])
         versions["hpo_hpoa"] = hpoa.data_version
-        annotated["hpo"] = hpoa.term_diseases
+        annotated["hpo"] = hpoa.term_diseases, hpoa.term_pmids
     hgnc = read_hgnc(files["hgnc"]) if "hgnc" in files else None
     if hgnc is not None:
         versions["hgnc"] = hgnc.data_version
-    built: dict[str, BuiltTerminology] = {}
+    candidates: dict[str, Candidates] = {}
     for key in obo_keys:
-        progress(f"sampling {key}")
-        aspect = go_aspect if key == "go" else None
-        cands = ontology_candidates(ontologies.pop(key), annotated[key], aspect)
-        built[key] = _sample(key, cands, bins, per_bin, seed, strata=key == "go")
+        primary, secondary = annotated[key]
+        if key == "go":
+            candidates[key] = ontology_candidates(ontologies.pop(key), primary, go_aspect, secondary)
+        else:
+            within = descendants(files["hpo_obo"], PHENOTYPIC_ABNORMALITY)
+            candidates[key] = ontology_candidates(ontologies.pop(key), primary, None, secondary, within,
+                                                  outside="not_phenotypic_abnormality")
     if "gene" in keys:
-        progress("sampling gene")
         assert gaf is not None and hgnc is not None
-        built["gene"] = _sample("gene", gene_candidates(hgnc.genes, gaf), bins, per_bin, seed, strata=False)
+        candidates["gene"] = gene_candidates(hgnc.genes, gaf, options.max_genes_per_reference)
+    built: dict[str, BuiltTerminology] = {}
+    limit = {"max_genes": options.max_genes_per_reference}
+    for key, cands in candidates.items():
+        progress(f"sampling {key}")
+        table = options.tables.apply(key, cands)
+        popularity = POPULARITY[key].format(**limit)
+        pool = POOL[key].format(**limit)
+        if table is not None:  # the table's count ranks; the annotation count is recorded, unused
+            popularity = f"the count given for the id in {table} (id<TAB>count); replaces: {popularity}"
+            pool += f"; ranked by {table}: only ids with a count >= 1 there"
+        if options.include_unannotated:
+            pool += f"; items with popularity 0 form bin 0 ({UNANNOTATED})"
+        built[key] = sample_terminology(
+            BUILTIN[key], cands, bins, per_bin, seed, strata=key == "go", popularity=popularity,
+            secondary=SECONDARY[key], pool=pool, include_unannotated=options.include_unannotated)
+        built[key].stats["popularity_source"] = f"table {table}" if table else "annotations"
     progress("recording sources")
     sources = {
         files[role].name: {"role": role, **source_provenance(files[role], versions.get(role))}
         for role in sorted(files, key=lambda r: files[r].name)
     }
+    table_sources, table_warnings = options.tables.provenance(candidates)
+    sources.update(table_sources)
+    warnings.extend(table_warnings)
     return built, sources, warnings
+
+
+def build_parameters(bins: int = 20, per_bin: int = 30, seed: int = 0, include_unannotated: bool = False,
+                     popularity_tables: Sequence[str | Path] = (),
+                     max_genes_per_reference: int = MAX_GENES_PER_REFERENCE) -> dict[str, Any]:
+    """The manifest's ``parameters`` of a built-in build: everything a rebuild needs to repeat it."""
+    return {"bins": bins, "per_bin": per_bin, "seed": seed, "include_unannotated": include_unannotated,
+            "popularity_tables": [Path(p).name for p in popularity_tables],
+            "max_genes_per_reference": max_genes_per_reference}
 
 
 def manifest_for(
@@ -297,12 +427,12 @@ def build_files(
     built: Mapping[str, BuiltTerminology],
     parameters: Mapping[str, Any],
     sources: Mapping[str, Any],
-    extra_files: Mapping[str, str] | None = None,
-) -> dict[str, str]:
+    extra_files: Mapping[str, str | bytes] | None = None,
+) -> dict[str, str | bytes]:
     """The files of a build: ``manifest.json``, ``<key>/{train,val}.jsonl`` and ``extra_files``."""
     # (spec, train, val, stats) tuples are accepted too
     built = {k: b if isinstance(b, BuiltTerminology) else BuiltTerminology(*b) for k, b in built.items()}
-    files = {f"{key}/{split}.jsonl": _jsonl(getattr(b, split))
+    files: dict[str, str | bytes] = {f"{key}/{split}.jsonl": _jsonl(getattr(b, split))
              for key, b in built.items() for split in SPLITS}
     files.update(extra_files or {})
     manifest = manifest_for(built, parameters, sources)
@@ -316,7 +446,7 @@ def write_build(
     parameters: Mapping[str, Any],
     sources: Mapping[str, Any],
     force: bool = False,
-    extra_files: Mapping[str, str] | None = None,
+    extra_files: Mapping[str, str | bytes] | None = None,
     protected: Iterable[Path] = (),
 ) -> Path:
     """Write a build into ``out_dir``, replacing it in one step (``termnorm_eval.atomic``).

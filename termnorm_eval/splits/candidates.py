@@ -1,10 +1,16 @@
 """Which concepts may enter a split, and the record each one becomes.
 
 Exclusions (each counted for the manifest): obsolete or unnamed terms, ids of another prefix
-(imported terms), names that are the name or exact synonym of more than one live concept
-(ambiguous: a question with two right answers). An exact synonym shared with another concept is
-dropped from the record, so no string of one record appears in another: that is what keeps train
-and val free of shared names whatever the sample.
+(imported terms), terms outside the terminology's subtree (HPO: below Phenotypic abnormality),
+names that are the name or exact synonym of more than one live concept (ambiguous: a question
+with two right answers). An exact synonym shared with another concept is dropped from the record,
+so no string of one record appears in another: that is what keeps train and val free of shared
+names whatever the sample. Lenient alternatives (synonyms, previous symbols) are compared as the
+lenient score compares them (``harness.scoring.normalize_text``), so one that another concept also
+owns is dropped: it would let a wrong answer score.
+
+Each record carries two popularity numbers: ``popularity`` (what the bins rank by) and
+``popularity_secondary`` (what breaks its ties); which counts they are is in ``build.POPULARITY``.
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness.scoring import normalize_text
 from termnorm_eval.sources.gaf import GafAnnotations
 from termnorm_eval.sources.hgnc import HgncGene
 from termnorm_eval.sources.obo import OboResult, OboTerm
 
 GO_ASPECTS = {"biological_process": "BP", "molecular_function": "MF", "cellular_component": "CC"}
+# A paper cited for more genes than this is a screen or a mass annotation, not literature about one
+# gene: in the 2019 GAF, 36,188 of 36,232 PMIDs are cited for at most 100 genes (symbols); one (PMID
+# 21873635, the phylogenetic annotation project) for 11,198.
+MAX_GENES_PER_REFERENCE = 100
 
 
 @dataclass
@@ -28,49 +39,67 @@ class Candidates:
     records: dict[str, dict[str, Any]]  # id -> record without "bin"
     excluded: Counter[str] = field(default_factory=Counter)  # concepts left out, by reason
     notes: Counter[str] = field(default_factory=Counter)  # fields left out of kept records
+    facts: dict[str, Any] = field(default_factory=dict)  # about the popularity counts, for the manifest
 
     @property
     def popularity(self) -> dict[str, int]:
         return {i: r["popularity"] for i, r in self.records.items()}
+
+    @property
+    def secondary(self) -> dict[str, int]:
+        return {i: r["popularity_secondary"] for i, r in self.records.items()}
 
     def strata(self, fieldname: str = "aspect") -> dict[str, str]:
         return {i: r[fieldname] for i, r in self.records.items()}
 
 
 class _Owners:
-    """Which case-folded strings are used by more than one concept (as name or synonym)."""
+    """Which strings (under ``key``) are used by more than one concept (as name or synonym)."""
 
-    def __init__(self, items: Iterable[tuple[str, Iterable[str | None]]]) -> None:
+    def __init__(self, items: Iterable[tuple[str, Iterable[str | None]]],
+                 key: Callable[[str], str] = str.casefold) -> None:
         owner: dict[str, str] = {}
         shared: set[str] = set()
         for ident, strings in items:
             for s in strings:
                 if s:
-                    k = s.casefold()
+                    k = key(s)
                     if owner.setdefault(k, ident) != ident:
                         shared.add(k)
         self.shared = shared
+        self.key = key
 
     def unique(self, s: str) -> bool:
-        return s.casefold() not in self.shared
+        return self.key(s) not in self.shared
+
+
+def union_count(ids: Iterable[str], annotated: Mapping[str, set[str]]) -> int:
+    """Distinct things annotated to any of ``ids`` (a term and its alt_ids; a gene's accessions)."""
+    sets = [annotated[i] for i in ids if i in annotated]
+    if len(sets) <= 1:
+        return len(sets[0]) if sets else 0
+    return len(set().union(*sets))
 
 
 def annotation_count(term: OboTerm, annotated: Mapping[str, set[str]]) -> int:
     """Distinct annotated things for a term, counting annotations made to its alt_ids too."""
-    if not term.alt_ids:
-        return len(annotated.get(term.id, ()))
-    things: set[str] = set()
-    for i in (term.id, *term.alt_ids):
-        things |= annotated.get(i, set())
-    return len(things)
+    return union_count((term.id, *term.alt_ids), annotated)
 
 
 def ontology_candidates(
     obo: OboResult,
     annotated: Mapping[str, set[str]],
     aspect: Callable[[OboTerm], str | None] | None = None,
+    secondary: Mapping[str, set[str]] | None = None,
+    within: set[str] | None = None,
+    outside: str = "outside_subtree",
 ) -> Candidates:
-    """Candidate records of an ontology; ``annotated`` maps term id -> annotated genes/diseases."""
+    """Candidate records of an ontology; ``annotated`` maps term id -> annotated genes/diseases.
+
+    ``secondary`` (term id -> e.g. cited PMIDs) gives ``popularity_secondary``; ``within`` keeps
+    only those ids (a subtree), the others are counted as ``outside``. Ambiguity is judged against
+    every live term, in the subtree or not.
+    """
     excluded: Counter[str] = Counter()
     notes: Counter[str] = Counter()
     excluded["other_prefix"] = obo.problems.get("other_prefix", 0)
@@ -82,13 +111,17 @@ def ontology_candidates(
             excluded["no_name"] += 1
         else:
             live.append(t)
-    owners = _Owners((t.id, (t.name, *t.synonyms)) for t in live)
+    strings = [(t.id, (t.name, *t.synonyms)) for t in live]
+    shared = _Owners(strings).shared
+    lenient = _Owners(strings, key=normalize_text)
     records: dict[str, dict[str, Any]] = {}
-    shared = owners.shared
     for t in live:
         assert t.name is not None
         if t.name.casefold() in shared:
             excluded["ambiguous_name"] += 1
+            continue
+        if within is not None and t.id not in within:
+            excluded[outside] += 1
             continue
         a = aspect(t) if aspect else None
         if aspect and a is None:
@@ -98,10 +131,9 @@ def ontology_candidates(
         if t.synonyms:
             folded = t.name.casefold()
             for s in t.synonyms:
-                k = s.casefold()
-                if k == folded:
+                if s.casefold() == folded:
                     continue
-                if k in shared:
+                if not lenient.unique(s):
                     notes["ambiguous_synonyms_dropped"] += 1
                     continue
                 synonyms.append(s)
@@ -111,6 +143,7 @@ def ontology_candidates(
             "synonyms": synonyms,
             "alt_ids": list(t.alt_ids),
             "popularity": annotation_count(t, annotated),
+            "popularity_secondary": annotation_count(t, secondary) if secondary else 0,
             "aspect": a,
         }
     return Candidates(records, +excluded, +notes)
@@ -133,22 +166,43 @@ def _protein_name(gene: HgncGene, gaf: GafAnnotations) -> str | None:
     return min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
-def gene_popularity(gene: HgncGene, gaf: GafAnnotations) -> int:
-    """Distinct PMIDs citing the gene in GAF references (joined by UniProt accession or symbol)."""
+def gene_references(gene: HgncGene, gaf: GafAnnotations) -> set[str]:
+    """PMIDs citing the gene in GAF references (joined by UniProt accession or symbol)."""
     pmids: set[str] = set(gaf.symbol_pmids.get(gene.symbol, set()))
     for acc in gene.uniprot_ids:
         pmids |= gaf.accession_pmids.get(acc, set())
-    return len(pmids)
+    return pmids
 
 
-def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations) -> Candidates:
+def gene_popularity(gene: HgncGene, gaf: GafAnnotations,
+                    max_genes: int = MAX_GENES_PER_REFERENCE) -> int:
+    """Distinct PMIDs citing the gene that are cited for at most ``max_genes`` genes."""
+    cited = gaf.pmid_genes
+    return sum(1 for p in gene_references(gene, gaf) if cited.get(p, 0) <= max_genes)
+
+
+def gene_terms(gene: HgncGene, gaf: GafAnnotations) -> int:
+    """Distinct GO terms annotated to the gene (its tie-breaking popularity)."""
+    terms: set[str] = set(gaf.symbol_terms.get(gene.symbol, set()))
+    for acc in gene.uniprot_ids:
+        terms |= gaf.accession_terms.get(acc, set())
+    return len(terms)
+
+
+def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
+                    max_genes_per_reference: int = MAX_GENES_PER_REFERENCE) -> Candidates:
+    if max_genes_per_reference < 1:
+        raise TermnormError(f"--max-genes-per-reference {max_genes_per_reference}: must be >= 1")
     excluded: Counter[str] = Counter()
     notes: Counter[str] = Counter()
     coding: list[HgncGene] = []
+    approved: list[HgncGene] = []
     for g in genes:
         if g.status != "Approved":
             excluded["not_approved"] += 1
-        elif not g.protein_coding:
+            continue
+        approved.append(g)
+        if not g.protein_coding:
             excluded["not_protein_coding"] += 1
         elif not g.name or not g.symbol:
             excluded["no_name"] += 1
@@ -157,6 +211,9 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations) -> Candidate
     proteins = {g.id: _protein_name(g, gaf) for g in coding}
     owners = _Owners((g.id, (g.name, proteins[g.id])) for g in coding)
     symbol_owners = _Owners((g.id, (g.symbol,)) for g in coding)
+    # A previous symbol is a lenient answer only while no other approved gene (of any locus type)
+    # has it as its symbol or previous symbol: SLC18A1's previous symbol VAT1 is a gene of its own.
+    answer_owners = _Owners(((g.id, (g.symbol, *g.prev_symbols)) for g in approved), key=normalize_text)
     records: dict[str, dict[str, Any]] = {}
     for g in coding:
         if not owners.unique(g.name):
@@ -171,21 +228,29 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations) -> Candidate
             protein = None
         if protein is None:
             notes["no_protein_name"] += 1
+        prev = [s for s in g.prev_symbols if answer_owners.unique(s)]
+        notes["ambiguous_prev_symbols_dropped"] += len(g.prev_symbols) - len(prev)
         records[g.id] = {
             "id": g.id,
             "name": g.name,
             "synonyms": [],
             "alt_ids": [],
-            "popularity": gene_popularity(g, gaf),
+            "popularity": gene_popularity(g, gaf, max_genes_per_reference),
+            "popularity_secondary": gene_terms(g, gaf),
             "aspect": None,
             "symbol": g.symbol,
             "protein_name": protein,
-            "prev_symbols": list(g.prev_symbols),
+            "prev_symbols": prev,
             "alias_symbols": list(g.alias_symbols),
-            "prev_names": list(g.prev_names),
-            "alias_names": list(g.alias_names),
         }
-    return Candidates(records, +excluded, +notes)
+    over = sorted((n, p) for p, n in gaf.pmid_genes.items() if n > max_genes_per_reference)
+    facts = {
+        "max_genes_per_reference": max_genes_per_reference,
+        "references": len(gaf.pmid_genes),
+        "references_over_limit": len(over),
+        "largest_references": [{"pmid": p, "genes": n} for n, p in sorted(over, reverse=True)[:5]],
+    }
+    return Candidates(records, +excluded, +notes, facts)
 
 
 def candidate_bound(path: Path, obo: bool) -> tuple[int, str]:

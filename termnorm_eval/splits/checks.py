@@ -13,9 +13,9 @@ from termnorm_eval.errors import TermnormError
 # Record fields whose values are names (compared case-insensitively across splits).
 NAME_FIELDS = ("name", "synonyms", "protein_name", "symbol")
 ID_FIELDS = ("id", "alt_ids")
-ONTOLOGY_FIELDS = ("id", "name", "synonyms", "alt_ids", "popularity", "bin", "aspect")
-GENE_FIELDS = (*ONTOLOGY_FIELDS, "symbol", "protein_name", "prev_symbols", "alias_symbols",
-               "prev_names", "alias_names")
+ONTOLOGY_FIELDS = ("id", "name", "synonyms", "alt_ids", "popularity", "popularity_secondary", "bin",
+                   "aspect")
+GENE_FIELDS = (*ONTOLOGY_FIELDS, "symbol", "protein_name", "prev_symbols", "alias_symbols")
 
 
 def _values(record: dict[str, Any], fields: Iterable[str]) -> Iterable[str]:
@@ -46,8 +46,9 @@ def check_split(
                 raise TermnormError(f"{key}/{split} {r['id']}: empty name")
             if id_prefix and not r["id"].startswith(id_prefix + ":"):
                 raise TermnormError(f"{key}/{split} {r['id']}: id prefix is not {id_prefix}")
-            if not isinstance(r["popularity"], int) or not isinstance(r["bin"], int):
-                raise TermnormError(f"{key}/{split} {r['id']}: popularity and bin must be integers")
+            if not all(isinstance(r[f], int) for f in ("popularity", "popularity_secondary", "bin")):
+                raise TermnormError(f"{key}/{split} {r['id']}: popularity, popularity_secondary and bin must "
+                                    "be integers")
     for fields, what, fold in ((ID_FIELDS, "identifier", False), (NAME_FIELDS, "name", True)):
         seen: dict[str, str] = {}
         for r in train:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from termnorm_eval.splits.histogram import FILE as HISTOGRAM
+from termnorm_eval.splits.histogram import render_histogram
+from termnorm_eval.terminologies import TASK_VERSION
+
 LICENCES = """\
 ## Licences and attributions
 
@@ -28,36 +32,80 @@ LICENCES = """\
 """
 
 DEFINITIONS = """\
-## How the splits are made
+## How the splits are made (benchmark v2, task version {version})
 
 1. **Candidates.** GO: live (non-obsolete) named `GO:` terms of all three aspects (namespace ->
-   BP/MF/CC). HPO: live named `HP:` terms. Genes: HGNC status *Approved* and locus type
-   *gene with protein product*.
+   BP/MF/CC). HPO: live named `HP:` terms below *Phenotypic abnormality* (HP:0000118, by `is_a`);
+   Clinical modifier, Mode of inheritance, Frequency, Past medical history, Blood group and
+   Biospecimen terms are left out (`not_phenotypic_abnormality`). Genes: HGNC status *Approved*
+   and locus type *gene with protein product*.
 2. **Exclusions.** Obsolete or unnamed terms; terms of another id prefix (imported); any concept
    whose name (case-insensitive) is the name or an exact synonym of more than one live concept
-   (ambiguous: a question with two right answers). An exact synonym (or, for genes, a UniProt
-   protein name) shared by two concepts is dropped from the record rather than excluding the
-   concept. Counts per reason are in `manifest.json` (`excluded`, `notes`).
-3. **Popularity.** GO term: distinct human genes (GAF column 3) annotated directly to it or one of
-   its alt_ids (annotations are not propagated up the ontology). HPO term: distinct diseases
-   (`database_id`) annotated to it in `phenotype.hpoa`. Gene: distinct PubMed IDs among the
-   references (GAF column 6) of its GO annotations, joined to HGNC by UniProt accession or symbol.
-   Rows with a `NOT` qualifier are ignored everywhere. Alternatives considered and not used: the
-   number of GO annotations per gene (dominated by electronic IEA annotations), and literature hit
-   counts of the identifier (needs a network service; not reproducible offline).
-4. **Balanced sampling.** Candidates are ranked by (popularity, id) and cut into `bins` bins of
-   equal size (bin 0 = least popular). From each bin, `per_bin` concepts go to train and another
-   `per_bin` to val, drawn with `random.Random(seed)`. GO bins are balanced across BP/MF/CC
-   (`per_bin/3` each; a short aspect is made up from the others, actual counts in the manifest).
-   Many of the lowest bins have popularity 0: most terms have no annotation at all.
-5. **No leakage.** No identifier (id or alt_id) and no name, synonym, symbol or protein name
+   (ambiguous: a question with two right answers). Counts per reason are in `manifest.json`
+   (`excluded`, `notes`).
+3. **Lenient answers owned by one concept only.** `lenient_match` accepts a term's exact synonyms
+   and alt_ids and a gene's previous symbols. A synonym that another live term also has as name or
+   synonym, and a previous symbol that another approved gene has as its symbol or previous symbol
+   (SLC18A1's previous symbol VAT1 is the symbol of another gene), is dropped from the record,
+   compared as the lenient score compares (case, spacing and trailing punctuation ignored); counts
+   in `notes`. A UniProt protein name shared by two genes is dropped likewise. HGNC alias and
+   previous *names* are not carried: the pinned HGNC table has no such columns, and no pinned
+   release does, so they would only exist in builds from an unpinned download.
+4. **Popularity: two numbers per concept**, both from the release files. `popularity` ranks:
+   GO term: distinct human genes (GAF column 3) annotated to it or one of its alt_ids (not
+   propagated up the ontology); HPO term: distinct diseases (`database_id`) annotated to it;
+   gene: distinct PubMed IDs among the references of its GO annotations, joined to HGNC by UniProt
+   accession or symbol, counting only papers cited for at most `max_genes_per_reference` genes
+   (see below). `popularity_secondary` breaks its ties: for GO and HPO terms the distinct PubMed
+   IDs among the references of the term's annotations, for genes the distinct GO terms annotated.
+   Rows with a `NOT` qualifier are ignored everywhere.
+5. **The pool.** Only concepts with popularity >= 1 are ranked, as the study sampled only annotated
+   items. The others are left out unless the build is run with `--include-unannotated`; then they
+   form bin 0, labelled `unannotated` in the manifest, and are never mixed into a ranked bin.
+6. **Bins that respect the data.** The pool is ordered by (popularity, secondary) -- GO within each
+   aspect -- and cut into `bins` bins of about equal size, a cut only ever falling between two
+   different (popularity, secondary) values. So no concept's bin is decided by its identifier or by
+   chance, and no two bins share a value. A value held by more concepts than an equal bin would
+   take is a bin of its own (listed under `binning.wide_bins` with the number of equal bins it
+   stands for); if the values cannot fill `bins` bins of at least 2 x `per_bin` concepts, bins are
+   merged (`binning.merged`). Each bin's range, share of the pool and counts are below and in the
+   manifest; the popularity strata (`exact_match_low/mid/high`) are thirds of the bins actually used.
+7. **Balanced draw.** From each bin, `per_bin` concepts go to train and another `per_bin` to val,
+   drawn with `random.Random(seed)`; GO draws `per_bin/3` per aspect from each aspect's own bin.
+8. **No leakage.** No identifier (id or alt_id) and no name, synonym, symbol or protein name
    (case-insensitive) occurs in both splits; genes are split per gene, so every direction of a gene
    is in the same split. The build checks this before writing and the test suite re-checks the
    shipped files.
-6. **Records.** One JSON object per line, sorted by id: `id`, `name`, `synonyms` (exact),
-   `alt_ids`, `popularity`, `bin`, `aspect` (GO only); genes add `symbol`, `protein_name` (null when
-   the GAF gives none), `prev_symbols`, `alias_symbols`, `prev_names`, `alias_names`.
+9. **Records.** One JSON object per line, sorted by id: `id`, `name`, `synonyms` (exact),
+   `alt_ids`, `popularity`, `popularity_secondary`, `bin`, `aspect` (GO only); genes add `symbol`,
+   `protein_name` (null when the GAF gives none), `prev_symbols`, `alias_symbols`.
 """
+
+
+def range_text(lo: list[int] | None, hi: list[int] | None) -> str:
+    """``p (s)`` for a bin of one (popularity, secondary) value, else ``p1 (s1) – p2 (s2)``."""
+    if not lo or not hi:
+        return ""
+    return f"{lo[0]} ({lo[1]})" if lo == hi else f"{lo[0]} ({lo[1]}) – {hi[0]} ({hi[1]})"
+
+
+def _bin_table(t: dict[str, Any]) -> list[str]:
+    """One row per bin: popularity range (secondary range), share of the pool, counts."""
+    bins = t.get("bins", [])
+    strata = sorted(bins[0].get("by_stratum", {})) if bins else []
+    head = [f"{s} popularity (secondary)" for s in strata] if strata else ["popularity (secondary)"]
+    lines = ["| bin | " + " | ".join(head) + " | share of pool | train | val |",
+             "|---:|" + "---|" * len(head) + "---:|---:|---:|"]
+    for b in bins:
+        name = f"{b['bin']} ({b['label']})" if b.get("label") else str(b["bin"])
+        if strata:
+            cells = [range_text(b["by_stratum"][s].get("key_min"), b["by_stratum"][s].get("key_max"))
+                     for s in strata]
+        else:
+            cells = [range_text(b.get("key_min"), b.get("key_max"))]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * b.get('share', 0):.1f}% | "
+                     f"{b['train']} | {b['val']} |")
+    return lines
 
 
 def _sources_table(sources: dict[str, Any]) -> list[str]:
@@ -73,17 +121,38 @@ def _sources_table(sources: dict[str, Any]) -> list[str]:
 
 
 def _terminology_facts(key: str, t: dict[str, Any]) -> list[str]:
-    bins = t.get("bins", [])
-    zero = sum(1 for b in bins if b["popularity_max"] == 0)
-    top = bins[-1]["popularity_max"] if bins else 0
+    binning = t.get("binning", {})
     excluded = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t.get("excluded", {}).items()) or "none"
     notes = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t.get("notes", {}).items()) or "none"
-    return [
-        f"**{key}** — popularity: {t.get('popularity', '')}. {zero} of {len(bins)} bins hold only "
-        f"popularity 0; the top bin reaches {top}. Excluded: {excluded}. Fields left out of kept "
-        f"records: {notes}.",
+    wide = "; ".join(f"bin {w['bin']}{' ' + w['stratum'] if 'stratum' in w else ''} holds one value for "
+                     f"{w['candidates']} concepts ({w['equal_bins']} equal bins' worth)"
+                     for w in binning.get("wide_bins", []))
+    merged = binning.get("merged", 0)
+    facts = t.get("popularity_facts", {})
+    out = [
+        f"### {key}",
+        "",
+        f"- Pool: {t.get('pool', '')}. {binning.get('ranked_candidates', '?')} ranked of {t['candidates']} "
+        f"candidates; {binning.get('unannotated_candidates', 0)} without popularity "
+        f"({binning.get('unannotated', 'left out')}).",
+        f"- Popularity ({t.get('popularity_source', 'annotations')}): {t.get('popularity', '')}. "
+        f"Ties broken by: {t.get('popularity_secondary', '')}.",
+    ]
+    if "max_genes_per_reference" in facts:
+        largest = ", ".join(f"{r['pmid']} ({r['genes']} genes)" for r in facts.get("largest_references", []))
+        out.append(f"- Papers cited for more than {facts['max_genes_per_reference']} genes are not counted: "
+                   f"{facts['references_over_limit']} of {facts['references']} PMIDs, the largest {largest}.")
+    out += [
+        f"- Bins: {binning.get('bins', len(t.get('bins', [])))} (asked for "
+        f"{binning.get('requested_bins', '?')}"
+        + (f"; {merged} merged: the values could not fill more" if merged else "") + "). "
+        + (f"Wide bins: {wide}." if wide else "No bin holds one value for more than 1.5 equal bins' worth."),
+        f"- Excluded: {excluded}. Fields left out of kept records: {notes}.",
+        "",
+        *_bin_table(t),
         "",
     ]
+    return out
 
 
 def render_data_card(manifest: dict[str, Any]) -> str:
@@ -97,7 +166,7 @@ def render_data_card(manifest: dict[str, Any]) -> str:
         "from `manifest.json` by the same build.",
         "",
         f"Parameters: {p['bins']} popularity bins, {p['per_bin']} concepts per bin per split, "
-        f"seed {p['seed']}.",
+        f"seed {p['seed']}; task version {TASK_VERSION} (benchmark v2).",
         "",
         "## Contents",
         "",
@@ -107,7 +176,11 @@ def render_data_card(manifest: dict[str, Any]) -> str:
     for key, t in manifest["terminologies"].items():
         out.append(f"| {key} ({t['spec']['description']}) | {t['candidates']} | {t['counts']['train']} | "
                    f"{t['counts']['val']} |")
-    out.append("")
+    out += ["", "## Popularity bins", "",
+            "Ranges are `popularity (popularity_secondary)`, from the bin's least to its most popular "
+            "member; the share is of the pool (GO: of all three aspects' pools).", "",
+            f"![Each bin's popularity range, log scale; panels GO BP, CC, MF, HPO, genes]({HISTOGRAM})",
+            ""]
     for key, t in manifest["terminologies"].items():
         out += _terminology_facts(key, t)
     out += ["## Source releases", "", *_sources_table(manifest["sources"]), ""]
@@ -116,18 +189,40 @@ def render_data_card(manifest: dict[str, Any]) -> str:
             "",
             "Vintages differ: gene popularity and UniProt protein names come from the 2019 GAF while the "
             "gene table is from 2024 (joined by UniProt accession, then symbol), so genes named or "
-            "annotated after January 2019 have popularity 0 and often no protein name.",
-            "", DEFINITIONS, LICENCES]
+            "annotated after January 2019 have popularity 0 (so they are not in the pool) and often no "
+            "protein name.",
+            "", DEFINITIONS.format(version=TASK_VERSION), LICENCES]
     out += [
         "## Rebuilding",
         "",
         "```",
         "termnorm data fetch --mirror pypi        # the pinned releases above",
-        f"termnorm data build --out DIR --bins {p['bins']} --per-bin {p['per_bin']} --seed {p['seed']}",
+        f"termnorm data build --out DIR --bins {p['bins']} --per-bin {p['per_bin']} --seed {p['seed']}"
+        + (f" --max-genes-per-reference {p['max_genes_per_reference']}" if p.get("max_genes_per_reference")
+           else "")
+        + (" --include-unannotated" if p.get("include_unannotated") else "")
+        + "".join(f" --popularity {name}" for name in p.get("popularity_tables", [])),
         "```",
         "",
         "The same sources and parameters give byte-identical files (checked by the test suite).",
         "`termnorm data fetch --official` gets the current releases instead.",
         "",
+        "With literature counts instead of annotation counts (as the study ranked HPO and genes), give",
+        "an `id<TAB>count` table per terminology: `termnorm data popularity` writes one from Europe PMC",
+        "hit counts (needs a network), any other tool may too. The table replaces `popularity`; ids",
+        "it does not list count 0 (left out of the pool), ids no candidate has are counted and reported.",
+        "",
+        "```",
+        "termnorm data build --out DIR --popularity hpo_counts.tsv --popularity gene_counts.tsv",
+        "```",
+        "",
+        "Scores of task version 1 (the splits before benchmark v2) and version 2 are not comparable;",
+        "`termnorm report` refuses to compare them.",
+        "",
     ]
     return "\n".join(out)
+
+
+def card_files(manifest: dict[str, Any]) -> dict[str, str | bytes]:
+    """The files written beside a build's data: the card and its histogram."""
+    return {"DATA_CARD.md": render_data_card(manifest), HISTOGRAM: render_histogram(manifest)}

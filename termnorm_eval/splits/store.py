@@ -7,10 +7,11 @@ same layout under its output folder)::
     <data_dir>/<key>/train.jsonl      one JSON record per concept, sorted by id
     <data_dir>/<key>/val.jsonl
 
-Record fields: ``id``, ``name``, ``synonyms``, ``alt_ids``, ``popularity`` (int), ``bin``
-(0 = least popular), ``aspect`` (GO: BP/MF/CC, else null); genes add ``symbol``,
-``protein_name`` (null when the GAF gives none), ``prev_symbols``, ``alias_symbols``,
-``prev_names``, ``alias_names``.
+Record fields: ``id``, ``name``, ``synonyms``, ``alt_ids``, ``popularity`` (int, what the bins
+rank by), ``popularity_secondary`` (int, what breaks its ties), ``bin`` (0 = least popular, or
+the ``unannotated`` bin when the manifest labels bin 0 so; GO: the bin within its aspect),
+``aspect`` (GO: BP/MF/CC, else null); genes add ``symbol``, ``protein_name`` (null when the GAF
+gives none), ``prev_symbols`` (those no other gene owns), ``alias_symbols``.
 
 The popularity strata (low/mid/high) are thirds of the build's own bin count (``bin_count``, from
 the manifest), and the record caches are keyed on each file's identity (``file_key``), so a
@@ -96,23 +97,30 @@ def json_kind(value: Any) -> str:
 def bin_count(key: str, data_dir: str | Path | None = None) -> int:
     """How many popularity bins the build of ``key`` in ``data_dir`` was sampled with.
 
-    The strata (``stratum``) are thirds of *this* count: ``add-ontology --bins 10`` gives 10 bins.
-    Read from the terminology's per-bin facts, else the build parameters; a manifest that says
-    neither (hand-written) gets ``DEFAULT_BINS``, and ``stratum`` rejects any bin outside it.
+    The strata (``stratum``) are thirds of *this* count: ``add-ontology --bins 10`` gives 10 bins,
+    a build whose values filled fewer bins than asked for (merged) or that added the unannotated bin
+    has its own count. Read from the terminology's per-bin facts, which must agree with the count
+    the manifest declares for it (``binning.bins``; builds before v2: ``parameters.bins``); a
+    manifest that says neither (hand-written) gets ``DEFAULT_BINS``, and ``stratum`` rejects any
+    bin outside it.
     """
     path = _dir(data_dir) / MANIFEST
     manifest = read_manifest(data_dir)
     entry = manifest.get("terminologies", {})
     entry = entry.get(key) if isinstance(entry, dict) else None
     facts = entry.get("bins") if isinstance(entry, dict) else None
+    binning = entry.get("binning") if isinstance(entry, dict) else None
     params = manifest.get("parameters")
+    where = "parameters.bins"
     given = params.get("bins") if isinstance(params, dict) else None
+    if isinstance(binning, dict) and "bins" in binning:
+        where, given = f"terminologies.{key}.binning.bins", binning["bins"]
     if facts is not None and (not isinstance(facts, list) or not facts):
         raise SplitDataError(f"{path}: terminologies.{key}.bins must be a non-empty list of per-bin facts")
     if given is not None and (not isinstance(given, int) or isinstance(given, bool) or given < 1):
-        raise SplitDataError(f"{path}: parameters.bins must be a positive integer (got {given!r})")
+        raise SplitDataError(f"{path}: {where} must be a positive integer (got {given!r})")
     if facts is not None and given is not None and len(facts) != given:
-        raise SplitDataError(f"{path}: parameters.bins is {given} but terminologies.{key}.bins lists "
+        raise SplitDataError(f"{path}: {where} is {given} but terminologies.{key}.bins lists "
                              f"{len(facts)} bins")
     if facts is not None:
         return len(facts)
