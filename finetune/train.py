@@ -176,6 +176,10 @@ def _fix_base_path(adapter_dir: Path, base: str | None) -> None:
         atomic.write_file(cfg_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _from_main(is_main: bool, compute: Callable[[], Any]) -> Any:
     """``compute()`` on the main process, its result (or its TermnormError) on every process.
 
@@ -266,7 +270,7 @@ def _train_and_save(cfg: FinetuneConfig, backend: str, model: Any, tokenizer: An
                     args: Any, state: rundir.RunState, held: contextlib.ExitStack,
                     show_progress: bool) -> dict[str, Any]:
     from finetune.guard import Diverged, FiniteGuard, non_finite_weights
-    from finetune.progress import CountingCollator, ProgressCallback, TokenCounts
+    from finetune.progress import CountingCollator, ProgressCallback, TokenCounts, peak_gpu_memory_bytes
 
     out = state.output_dir
     is_main = args.process_index == 0
@@ -341,6 +345,9 @@ def _train_and_save(cfg: FinetuneConfig, backend: str, model: Any, tokenizer: An
                 "loss_curve": loss_curve,
                 "seconds_this_session": round(progress.seconds, 3),
                 "tokens_per_second": round(progress.tokens_per_second, 1),
+                # Steady state: the steps after the first progress.WARMUP_STEPS (None if none).
+                "tokens_per_second_after_warmup": _round(progress.tokens_per_second_after_warmup, 1),
+                "peak_gpu_memory_bytes": peak_gpu_memory_bytes(),  # this process; None on CPU
                 "real_tokens_this_session": counts.real,
                 "padded_tokens_this_session": counts.total - counts.real,
                 "trained_tokens_this_session": counts.trained,

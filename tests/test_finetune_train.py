@@ -50,6 +50,9 @@ def test_run_writes_a_peft_adapter_and_manifest(reference_run: Path, tiny_model:
     assert t["global_steps"] == 6
     assert [p["step"] for p in t["loss_curve"]] == [1, 2, 3, 4, 5, 6]
     assert t["tokens_per_second"] > 0 and 0 <= t["padding_share"] < 1
+    # 6 steps: the one after the 5 warm-up steps is timed; no GPU memory on a CPU.
+    assert t["tokens_per_second_after_warmup"] > 0
+    assert "peak_gpu_memory_bytes" in t and t["peak_gpu_memory_bytes"] is None
     assert m["hyperparameters"]["lora_r"] == 16 and m["library_versions"]["peft"]
     assert "--apply_chat_template" in m["lm_eval_commands"]["train"]
     assert not (reference_run / "checkpoints").exists()  # deleted once the adapter is in place
@@ -120,6 +123,10 @@ def test_plain_text_rows_without_chat_template(tiny_model: Path, tmp_path: Path,
     printed = capsys.readouterr().out
     m = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))
     assert m["data"]["chat_template"] is False
+    # 10 rows, batch 8: 2 steps, none after the warm-up, so no steady-state figure.
+    t = m["training"]
+    assert t["global_steps"] == 2 and t["tokens_per_second_after_warmup"] is None
+    assert t["tokens_per_second"] > 0 and t["peak_gpu_memory_bytes"] is None
     for split in ("train", "val"):
         cmd = m["lm_eval_commands"][split]
         assert cmd in printed and "--apply_chat_template" not in cmd
@@ -144,3 +151,35 @@ def test_unsloth_backend_adapter_loads_without_unsloth(tiny_model: Path, tmp_pat
             f"{str(out)!r}); assert 'unsloth' not in sys.modules; print('ok')")
     check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert check.stdout.strip() == "ok", check.stderr[-3000:]
+
+
+def test_tokens_per_second_after_warmup_counts_only_the_later_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up steps' tokens and time are left out; batches built ahead of their step (the
+    Trainer prefetches) are not counted before they are consumed."""
+    from types import SimpleNamespace
+
+    from finetune import progress
+
+    clock = iter([0.0, 100.0, 102.0])  # train begin, end of the warm-up, train end
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    counts = progress.TokenCounts()
+    cb = progress.ProgressCallback(counts, show=False)
+    state = SimpleNamespace(global_step=0, max_steps=8, is_world_process_zero=True)
+    cb.on_train_begin(None, state, None)
+    k = progress.WARMUP_STEPS
+    for step in range(1, k + 4):  # WARMUP_STEPS + 3 steps of 2 micro-batches each
+        for _ in range(2):  # built ahead: the step's micro-batches, 10 tokens each, 1000 in warm-up
+            counts.real_per_batch.append(1000 if step <= k else 10)
+        cb.on_substep_end(None, state, None)
+        state.global_step = step
+        cb.on_step_end(None, state, None)
+    counts.real_per_batch.append(99999)  # prefetched, never consumed
+    cb.on_train_end(None, state, None)
+    assert cb.tokens_per_second_after_warmup == pytest.approx(3 * 2 * 10 / 2.0)
+
+    short = progress.ProgressCallback(progress.TokenCounts(), show=False)
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: 1.0)
+    short.on_train_begin(None, SimpleNamespace(global_step=3, max_steps=8, is_world_process_zero=True), None)
+    short.on_step_end(None, SimpleNamespace(global_step=8), None)  # resumed at 3: 5 steps, all warm-up
+    short.on_train_end(None, None, None)
+    assert short.tokens_per_second_after_warmup is None
