@@ -10,32 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from termnorm_cli import one_line_error as _one_line_error
+from termnorm_cli import run as _run
 
-from termnorm_eval.cli import main
 from termnorm_eval.sources.mirrors import download_wheel, extract
 from termnorm_eval.splits.store import shipped_data_dir
 
 MARKUP = "[/red] [bold]x :x:"  # a closing tag without an opening one is a rich MarkupError
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], *expected: str) -> str:
-    code, _, err = _run(argv, capsys)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith("termnorm: error: "), lines[0]
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def _never(what: str) -> Any:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from termnorm_cli import run
 
 from termnorm_eval.cli import evaluate
-from termnorm_eval.cli import main as termnorm_main
 from termnorm_eval.harness import inprocess
 
 
@@ -27,12 +27,8 @@ def harness_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str] | inprocess
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        termnorm_main(argv)
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = run(argv, capsys)
+    return code, err
 
 
 @pytest.mark.parametrize("limit", ["-1", "nan", "0", "1e30", "1.5", "inf"])

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from termnorm_cli import run
 
 from termnorm_eval.cli import evaluate
-from termnorm_eval.cli import main as termnorm_main
 from termnorm_eval.harness import inprocess, runner, taskgen
 from termnorm_eval.terminologies import BUILTIN
 
@@ -49,12 +49,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        termnorm_main(argv)
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = run(argv, capsys)
+    return code, err
 
 
 BASE = ["eval", "--model-args", "pretrained=x", "--device", "cpu", "--limit", "3"]

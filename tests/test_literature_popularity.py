@@ -18,8 +18,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from termnorm_cli import one_line_error, run
 
-from termnorm_eval.cli import main
 from termnorm_eval.sources import europepmc, mirrors
 from termnorm_eval.sources.europepmc import EUROPE_PMC_URL, Concept, query_text
 from termnorm_eval.sources.obo import read_obo
@@ -110,26 +110,6 @@ def sources(tmp_path: Path, hp_obo: Path) -> Path:
     folder.mkdir()
     (folder / "hp.obo").symlink_to(hp_obo)
     return folder
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], *expected: str) -> str:
-    code, _, err = run(argv, capsys)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith("termnorm: error: ") and "Traceback" not in err, err
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def popularity(server: FakeEuropePMC, sources: Path, out: Path, *extra: str) -> list[str]:
