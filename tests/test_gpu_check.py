@@ -80,6 +80,7 @@ def test_dry_run_builds_every_command(tiny_model: Path, tmp_path: Path) -> None:
     assert f"lora_local_path={configs['hf-bf16-lora']['output_dir']}" in option(vllm, "--model_args")
 
 
+@pytest.mark.slow
 def test_dry_run_joins_the_model_wheel_parts(tmp_path: Path) -> None:
     """Without --model: the parts gpu_wheels.sh writes are joined (and checked) into the model cache
     where `termnorm model path` finds the wheel; preparing the model is left to the real run."""

@@ -15,6 +15,8 @@ def test_ruff_clean(repo_root) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
+# 20 s cold: the full tier (CI) runs it; in the fast loop run `mypy` itself
+@pytest.mark.slow
 def test_mypy_clean(repo_root) -> None:
     mypy = shutil.which("mypy") or shutil.which("mypy", path=str(sys.prefix) + "/bin")
     if mypy is None:

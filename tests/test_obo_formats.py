@@ -110,6 +110,7 @@ def test_owl_and_obo_graphs_give_the_obo_records(made: dict[str, Path], kind: st
     assert sum(t.obsolete for t in other.terms) == 99 and sum(len(t.synonyms) for t in other.terms) > 1000
 
 
+@pytest.mark.slow
 def test_owl_of_the_disease_ontology_keeps_records_and_data_version(tmp_path: Path) -> None:
     obo = _for_fastobo("doid-2014-10-13.obo", tmp_path / "doid.obo")
     owl = read_ontology(_to_owl(obo, tmp_path / "doid.owl"), prefix="DOID")
