@@ -57,14 +57,18 @@ class ExtractedAnswer(str):
     """
 
     raw: str
+    # Study-protocol tasks: True when the response is no JSON object with the asked key (the
+    # study's parse error); None for the plain tasks, which ask for no JSON.
+    parse_error: bool | None
 
-    def __new__(cls, answer: str, raw: str) -> ExtractedAnswer:
+    def __new__(cls, answer: str, raw: str, parse_error: bool | None = None) -> ExtractedAnswer:
         obj = super().__new__(cls, answer)
         obj.raw = raw
+        obj.parse_error = parse_error
         return obj
 
     def __reduce__(self) -> tuple[Any, ...]:  # survives pickling (multi-process gathers)
-        return (ExtractedAnswer, (str(self), self.raw))
+        return (ExtractedAnswer, (str(self), self.raw, self.parse_error))
 
 
 def extracted_response(response: Any, doc: dict[str, Any]) -> ExtractedAnswer:
