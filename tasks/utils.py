@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from termnorm_eval.harness.hooks import alignment, extract_responses, make_loader, process_results
+from termnorm_eval.harness.hooks import (
+    alignment,
+    extract_responses,
+    make_loader,
+    make_study_hooks,
+    process_results,
+)
 
-__all__ = ["alignment", "extract_responses", "load_dataset", "process_results"]
+__all__ = ["alignment", "extract_responses", "extract_study_responses", "load_dataset", "process_results",
+           "study_doc_to_text", "study_fewshot_target"]
 
 DATA_DIR = None  # the splits shipped inside the termnorm_eval package
 load_dataset = make_loader(DATA_DIR)
+# The termnorm-study_* tasks: the study's prompt, its JSON parsing, JSON answers in few-shot examples.
+_study = make_study_hooks(DATA_DIR)
+study_doc_to_text = _study.doc_to_text
+extract_study_responses = _study.extract_responses
+study_fewshot_target = _study.fewshot_target

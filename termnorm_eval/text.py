@@ -31,3 +31,12 @@ def clean_text(text: str) -> str:
     except UnicodeEncodeError:  # the rare case; a plain-string sub, not an error handler per character
         text = _SURROGATE.sub(REPLACEMENT, _PAIR.sub(_join_pair, text))
     return text.replace("\x00", REPLACEMENT) if "\x00" in text else text
+
+
+TRAILING = ".,;:!?"
+
+
+def normalize_text(text: str) -> str:
+    """Case- and whitespace-insensitive form of a name or symbol: what the lenient score compares, and
+    what the release index looks names up by."""
+    return " ".join(text.split()).rstrip(TRAILING).strip().casefold()

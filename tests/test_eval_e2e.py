@@ -70,7 +70,7 @@ def check_results(res: dict, tasks: list[str], limit: int, groups: list[str]) ->
             f"exact_match_{s}" for s in strata}, name
         for s in strata:
             assert 0.0 <= row[f"exact_match_{s},{F}"] <= 1.0
-        assert res["higher_is_better"][name] == {m: True for m in taskgen.METRICS}
+        assert res["higher_is_better"][name] == taskgen.HIGHER_IS_BETTER
     for g in groups:
         row = res["groups"][g]
         for metric in CORE:

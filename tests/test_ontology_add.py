@@ -123,6 +123,27 @@ def test_cl_tasks_are_found_and_render(cl_out: AddOntologyResult) -> None:
     assert str(cl_out.out_dir) not in utils  # relative: the folder can move
 
 
+def test_cl_release_index_classifies_answers(cl_out: AddOntologyResult, cl_obo: Path) -> None:
+    """add-ontology ships the release index too: every CL id, obsolete ones included."""
+    from termnorm_eval.harness.dataset import build_docs
+    from termnorm_eval.harness.hooks import extract_responses, process_results
+    from termnorm_eval.sources.obo import read_obo
+    from termnorm_eval.splits import release_index
+
+    terms = read_obo(cl_obo, prefix="CL").terms
+    idx = release_index.load(cl_out.out_dir / "cl" / release_index.FILE_NAME)
+    assert {t.id for t in terms} <= set(idx.status)
+    obsolete = next(t.id for t in terms if t.obsolete)
+    doc = build_docs("cl", "term2id", "val", cl_out.out_dir)[0]
+    assert doc["release"] == idx.digest
+    got = {}
+    for response in (obsolete, "CL:1234567", "GO:0005634", doc["answer"]):
+        scores = process_results(doc, extract_responses([[response]], [doc]))
+        got[response] = next(k for k, v in scores.items() if k.startswith("validity_") and v == 1.0)
+    assert got == {obsolete: "validity_obsolete", "CL:1234567": "validity_prompt_example",
+                   "GO:0005634": "validity_other_terminology", doc["answer"]: "validity_correct"}
+
+
 def test_cl_feeds_finetuning(cl_out: AddOntologyResult) -> None:
     data = pytest.importorskip("finetune.data")
     tset = data.build_training_set("cl", None, cl_out.out_dir, chat=False)

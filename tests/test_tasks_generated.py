@@ -1,4 +1,5 @@
-"""The committed tasks/ folder: equal to the generator's output, and loadable by the harness."""
+"""The committed tasks/ folder: equal to the generator's output (both families: plain termnorm_* and
+the study protocol termnorm-study_*), and loadable by the harness."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ EXPECTED_TASKS = sorted(
     for d in dirs
     for s in ("train", "val")
 )
+EXPECTED_STUDY_TASKS = sorted("termnorm-study_" + t.split("_", 1)[1] for t in EXPECTED_TASKS)
 EXPECTED_GROUPS = ["termnorm", "termnorm-gene", "termnorm-go", "termnorm-hpo", "termnorm-train",
                    "termnorm-val"]
+EXPECTED_STUDY_GROUPS = ["termnorm-study", "termnorm-study-gene", "termnorm-study-go", "termnorm-study-hpo",
+                         "termnorm-study-train", "termnorm-study-val"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -43,7 +47,8 @@ def test_committed_tasks_equal_generator_output(repo_root: Path) -> None:
     folder = repo_root / "tasks"
     expected = taskgen.render_task_family(BUILTIN.values(), out_dir=folder)
     committed = {p.name for p in folder.iterdir()
-                 if p.is_file() and (p.suffix in {".yaml", ".py"} or p.name == taskgen.TEMPLATE_FILE)}
+                 if p.is_file() and (p.suffix in {".yaml", ".py"} or p.name.endswith("_yaml"))}
+    assert {taskgen.TEMPLATE_FILE, taskgen.STUDY_TEMPLATE_FILE} <= set(expected)
     assert committed - {"_generate_configs.py", "__init__.py"} == set(expected), (
         "tasks/ differs from the generator: run `python tasks/_generate_configs.py`")
     for name, text in expected.items():
@@ -69,17 +74,63 @@ def test_leaves_and_groups(repo_root: Path) -> None:
         assert gen["until"][0] == "\n" and gen["do_sample"] is False
         assert gen["max_gen_toks"] == (48 if name.split("_")[2].endswith(("2term", "2name")) else 24)
     groups = {cfg["group"]: cfg for p in folder.glob("_group_*.yaml") if (cfg := _yaml(p))}
-    assert sorted(groups) == EXPECTED_GROUPS
+    assert sorted(groups) == sorted(EXPECTED_GROUPS + EXPECTED_STUDY_GROUPS)
     assert groups["termnorm"]["task"] == ["termnorm-go", "termnorm-hpo", "termnorm-gene"]
+    assert groups["termnorm-study"]["task"] == [
+        "termnorm-study-go", "termnorm-study-hpo", "termnorm-study-gene"]
     assert sorted(groups["termnorm-train"]["task"]) == [t for t in EXPECTED_TASKS if t.endswith("_train")]
+    assert sorted(groups["termnorm-study-val"]["task"]) == [
+        t for t in EXPECTED_STUDY_TASKS if t.endswith("_val")]
     assert sorted(groups["termnorm-gene"]["task"]) == [t for t in EXPECTED_TASKS if "_gene_" in t]
-    for cfg in groups.values():
-        assert [m["metric"] for m in cfg["aggregate_metric_list"]] == list(taskgen.METRICS)
-        assert all(m["weight_by_size"] is False for m in cfg["aggregate_metric_list"])
+    assert sorted(groups["termnorm-study-go"]["task"]) == [t for t in EXPECTED_STUDY_TASKS if "_go_" in t]
+    for name, cfg in groups.items():
+        metrics = taskgen.STUDY_METRICS if name.startswith(taskgen.STUDY_PREFIX) else taskgen.METRICS
+        assert [m["metric"] for m in cfg["aggregate_metric_list"]] == list(metrics)
+        assert all(m["weight_by_size"] is False and m["aggregation"] == "mean"
+                   for m in cfg["aggregate_metric_list"])
     template = _yaml(folder / taskgen.TEMPLATE_FILE)
     assert template["fewshot_split"] == "train" and template["target_delimiter"] == " "
     assert [f["name"] for f in template["filter_list"]] == ["extract"]
-    assert all(m["higher_is_better"] is True for m in template["metric_list"])
+    assert {m["metric"]: m["higher_is_better"] for m in template["metric_list"]} == taskgen.HIGHER_IS_BETTER
+
+
+def test_validity_metrics_come_from_validity_names(repo_root: Path) -> None:
+    """Every validity_<category> of validity_names in both templates and every group, none else."""
+    from termnorm_eval.harness import validity_names
+
+    assert validity_names.METRICS and set(validity_names.METRICS) <= set(taskgen.METRICS)
+    assert {m for m in taskgen.METRICS if m.startswith(validity_names.PREFIX)} == set(validity_names.METRICS)
+    better = [m for m, up in taskgen.HIGHER_IS_BETTER.items() if m.startswith("validity_") and up]
+    assert better == ["validity_correct", "validity_lenient_only"]
+    assert (*taskgen.METRICS, validity_names.PARSE_ERROR) == taskgen.STUDY_METRICS
+    assert taskgen.STUDY_HIGHER_IS_BETTER[validity_names.PARSE_ERROR] is False
+    study = _yaml(repo_root / "tasks" / taskgen.STUDY_TEMPLATE_FILE)
+    hib = {m["metric"]: m["higher_is_better"] for m in study["metric_list"]}
+    assert hib == taskgen.STUDY_HIGHER_IS_BETTER
+    assert all(m["aggregation"] == "mean" for m in study["metric_list"] if m["metric"] != "alignment")
+
+
+def test_study_leaves_and_template(repo_root: Path) -> None:
+    from termnorm_eval.harness.study_protocol import system_prompt
+
+    folder = repo_root / "tasks"
+    leaves = {p.stem: _yaml(p) for p in folder.glob("termnorm-study_*.yaml")}
+    assert sorted(leaves) == EXPECTED_STUDY_TASKS
+    for name, cfg in leaves.items():
+        _, key, direction, split = name.split("_")
+        assert cfg["task"] == name and cfg["include"] == taskgen.STUDY_TEMPLATE_FILE
+        assert cfg["dataset_kwargs"] == {"terminology": key, "direction": direction}
+        assert cfg["test_split"] == split
+        assert cfg["description"] == system_prompt(BUILTIN[key]) + "\n\n"
+    template = _yaml(folder / taskgen.STUDY_TEMPLATE_FILE)
+    plain = _yaml(folder / taskgen.TEMPLATE_FILE)
+    # the same documents, loader, scoring and filter name as the plain family
+    for field in ("custom_dataset", "process_results", "fewshot_split", "doc_to_target", "output_type"):
+        assert template[field] == plain[field], field
+    assert [f["name"] for f in template["filter_list"]] == [f["name"] for f in plain["filter_list"]]
+    assert template["doc_to_text"] == "!function utils.study_doc_to_text"
+    assert template["generation_kwargs"] == {"until": list(taskgen.STUDY_UNTIL), "max_gen_toks": 128,
+                                             "do_sample": False}
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +138,10 @@ def loaded(repo_root: Path) -> dict:
     from lm_eval.tasks import TaskManager
 
     tm = TaskManager(include_path=str(repo_root / "tasks"), include_defaults=False)
-    assert tm.match_tasks(["termnorm_*"]) == EXPECTED_TASKS  # the wildcard matches tasks only
-    assert sorted(tm.all_groups) == EXPECTED_GROUPS
-    return tm.load(["termnorm"])
+    assert tm.match_tasks(["termnorm_*"]) == EXPECTED_TASKS  # the wildcard matches plain tasks only
+    assert tm.match_tasks(["termnorm-study_*"]) == EXPECTED_STUDY_TASKS  # and this one study tasks only
+    assert sorted(tm.all_groups) == sorted(EXPECTED_GROUPS + EXPECTED_STUDY_GROUPS)
+    return tm.load(["termnorm"])  # the plain family only
 
 
 def test_docs_follow_store_order_and_skip_inapplicable_records(loaded: dict) -> None:
@@ -153,11 +205,15 @@ def test_generator_writes_a_new_ontology_family(tmp_path: Path, repo_root: Path)
     out = tmp_path / "tasks"
     (out / "termnorm_goslim_obsolete_val.yaml").parent.mkdir(parents=True)
     (out / "termnorm_goslim_obsolete_val.yaml").write_text(f"# {taskgen.GENERATED_MARK}\ntask: x\n")
+    (out / "termnorm-study_goslim_obsolete_val.yaml").write_text(f"# {taskgen.GENERATED_MARK}\ntask: y\n")
     (out / "mine.yaml").write_text("task: mine\n")
     written = taskgen.write_task_family([term], out, data_dir=data, umbrella=None)
     names = sorted(p.name for p in written)
     assert "_group_termnorm-goslim.yaml" in names and "_group_termnorm.yaml" not in names
-    assert not (out / "termnorm_goslim_obsolete_val.yaml").exists()  # stale generated leaf removed
+    assert "_group_termnorm-study-goslim.yaml" in names and "_group_termnorm-study.yaml" not in names
+    assert "termnorm-study_goslim_term2id_val.yaml" in names and taskgen.STUDY_TEMPLATE_FILE in names
+    assert not (out / "termnorm_goslim_obsolete_val.yaml").exists()  # stale generated leaves removed
+    assert not (out / "termnorm-study_goslim_obsolete_val.yaml").exists()
     assert (out / "mine.yaml").exists()  # other files untouched
     utils_text = (out / "utils.py").read_text()
     assert str(tmp_path) not in utils_text and '"../data"' in utils_text
@@ -170,6 +226,15 @@ def test_generator_writes_a_new_ontology_family(tmp_path: Path, repo_root: Path)
     task = tm.load(["termnorm-goslim"])["tasks"]["termnorm_goslim_term2id_val"]
     doc = task.test_docs()[0]
     assert doc["terminology"] == "goslim" and doc["item_id"] == store.load_records("go", "val")[0]["id"]
+    # the study family of the new ontology: its own data folder, the added-ontology prompt shape
+    assert tm.match_tasks(["termnorm-study_*"]) == [
+        "termnorm-study_goslim_id2term_train", "termnorm-study_goslim_id2term_val",
+        "termnorm-study_goslim_term2id_train", "termnorm-study_goslim_term2id_val"]
+    study = tm.load(["termnorm-study-goslim"])["tasks"]["termnorm-study_goslim_term2id_val"]
+    ctx = study.fewshot_context(study.test_docs()[0], 0)
+    name = store.load_records("go", "val")[0]["name"]
+    assert ctx.startswith("You are a biomedical expert specializing in the GO ontology.")
+    assert '"GO_ID": "<id_here>"' in ctx and ctx.endswith(f"GO Term: {name}")
 
 
 def test_custom_dataset_accepts_harness_metadata() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from termnorm_eval.embedding_model import METADATA_KEY
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness import validity
 from termnorm_eval.splits import store
 from termnorm_eval.terminologies import SPLITS, Direction, Terminology, input_text
 
@@ -23,6 +24,7 @@ FEATURE_TYPES = {
     "alternatives": ["string"], "answer_kind": "string", "answer_format": "string",
     "terminology": "string", "direction": "string", "id_prefix": "string", "id_local": "string",
     "popularity": "int64", "bin": "int64", "stratum": "string", "embedding_model": "string",
+    "release": "string",
 }
 
 
@@ -39,9 +41,9 @@ def _record_prefix(record: dict[str, Any], term: Terminology) -> str:
 
 
 def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
-             embedding_model: str = "", *, n_bins: int) -> dict[str, Any]:
+             embedding_model: str = "", *, n_bins: int, release: str = "") -> dict[str, Any]:
     """One document; ``n_bins`` is the build's bin count (``store.bin_count``), whose thirds are the
-    popularity strata."""
+    popularity strata; ``release`` the digest of the data folder's release index ('' if it has none)."""
     question = direction.prompt(record, term, variant=0)
     try:
         popularity, bin_index = int(record["popularity"]), int(record["bin"])
@@ -66,11 +68,18 @@ def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
         "bin": bin_index,
         "stratum": stratum,
         "embedding_model": embedding_model,
+        "release": release,
     }
 
 
+def release_digest(key: str, data_dir: str | Path | None = None) -> str:
+    """Digest of the terminology's release index, registered for the validity metrics ('' if none)."""
+    path = store.index_path(key, data_dir)
+    return validity.register(path) if path.is_file() else ""
+
+
 def build_docs(key: str, direction: str, split: str, data_dir: str | Path | None = None,
-               embedding_model: str = "") -> list[dict[str, Any]]:
+               embedding_model: str = "", release: str | None = None) -> list[dict[str, Any]]:
     """Documents of one split for one direction, in store order."""
     term = store.terminology(key, data_dir)
     try:
@@ -79,8 +88,11 @@ def build_docs(key: str, direction: str, split: str, data_dir: str | Path | None
         raise TermnormError(str(e.args[0])) from None
     n_bins = store.bin_count(key, data_dir)
     records = store.load_records(key, split, data_dir)
+    if release is None:
+        release = release_digest(key, data_dir)
     try:
-        return [make_doc(r, term, d, embedding_model, n_bins=n_bins) for r in records if d.applies_to(r)]
+        return [make_doc(r, term, d, embedding_model, n_bins=n_bins, release=release)
+                for r in records if d.applies_to(r)]
     except TermnormError as e:  # the record alone does not say which file it is in
         raise TermnormError(f"{store.split_path(key, split, data_dir)}: {e}") from None
 
@@ -99,12 +111,15 @@ def load_task_dataset(terminology: str, direction: str, data_dir: str | Path | N
     root = store.shipped_data_dir() if resolved is None else Path(resolved)
     files = (store.file_key(root / store.MANIFEST, "split manifest"),
              *(store.file_key(store.split_path(terminology, s, resolved)) for s in SPLITS))
-    return _dataset_dict(terminology, direction, resolved, str(metadata.get(METADATA_KEY) or ""), files)
+    # The index digest is part of the key: documents name the index that classifies their answers.
+    release = release_digest(terminology, resolved)
+    return _dataset_dict(terminology, direction, resolved, str(metadata.get(METADATA_KEY) or ""), files,
+                         release)
 
 
 @lru_cache(maxsize=128)
 def _dataset_dict(terminology: str, direction: str, data_dir: str | None, embedding_model: str,
-                  files: tuple[store.FileKey, ...]) -> Any:
+                  files: tuple[store.FileKey, ...], release: str) -> Any:
     import datasets
     import pyarrow as pa
 
@@ -114,7 +129,7 @@ def _dataset_dict(terminology: str, direction: str, data_dir: str | None, embedd
     })
     splits = {}
     for split in SPLITS:
-        docs = build_docs(terminology, direction, split, data_dir, embedding_model)
+        docs = build_docs(terminology, direction, split, data_dir, embedding_model, release)
         if not docs:
             where = store.split_path(terminology, split, data_dir)
             raise TermnormError(f"{where}: no record has both fields of direction {direction!r}")

@@ -14,9 +14,10 @@ from typing import Any
 from termnorm_eval.harness.answer_similarity import mean_answer_similarity
 from termnorm_eval.harness.dataset import load_task_dataset
 from termnorm_eval.harness.scoring import ExtractedAnswer, extracted_response, score_document
+from termnorm_eval.harness.study_protocol import make_study_hooks
 from termnorm_eval.text import clean_text
 
-__all__ = ["alignment", "extract_responses", "make_loader", "process_results"]
+__all__ = ["alignment", "extract_responses", "make_loader", "make_study_hooks", "process_results"]
 
 
 def extract_responses(resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[ExtractedAnswer]:

@@ -10,6 +10,8 @@
   and the aggregation embeds all of them at once (see ``answer_similarity``).
 * ``exact_match_<low|mid|high>``: the strict score again, emitted only under the document's
   popularity stratum, so its mean is the strict accuracy within that third of the split.
+* ``validity_<category>``: which kind of answer it was (``validity``), 1.0 for its category.
+* ``parse_error`` (study-protocol tasks only): the response was no JSON object with the asked key.
 """
 
 from __future__ import annotations
@@ -18,13 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from termnorm_eval.harness.extraction import extract
-
-TRAILING = ".,;:!?"
-
-
-def normalize_text(text: str) -> str:
-    """Case- and whitespace-insensitive form for names and symbols (lenient comparisons)."""
-    return " ".join(text.split()).rstrip(TRAILING).strip().casefold()
+from termnorm_eval.harness.validity import validity_metrics
+from termnorm_eval.harness.validity_names import PARSE_ERROR
+from termnorm_eval.text import normalize_text
 
 
 def strict_match(response: str, gold: str, answer_kind: str) -> float:
@@ -60,15 +58,20 @@ class ExtractedAnswer(str):
     # Study-protocol tasks: True when the response is no JSON object with the asked key (the
     # study's parse error); None for the plain tasks, which ask for no JSON.
     parse_error: bool | None
+    # The prompt the model saw when it is not the document's question (the study protocol's), so
+    # that copying an identifier it shows is told apart from a real wrong answer.
+    shown: str | None
 
-    def __new__(cls, answer: str, raw: str, parse_error: bool | None = None) -> ExtractedAnswer:
+    def __new__(cls, answer: str, raw: str, parse_error: bool | None = None,
+                shown: str | None = None) -> ExtractedAnswer:
         obj = super().__new__(cls, answer)
         obj.raw = raw
         obj.parse_error = parse_error
+        obj.shown = shown
         return obj
 
     def __reduce__(self) -> tuple[Any, ...]:  # survives pickling (multi-process gathers)
-        return (ExtractedAnswer, (str(self), self.raw, self.parse_error))
+        return (ExtractedAnswer, (str(self), self.raw, self.parse_error, self.shown))
 
 
 def extracted_response(response: Any, doc: dict[str, Any]) -> ExtractedAnswer:
@@ -84,9 +87,14 @@ def score_document(doc: dict[str, Any], response: Any) -> dict[str, Any]:
         response = extracted_response(response, doc)
     raw, answer = response.raw, str(response)
     strict = strict_match(raw, doc["answer"], doc["answer_kind"])
-    return {
+    lenient = lenient_match(answer, doc["alternatives"], doc["answer_format"])
+    scores: dict[str, Any] = {
         "exact_match": strict,
-        "lenient_match": lenient_match(answer, doc["alternatives"], doc["answer_format"]),
+        "lenient_match": lenient,
         "alignment": (answer, doc["answer"], doc.get("embedding_model") or ""),
         f"exact_match_{doc['stratum']}": strict,
+        **validity_metrics(doc, raw, answer, strict, lenient, response.shown),
     }
+    if response.parse_error is not None:
+        scores[PARSE_ERROR] = float(response.parse_error)
+    return scores

@@ -36,9 +36,13 @@ ID_CATEGORIES: Final[tuple[str, ...]] = (
     "correct", "lenient_only", "no_answer", "other_terminology", "prompt_example", "near_miss",
     "wrong_real", "wrong_other_aspect", "obsolete", "nonexistent",
 )
-NAME_CATEGORIES: Final[tuple[str, ...]] = ("correct", "lenient_only", "no_answer", "other_concept", "not_a_name")
+NAME_CATEGORIES: Final[tuple[str, ...]] = (
+    "correct", "lenient_only", "no_answer", "other_concept", "not_a_name",
+)
 # Display order (and the stacked bars' order): best first, then the kinds of wrong.
-CATEGORIES: Final[tuple[str, ...]] = tuple(dict.fromkeys(ID_CATEGORIES[:3] + NAME_CATEGORIES[3:] + ID_CATEGORIES[3:]))
+CATEGORIES: Final[tuple[str, ...]] = tuple(
+    dict.fromkeys(ID_CATEGORIES[:3] + NAME_CATEGORIES[3:] + ID_CATEGORIES[3:])
+)
 LABELS: Final[dict[str, str]] = {
     "correct": "correct (strict)",
     "lenient_only": "correct only leniently",

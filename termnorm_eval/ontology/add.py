@@ -258,6 +258,7 @@ def add_ontology(
     """
     from termnorm_eval.harness.taskgen import group_name, task_name, write_task_family
     from termnorm_eval.sources.popularity import read_popularity_table
+    from termnorm_eval.splits import release_index
     from termnorm_eval.splits.balance import check_seed
     from termnorm_eval.splits.build import build_files, sample_terminology
     from termnorm_eval.splits.candidates import check_capacity, ontology_candidates
@@ -296,6 +297,8 @@ def add_ontology(
         all_ids = [t.id for t in obo.terms]
         choice = choose_prefix(all_ids, prefix, path)
         problems.update(_select_terms(obo, choice, include_imported))
+        # the whole release, obsolete terms and alt_ids included: what answer validity looks up
+        index_rows = release_index.rows_from_obo(obo.terms)
         cands = ontology_candidates(obo, {})
         problems.update({k: v for k, v in cands.excluded.items() if k not in ("other_prefix",)})
         problems.update(cands.notes)
@@ -341,7 +344,7 @@ def add_ontology(
                                per_bin=bins * per_bin if uniform else per_bin, seed=seed,
                                popularity=meaning, own_prefix_only=not include_imported,
                                secondary=secondary, include_unannotated=include_unannotated and not uniform,
-                               ranked=not uniform)
+                               ranked=not uniform).with_index(index_rows)
         counts = {"terms_in_file": len(all_ids), "terms_kept": len(obo.terms), "candidates": have,
                   "train": len(b.train), "val": len(b.val)}
         if ann is not None:

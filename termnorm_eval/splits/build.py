@@ -27,6 +27,7 @@ from termnorm_eval.sources.hpoa import read_hpoa
 from termnorm_eval.sources.mirrors import sha256_file
 from termnorm_eval.sources.obo import OboResult
 from termnorm_eval.sources.popularity import read_popularity_table
+from termnorm_eval.splits import release_index
 from termnorm_eval.splits.balance import UNANNOTATED, balanced_sample, check_seed
 from termnorm_eval.splits.candidates import (
     MAX_GENES_PER_REFERENCE,
@@ -88,6 +89,13 @@ class BuiltTerminology:
     train: list[dict[str, Any]]
     val: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)  # candidates, excluded, bins, ...
+    index: bytes | None = None  # the release index (``release_index``), written as <key>/index.tsv.gz
+
+    def with_index(self, rows: Sequence[release_index.Row]) -> BuiltTerminology:
+        """This terminology with the release index of ``rows`` (counted in the manifest)."""
+        self.index = release_index.render(rows)
+        self.stats["release_index"] = release_index.summary(rows)
+        return self
 
 
 Progress = Callable[[str], None]
@@ -321,8 +329,12 @@ def _read_and_sample(
     if hgnc is not None:
         versions["hgnc"] = hgnc.data_version
     candidates: dict[str, Candidates] = {}
+    index_rows: dict[str, list[release_index.Row]] = {}
     for key in obo_keys:
         primary, secondary = annotated[key]
+        terms = ontologies[key].terms
+        aspects = {t.id: a for t in terms if (a := go_aspect(t))} if key == "go" else None
+        index_rows[key] = release_index.rows_from_obo(terms, aspects)
         if key == "go":
             candidates[key] = ontology_candidates(ontologies.pop(key), primary, go_aspect, secondary)
         else:
@@ -332,6 +344,7 @@ def _read_and_sample(
     if "gene" in keys:
         assert gaf is not None and hgnc is not None
         candidates["gene"] = gene_candidates(hgnc.genes, gaf, options.max_genes_per_reference)
+        index_rows["gene"] = release_index.rows_from_hgnc(hgnc.genes)
     built: dict[str, BuiltTerminology] = {}
     limit = {"max_genes": options.max_genes_per_reference}
     for key, cands in candidates.items():
@@ -346,7 +359,8 @@ def _read_and_sample(
             pool += f"; items with popularity 0 form bin 0 ({UNANNOTATED})"
         built[key] = sample_terminology(
             BUILTIN[key], cands, bins, per_bin, seed, strata=key == "go", popularity=popularity,
-            secondary=SECONDARY[key], pool=pool, include_unannotated=options.include_unannotated)
+            secondary=SECONDARY[key], pool=pool, include_unannotated=options.include_unannotated
+        ).with_index(index_rows.pop(key))
         built[key].stats["popularity_source"] = f"table {table}" if table else "annotations"
     progress("recording sources")
     sources = {
@@ -429,11 +443,14 @@ def build_files(
     sources: Mapping[str, Any],
     extra_files: Mapping[str, str | bytes] | None = None,
 ) -> dict[str, str | bytes]:
-    """The files of a build: ``manifest.json``, ``<key>/{train,val}.jsonl`` and ``extra_files``."""
+    """The files of a build: ``manifest.json``, ``<key>/{train,val}.jsonl``, ``<key>/index.tsv.gz``
+    (when built with one) and ``extra_files``."""
     # (spec, train, val, stats) tuples are accepted too
     built = {k: b if isinstance(b, BuiltTerminology) else BuiltTerminology(*b) for k, b in built.items()}
     files: dict[str, str | bytes] = {f"{key}/{split}.jsonl": _jsonl(getattr(b, split))
              for key, b in built.items() for split in SPLITS}
+    files.update({f"{key}/{release_index.FILE_NAME}": b.index
+                  for key, b in built.items() if b.index is not None})
     files.update(extra_files or {})
     manifest = manifest_for(built, parameters, sources)
     files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -6,7 +6,7 @@ names that are the name or exact synonym of more than one live concept (ambiguou
 with two right answers). An exact synonym shared with another concept is dropped from the record,
 so no string of one record appears in another: that is what keeps train and val free of shared
 names whatever the sample. Lenient alternatives (synonyms, previous symbols) are compared as the
-lenient score compares them (``harness.scoring.normalize_text``), so one that another concept also
+lenient score compares them (``text.normalize_text``), so one that another concept also
 owns is dropped: it would let a wrong answer score.
 
 Each record carries two popularity numbers: ``popularity`` (what the bins rank by) and
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.harness.scoring import normalize_text
 from termnorm_eval.sources.gaf import GafAnnotations
 from termnorm_eval.sources.hgnc import HgncGene
 from termnorm_eval.sources.obo import OboResult, OboTerm
+from termnorm_eval.text import normalize_text
 
 GO_ASPECTS = {"biological_process": "BP", "molecular_function": "MF", "cellular_component": "CC"}
 # A paper cited for more genes than this is a screen or a mass annotation, not literature about one

@@ -6,6 +6,7 @@ same layout under its output folder)::
     <data_dir>/manifest.json          sources, parameters, per-terminology specs and counts
     <data_dir>/<key>/train.jsonl      one JSON record per concept, sorted by id
     <data_dir>/<key>/val.jsonl
+    <data_dir>/<key>/index.tsv.gz     every id, name and symbol of the release (``release_index``)
 
 Record fields: ``id``, ``name``, ``synonyms``, ``alt_ids``, ``popularity`` (int, what the bins
 rank by), ``popularity_secondary`` (int, what breaks its ties), ``bin`` (0 = least popular, or
@@ -67,6 +68,13 @@ def shipped_data_dir() -> Path:
 
 def _dir(data_dir: str | Path | None) -> Path:
     return Path(data_dir) if data_dir is not None else shipped_data_dir()
+
+
+def index_path(key: str, data_dir: str | Path | None = None) -> Path:
+    """Where a terminology's release index lives (``release_index``; older builds have none)."""
+    from termnorm_eval.splits.release_index import FILE_NAME
+
+    return _dir(data_dir) / key / FILE_NAME
 
 
 def read_manifest(data_dir: str | Path | None = None) -> dict[str, Any]:

@@ -1,0 +1,190 @@
+"""The release index: every identifier, name and symbol of a terminology's release, shipped compactly.
+
+The splits hold 1,200 sampled records per terminology; whether an answer is a *real* identifier of
+another concept, an obsolete one or an invented one needs the whole release. The build (and
+``add-ontology``) writes ``<key>/index.tsv.gz`` beside the splits, from the same parsed sources:
+one row per identifier, sorted, gzip with a zero timestamp (so a rebuild is byte-identical)::
+
+    id <TAB> status <TAB> primary <TAB> aspect <TAB> names <TAB> symbols <TAB> other_symbols
+
+* ``status``: ``live``, ``obsolete`` (GO/HPO obsolete terms, withdrawn HGNC entries) or ``alt``
+  (an alt_id; ``primary`` names the term it stands for; empty otherwise);
+* ``aspect``: GO's BP/MF/CC, else empty;
+* ``names``: the name and the EXACT synonyms (genes: the approved name), joined by U+001F;
+* ``symbols`` (genes): the approved symbol; ``other_symbols``: ``+ALIAS`` (alias symbols, still in
+  use) and ``-PREV`` (previous symbols), joined by U+001F.
+
+``load`` reads one file once per process (cached by file identity) into dictionaries the
+validity classification (``harness.validity``) looks answers up in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.sources.hgnc import HgncGene
+from termnorm_eval.sources.obo import OboTerm
+from termnorm_eval.text import normalize_text
+
+FILE_NAME = "index.tsv.gz"
+COLUMNS = ("id", "status", "primary", "aspect", "names", "symbols", "other_symbols")
+SEP = "\x1f"  # ASCII unit separator: never part of a name
+STATUSES = ("live", "obsolete", "alt")
+
+Owners = str | tuple[str, ...]
+Row = tuple[str, str, str, str, Sequence[str], Sequence[str], Sequence[str]]
+
+
+def _field(text: str) -> str:
+    """A value safe inside one TSV cell (names never hold tabs or newlines; a broken file might)."""
+    return " ".join(text.replace(SEP, " ").split())
+
+
+def rows_from_obo(terms: Iterable[OboTerm], aspect_of: dict[str, str] | None = None) -> list[Row]:
+    """Rows for the terms of an ontology (all of them: live, obsolete and their alt_ids)."""
+    aspects = aspect_of or {}
+    rows: dict[str, Row] = {}
+    for t in terms:
+        names = [n for n in (t.name, *t.synonyms) if n]
+        aspect = aspects.get(t.id, "") if not t.obsolete else ""
+        rows[t.id] = (t.id, "obsolete" if t.obsolete else "live", "", aspect, names, (), ())
+    for t in terms:  # alt_ids second: a primary id that is also another term's alt_id stays primary
+        for alt in t.alt_ids:
+            if alt not in rows:
+                aspect = aspects.get(t.id, "") if not t.obsolete else ""
+                rows[alt] = (alt, "obsolete" if t.obsolete else "alt", t.id, aspect, (), (), ())
+    return [rows[k] for k in sorted(rows)]
+
+
+def rows_from_hgnc(genes: Iterable[HgncGene]) -> list[Row]:
+    """Rows for every HGNC entry, approved or withdrawn, of any locus type."""
+    rows = []
+    for g in genes:
+        status = "live" if g.status == "Approved" else "obsolete"
+        others = [f"+{s}" for s in g.alias_symbols] + [f"-{s}" for s in g.prev_symbols]
+        names, symbols = [g.name] if g.name else [], [g.symbol] if g.symbol else []
+        rows.append((g.id, status, "", "", names, symbols, others))
+    return sorted(rows, key=lambda r: r[0])
+
+
+def render(rows: Iterable[Row]) -> bytes:
+    """The compressed file content; deterministic (gzip mtime 0)."""
+    lines = ["\t".join(COLUMNS) + "\n"]
+    for id_, status, primary, aspect, names, symbols, others in rows:
+        cells = [_field(id_), status, _field(primary), aspect,
+                 SEP.join(_field(n) for n in names), SEP.join(_field(s) for s in symbols),
+                 SEP.join(_field(s) for s in others)]
+        lines.append("\t".join(cells) + "\n")
+    return gzip.compress("".join(lines).encode("utf-8"), compresslevel=9, mtime=0)
+
+
+def summary(rows: Sequence[Row]) -> dict[str, int]:
+    """Counts for the manifest: identifiers by status and names."""
+    out = {s: 0 for s in STATUSES}
+    for r in rows:
+        out[r[1]] += 1
+    out["names"] = sum(len(r[4]) for r in rows)
+    return out
+
+
+@dataclass
+class ReleaseIndex:
+    """What a release holds, keyed for lookups of extracted answers."""
+
+    path: Path
+    digest: str  # sha256 of the file, first 16 hex digits: what documents name it by
+    status: dict[str, str] = field(default_factory=dict)  # id -> live/obsolete/alt
+    primary: dict[str, str] = field(default_factory=dict)  # alt id -> its term
+    aspect: dict[str, str] = field(default_factory=dict)  # id -> BP/MF/CC
+    # folded name/symbol -> its owner, or a tuple of owners (a plain str for the common single owner:
+    # a set per name made the loaded index 3x larger)
+    names: dict[str, Owners] = field(default_factory=dict)  # live ids named so (name or EXACT synonym)
+    symbols: dict[str, Owners] = field(default_factory=dict)  # live genes with this approved/alias symbol
+    previous: dict[str, Owners] = field(default_factory=dict)  # genes that had it (previous, withdrawn)
+
+    def concept(self, identifier: str) -> str:
+        """The term an identifier stands for (an alt_id's primary term; else itself)."""
+        return self.primary.get(identifier, identifier)
+
+
+def owners(table: dict[str, Owners], text: str) -> tuple[str, ...]:
+    """The owners of a name or symbol in one of the index's tables (folded like the lenient score)."""
+    found = table.get(normalize_text(text))
+    if found is None:
+        return ()
+    return (found,) if isinstance(found, str) else found
+
+
+def _add(table: dict[str, Owners], key: str, owner: str) -> None:
+    found = table.get(key)
+    if found is None:
+        table[key] = owner
+    elif isinstance(found, str):
+        if found != owner:
+            table[key] = (found, owner)
+    elif owner not in found:
+        table[key] = (*found, owner)
+
+
+def digest_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def parse(path: Path, data: bytes) -> ReleaseIndex:
+    try:
+        text = gzip.decompress(data).decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise TermnormError(f"{path}: not a release index ({type(e).__name__}: {e})") from None
+    lines = text.split("\n")
+    if lines[0].split("\t") != list(COLUMNS):
+        raise TermnormError(f"{path}:1: not a release index header (expected {', '.join(COLUMNS)})")
+    index = ReleaseIndex(path=path, digest=hashlib.sha256(data).hexdigest()[:16])
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
+        cells = line.split("\t")
+        if len(cells) != len(COLUMNS) or cells[1] not in STATUSES:
+            raise TermnormError(f"{path}:{lineno}: malformed release index row")
+        id_, status, primary, aspect, names, symbols, others = cells
+        index.status[id_] = status
+        if primary:
+            index.primary[id_] = primary
+        if aspect:
+            index.aspect[id_] = aspect
+        if status == "live":
+            for n in names.split(SEP) if names else ():
+                _add(index.names, normalize_text(n), id_)
+        # A withdrawn gene's approved symbol is a previous symbol now.
+        for s in symbols.split(SEP) if symbols else ():
+            _add(index.symbols if status == "live" else index.previous, normalize_text(s), id_)
+        for s in others.split(SEP) if others else ():
+            kind, sym = s[:1], s[1:]
+            target = index.symbols if kind == "+" and status == "live" else index.previous
+            _add(target, normalize_text(sym), id_)
+    return index
+
+
+@lru_cache(maxsize=16)
+def _load(path: str, _key: tuple[int, int, int, int]) -> ReleaseIndex:
+    p = Path(path)
+    return parse(p, p.read_bytes())
+
+
+def load(path: str | Path) -> ReleaseIndex:
+    """The index in ``path``, read once per process and content (a rebuild is seen at once)."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+    except OSError:
+        raise TermnormError(f"{p}: release index not found") from None
+    return _load(str(p), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
