@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from termnorm_eval.harness import runner, taskgen
+from termnorm_eval.harness import validity_names as vn
+from termnorm_eval.harness.dataset import answer_format
 from termnorm_eval.harness.extraction import extract
 from termnorm_eval.harness.scoring import strict_match
 from termnorm_eval.splits import store
@@ -24,6 +26,10 @@ from termnorm_eval.terminologies import BUILTIN
 
 TASKS = sorted(taskgen.task_name(t.key, d.name, s) for t in BUILTIN.values() for d in t.directions
                for s in ("train", "val"))
+STUDY_TASKS = sorted(taskgen.study_task_name(t.key, d.name, s) for t in BUILTIN.values()
+                     for d in t.directions for s in ("train", "val"))
+FORMATS = {name: answer_format(d) for t in BUILTIN.values() for d in t.directions for s in ("train", "val")
+           for name in (taskgen.task_name(t.key, d.name, s), taskgen.study_task_name(t.key, d.name, s))}
 GROUPS = ["termnorm", "termnorm-gene", "termnorm-go", "termnorm-hpo"]
 F = taskgen.FILTER_NAME
 CORE = ("exact_match", "lenient_match", "alignment")
@@ -84,14 +90,36 @@ def check_results(res: dict, tasks: list[str], limit: int, groups: list[str]) ->
         assert res["groups"]["termnorm-go"][f"lenient_match,{F}"] == pytest.approx(mean)
 
 
+def check_validity(res: dict, tasks: list[str]) -> None:
+    """Every validity rate of the task's answer kind in the results JSON: shares that sum to one,
+    ``correct`` = the strict score; ``parse_error`` on study-protocol tasks only."""
+    for name in tasks:
+        row = res["results"][name]
+        kinds = vn.categories_for(FORMATS[name])
+        shares = {c: row[f"{vn.metric(c)},{F}"] for c in kinds}
+        assert all(0.0 <= v <= 1.0 for v in shares.values()) and math.isclose(sum(shares.values()), 1.0), name
+        assert shares["correct"] == pytest.approx(row[f"exact_match,{F}"]), name
+        assert shares["correct"] + shares["lenient_only"] == pytest.approx(row[f"lenient_match,{F}"]), name
+        others = set(vn.METRICS) - {vn.metric(c) for c in kinds}
+        assert not any(f"{m},{F}" in row for m in others), name
+        if name.startswith("termnorm-study_"):
+            assert 0.0 <= row[f"{vn.PARSE_ERROR},{F}"] <= 1.0, name
+        else:
+            assert f"{vn.PARSE_ERROR},{F}" not in row, name
+
+
 @pytest.mark.slow
 def test_lm_eval_cli_tiny_model_every_task(tiny_model: Path, repo_root: Path, tmp_path: Path) -> None:
+    """Both families through the real CLI: plain and study-protocol tasks, validity rates in the JSON."""
     out = tmp_path / "out"
     proc = _lm_eval(["run", "--model", "hf", "--model_args", f"pretrained={tiny_model},dtype=float32",
-                     "--tasks", "termnorm", "--include_path", "tasks", "--limit", "2", "--device", "cpu",
-                     "--batch_size", "4", "--output_path", str(out), "--log_samples"], cwd=repo_root)
+                     "--tasks", "termnorm,termnorm-study", "--include_path", "tasks", "--limit", "2",
+                     "--device", "cpu", "--batch_size", "4", "--output_path", str(out), "--log_samples"],
+                    cwd=repo_root)
     res = _results(out)
     check_results(res, TASKS, 2, GROUPS)
+    check_validity(res, TASKS + STUDY_TASKS)
+    assert set(STUDY_TASKS) <= set(res["results"]) and "termnorm-study" in res["groups"]
     assert "termnorm_go_term2id_val" in proc.stdout and "lenient_match" in proc.stdout
     samples = sorted(out.rglob("samples_termnorm_go_term2id_val_*.jsonl"))
     lines = [json.loads(x) for x in samples[0].read_text().splitlines()]

@@ -42,7 +42,8 @@ def add_ontology_command(
         "http(s) URL (downloaded with a progress bar).", show_default=False)],
     name: Annotated[str, typer.Option(
         "--name", help="Short lower-case name: tasks termnorm_<name>_{term2id,id2term}_{train,val}, "
-        "group termnorm-<name>. Not go, hpo or gene.", show_default=False)],
+        "group termnorm-<name>; the study-protocol family termnorm-study_<name>_*, group "
+        "termnorm-study-<name>. Not go, hpo or gene.", show_default=False)],
     out: Annotated[Path, typer.Option(
         "--out", help="Output folder (new or empty): splits + manifest + task YAMLs. Pass it to "
         "lm_eval --include_path and to --data-dir.", show_default=False)],
@@ -165,6 +166,9 @@ def add_ontology_command(
     console.print(f"          manifest.json, {result.name}/train.jsonl ({c['train']}), "
                   f"{result.name}/val.jsonl ({c['val']})")
     console.print(f"          tasks {', '.join(result.tasks)}; group {result.group}")
+    console.print(f"          study-protocol tasks {', '.join(result.study_tasks)}; "
+                  f"group {result.study_group}")
+    console.print(f"          {result.name}/index.tsv.gz: every id and name of the file (answer validity)")
     console.print("next")
     console.print(f"  {result.lm_eval_command('MODEL', out)}")
     console.print(f"  {result.finetune_command('MODEL', out)}")

@@ -7,9 +7,13 @@ Output folder layout (``OUT``; it is at once the data folder and the task folder
     OUT/DATA_CARD.md                  the same facts for humans (rendered from the manifest)
     OUT/<name>/train.jsonl            the sampled records (same layout as the shipped splits)
     OUT/<name>/val.jsonl
+    OUT/<name>/index.tsv.gz           every id, alt_id, name and synonym of the file (answer validity)
     OUT/_default_template_yaml        the template of the built-in tasks (harness.taskgen)
+    OUT/_study_template_yaml          the same for the study-protocol family
     OUT/termnorm_<name>_<direction>_<split>.yaml
+    OUT/termnorm-study_<name>_<direction>_<split>.yaml
     OUT/_group_termnorm-<name>.yaml   group termnorm-<name>
+    OUT/_group_termnorm-study-<name>.yaml
     OUT/utils.py                      binds the tasks to the splits beside it (relative path)
 
 So ``lm_eval --include_path OUT`` finds the tasks, and ``--data-dir OUT`` is what the fine-tuning
@@ -87,6 +91,8 @@ class AddOntologyResult:
     val_file: Path
     tasks: list[str]  # termnorm_<name>_<direction>_<split>
     group: str  # termnorm-<name>
+    study_tasks: list[str]  # the study-protocol family: termnorm-study_<name>_<direction>_<split>
+    study_group: str  # termnorm-study-<name>
     popularity: str  # what popularity means, or "none (uniform sample)"
     bins: int  # popularity bins actually used (1 without annotations)
     counts: dict[str, int]  # terms_in_file, terms_kept, candidates, train, val (+ annotation_rows,
@@ -256,7 +262,13 @@ def add_ontology(
         TermnormError: bad input (not an OBO file, unknown or ambiguous prefix, too few terms, ...);
             nothing is written then.
     """
-    from termnorm_eval.harness.taskgen import group_name, task_name, write_task_family
+    from termnorm_eval.harness.taskgen import (
+        group_name,
+        study_group_name,
+        study_task_name,
+        task_name,
+        write_task_family,
+    )
     from termnorm_eval.sources.popularity import read_popularity_table
     from termnorm_eval.splits import release_index
     from termnorm_eval.splits.balance import check_seed
@@ -410,7 +422,9 @@ def add_ontology(
         out_dir=out, manifest=out / "manifest.json",
         train_file=out / name / "train.jsonl", val_file=out / name / "val.jsonl",
         tasks=[task_name(name, d.name, s) for d in term.directions for s in SPLITS],
-        group=group_name(name), popularity=meaning, bins=b.stats["binning"]["bins"],
+        group=group_name(name),
+        study_tasks=[study_task_name(name, d.name, s) for d in term.directions for s in SPLITS],
+        study_group=study_group_name(name), popularity=meaning, bins=b.stats["binning"]["bins"],
         counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
         parser=obo.parser, annotation_format=ann.format if ann else None, warnings=list(obo.warnings),
         unannotated_bins=0 if uniform else sum(1 for x in b.stats["bins"] if x["popularity_max"] == 0),

@@ -120,6 +120,14 @@ def _sources_table(sources: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _index_line(key: str, counts: dict[str, int] | None) -> list[str]:
+    if not counts:
+        return []
+    return [f"- Release index (`{key}/index.tsv.gz`, what answer validity looks answers up in): "
+            f"{counts['live']} live, {counts['obsolete']} obsolete and {counts['alt']} alternative "
+            f"identifiers, {counts['names']} names and exact synonyms."]
+
+
 def _terminology_facts(key: str, t: dict[str, Any]) -> list[str]:
     binning = t.get("binning", {})
     excluded = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t.get("excluded", {}).items()) or "none"
@@ -148,6 +156,7 @@ def _terminology_facts(key: str, t: dict[str, Any]) -> list[str]:
         + (f"; {merged} merged: the values could not fill more" if merged else "") + "). "
         + (f"Wide bins: {wide}." if wide else "No bin holds one value for more than 1.5 equal bins' worth."),
         f"- Excluded: {excluded}. Fields left out of kept records: {notes}.",
+        *_index_line(key, t.get("release_index")),
         "",
         *_bin_table(t),
         "",
