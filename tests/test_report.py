@@ -10,7 +10,7 @@ import pytest
 
 from termnorm_eval.cli import main
 from termnorm_eval.report import compare, render
-from termnorm_eval.report.results import ReportInputError, find_results_file, load_run
+from termnorm_eval.report.results import ReportInputError, find_results_files, load_run
 
 STAMP = "2026-01-01T00-00-00.000000"
 T_TRAIN, T_VAL = "termnorm_go_term2id_train", "termnorm_go_term2id_val"
@@ -45,21 +45,20 @@ def write_run(folder: Path, scores: dict[str, tuple[float, float]], *, stamp: st
     return f
 
 
-def test_folder_gives_newest_results_file(tmp_path: Path) -> None:
-    write_run(tmp_path, {T_TRAIN: (0.0, 0.0)}, stamp="2026-01-01T00-00-00.000000")
+def test_folder_gives_every_results_file_oldest_first(tmp_path: Path) -> None:
+    old = write_run(tmp_path, {T_TRAIN: (0.0, 0.0)}, stamp="2026-01-01T00-00-00.000000")
     newest = write_run(tmp_path, {T_TRAIN: (0.5, 0.5)}, stamp="2026-03-01T00-00-00.000000")
-    assert find_results_file(tmp_path, "--base") == (newest, 2)
-    assert find_results_file(newest, "--base") == (newest, 1)
+    assert find_results_files(tmp_path, "--base") == [old, newest]
+    assert find_results_files(newest, "--base") == [newest]
     with pytest.raises(ReportInputError, match="no such file"):
-        find_results_file(tmp_path / "nope", "--base")
-    write_run(tmp_path / "mixed", {T_TRAIN: (0.0, 0.0)})
-    (tmp_path / "mixed" / "__tmp__model").rename(tmp_path / "mixed" / "__tmp__base")
-    write_run(tmp_path / "mixed", {T_TRAIN: (0.0, 0.0)})
-    with pytest.raises(ReportInputError, match=r"results of 2 models \(__tmp__base, __tmp__model\)"):
-        find_results_file(tmp_path / "mixed", "--base")
+        find_results_files(tmp_path / "nope", "--base")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReportInputError, match="no results_"):
-        find_results_file(tmp_path / "empty", "--tuned")
+        find_results_files(tmp_path / "empty", "--tuned")
+    # the same task in two files of one run: the newest counts
+    run = load_run(tmp_path, "base", "--base")
+    assert run.files == [old, newest] and run.tasks[T_TRAIN].metrics["exact_match"] == 0.5
+    assert run.tasks[T_TRAIN].also_in == [old]
 
 
 def test_bad_files_name_file_and_line(tmp_path: Path) -> None:
@@ -70,7 +69,7 @@ def test_bad_files_name_file_and_line(tmp_path: Path) -> None:
     other = tmp_path / "o" / "results_y.json"
     other.parent.mkdir()
     other.write_text(json.dumps({"results": {"hellaswag": {"acc,none": 0.3}}}))
-    with pytest.raises(ReportInputError, match="no termnorm_"):
+    with pytest.raises(ReportInputError, match=r"no termnorm\[-study\]_"):
         load_run(other, "base", "--base")
     wrong_name = tmp_path / "scores.json"
     wrong_name.write_text("{}")
@@ -181,5 +180,10 @@ def test_cli_writes_everything_or_nothing(tmp_path: Path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "run-1" in printed and "+50.0" in printed
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["report.md", "report.csv", "report.json", "popularity_bins.csv", "gains.png", "popularity.png"])
-    assert "| GO term2id | run-1 | +50.0 (+50.0) |" in (out / "report.md").read_text()
+        ["report.md", "report.csv", "report.json", "popularity_bins.csv", "validity.csv", "gains.png",
+         "popularity.png", "validity.png"])
+    md = (out / "report.md").read_text()
+    # no samples: the unpaired difference, no interval, a footnote saying why
+    assert "| GO term2id | run-1 | +50.0 (+50.0) [1] |" in md
+    assert "1. item counts, paired intervals and McNemar p need --log_samples" in md
+    assert "Answer validity: not shown" in md and "validity.png" not in md

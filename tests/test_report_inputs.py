@@ -14,14 +14,18 @@ import pytest
 from test_report import STAMP, T_TRAIN, T_VAL, write_run
 
 from termnorm_eval.cli import main
+from termnorm_eval.harness.validity_names import PARSE_ERROR, metric
 
 SAMPLES = {T_TRAIN: [("GO:1", "GO:1", 1.0, 50, 19), ("GO:2", "GO:2", 0.0, 1, 0),
                      ("GO:3", "GO:3", 0.0, 9, 9), ("GO:4", "GO:4", 1.0, 30, 15)]}
+# after fine-tuning GO:2 is right too: 3 of 4, as the tuned results files say (0.75)
+TUNED_SAMPLES = {T_TRAIN: [(i, a, 1.0 if i == "GO:2" else ok, p, b) for i, a, ok, p, b in SAMPLES[T_TRAIN]]}
 
 
 def _pair(tmp_path: Path, **tuned_kw: object) -> tuple[Path, Path]:
     base = write_run(tmp_path / "b", {T_TRAIN: (0.5, 0.5)}, samples=SAMPLES)
-    kw: dict = {"model_args": {"pretrained": "/m/base", "peft": "/a/lora"}, "samples": SAMPLES} | tuned_kw
+    kw: dict = {"model_args": {"pretrained": "/m/base", "peft": "/a/lora"},
+                "samples": TUNED_SAMPLES} | tuned_kw
     return base, write_run(tmp_path / "t", {T_TRAIN: (0.75, 0.75)}, **kw)
 
 
@@ -52,7 +56,8 @@ def _edit(results: Path, edit) -> None:
 
 @pytest.mark.parametrize("value", [True, False, -3.5, 1e308, 1.0000001, "0.5", None, float("nan"),
                                    float("inf"), [0.5], {"v": 1}])
-@pytest.mark.parametrize("key", ["exact_match,extract", "lenient_match,extract", "exact_match_low,extract"])
+@pytest.mark.parametrize("key", ["exact_match,extract", "lenient_match,extract", "exact_match_low,extract",
+                                 metric("wrong_real") + ",extract", PARSE_ERROR + ",extract"])
 def test_impossible_metric_values_are_rejected(tmp_path: Path, capsys, key: str, value: object) -> None:
     base, tuned = _pair(tmp_path)
     _edit(tuned, lambda d: d["results"][T_TRAIN].__setitem__(key, value))
@@ -180,7 +185,7 @@ def test_hostile_labels_and_model_names_are_escaped(tmp_path: Path, capsys) -> N
     model = "/m/[/red]base\n| x"
     base = write_run(tmp_path / "b", {T_TRAIN: (0.5, 0.5), T_VAL: (0.0, 0.0)}, samples=SAMPLES,
                      model_args={"pretrained": model})
-    tuned = write_run(tmp_path / "t", {T_TRAIN: (0.75, 0.75), T_VAL: (0.25, 0.25)}, samples=SAMPLES,
+    tuned = write_run(tmp_path / "t", {T_TRAIN: (0.75, 0.75), T_VAL: (0.25, 0.25)}, samples=TUNED_SAMPLES,
                       model_args={"pretrained": model, "peft": "/a/[bold]lora"})
     label = "a|b\\|c\nd [/red] $\\frac{$ \udcff"
     out = tmp_path / "out[/red]"
@@ -196,11 +201,15 @@ def test_hostile_labels_and_model_names_are_escaped(tmp_path: Path, capsys) -> N
     run_cells = [c.strip() for ln in table_rows for c in _md_cells(ln) if "frac" in c]
     assert run_cells and all(c == "a\\|b\\\\\\|c<br>d [/red] $\\\\frac{$ \ufffd" for c in run_cells)
     assert not any(ln.startswith("| x") for ln in md.splitlines())  # the model name stayed on its line
-    assert all(ln.startswith(("#", "-", "|", "!", "Strict", "1.", "2.", "3.")) or not ln
+    assert all(ln.startswith(("#", "-", "|", "!", "Strict", "Brackets", "†", "Answer validity",
+                              "1.", "2.", "3.")) or not ln
                for ln in md.splitlines()), md
     rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert rep["tuned"][0]["label"] == label.replace("\udcff", "\ufffd")
     assert math.isclose(rep["rows"][1]["delta_strict"], 0.25)
     for png in ("gains.png", "popularity.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    assert re.search(r"\| GO term2id \| a\\\|b.*\| \+25\.0 \(\+25\.0\) \|", md)
+    # one document gained, none lost: the paired interval includes 0 (marked), the held-out delta
+    # has no samples (unpaired, footnote 1)
+    assert re.search(r"\| GO term2id \| a\\\|b.*\| \+25\.0 \[-23\.8, \+25\.0\]† \(\+25\.0\) \| "
+                     r"\+25\.0 \(\+25\.0\) \[1\] \|", md)

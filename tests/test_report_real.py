@@ -187,3 +187,75 @@ def test_same_file_twice_is_an_error(runs, capsys) -> None:
         main(["report", "--base", str(runs["base"]), "--tuned", str(_results_file(runs["base"]))])
     assert exc.value.code == 2
     assert "same results file" in capsys.readouterr().err
+
+
+def _split_like_finetune(tuned: Path, adapter_eval: Path) -> None:
+    """The real tuned results as termnorm-finetune's printed commands lay them out: training-split
+    tasks in <adapter>/eval/train, held-out ones in <adapter>/eval/val (each with its samples)."""
+    f = _results_file(tuned)
+    data = json.loads(f.read_text())
+    stamp = f.name[len("results_"):-len(".json")]
+    for split, later in (("train", "0"), ("val", "1")):
+        part = json.loads(json.dumps(data))
+        keep = [t for t in data["results"] if t.endswith(f"_{split}")]
+        for section in ("results", "versions", "n-samples", "configs", "higher_is_better", "n-shot"):
+            if isinstance(part.get(section), dict):
+                part[section] = {k: v for k, v in part[section].items() if k in keep}
+        out = adapter_eval / split / f.parent.name
+        out.mkdir(parents=True)
+        new_stamp = stamp[:-1] + later  # two runs, one after the other
+        (out / f"results_{new_stamp}.json").write_text(json.dumps(part))
+        for task in keep:
+            name = f"samples_{task}_{{}}.jsonl"
+            shutil.copy(f.with_name(name.format(stamp)), out / name.format(new_stamp))
+
+
+def test_finetune_layout_and_intervals_on_real_runs(runs, tmp_path: Path, capsys) -> None:
+    from scipy import stats
+
+    from termnorm_eval.report import intervals, render
+
+    adapter_eval = tmp_path / "lora-go" / "eval"
+    _split_like_finetune(runs["tuned"], adapter_eval)
+    one, two = tmp_path / "one", tmp_path / "two"
+    _report(["--base", str(runs["base"]), "--tuned", str(runs["tuned"]), "--out", str(one)], capsys)
+    text = _report(["--base", str(runs["base"]), "--tuned", str(adapter_eval), "--out", str(two)], capsys)
+    assert "2 results files" in text
+    assert (one / "report.csv").read_text() == (two / "report.csv").read_text()
+
+    base = load_run(runs["base"], "base", "--base")
+    tuned = load_run(adapter_eval, "lora-go", "--tuned")
+    for r in csv.DictReader((two / "report.csv").open()):
+        samples = (base if r["role"] == "base" else tuned).tasks[r["task"]].samples
+        assert samples is not None
+        k = round(sum(s.strict for s in samples.values()))
+        ci = stats.binomtest(k, len(samples)).proportion_ci(method="wilson")
+        assert (float(r["strict_lo"]), float(r["strict_hi"])) == pytest.approx((ci.low, ci.high), abs=1e-6)
+        if r["role"] == "tuned":
+            g, lost = int(r["gained"]), int(r["lost"])
+            p = 1.0 if g + lost == 0 else stats.binomtest(g, g + lost).pvalue
+            assert float(r["p_strict"]) == pytest.approx(p, rel=1e-6)
+            assert float(r["delta_strict_lo"]) <= float(r["delta_strict"]) <= float(r["delta_strict_hi"])
+            unclear = intervals.includes_zero((float(r["delta_strict_lo"]), float(r["delta_strict_hi"])))
+            delta_cell = _md_row(two, r)[5]  # ROW_HEAD: "Δ strict pp [95% CI]"
+            assert delta_cell.startswith(f"{100 * float(r['delta_strict']):+.1f} [")
+            assert (render.UNCLEAR in delta_cell) == unclear
+
+    rep = json.loads((two / "report.json").read_text())
+    if rep["validity"]:  # results of a plugin version that emits validity_<category>
+        for v in rep["validity"]:
+            assert v["shares"] is None or sum(v["shares"].values()) == pytest.approx(1.0, abs=1e-6)
+    else:
+        assert render.VALIDITY_MISSING in text
+
+
+def _md_row(folder: Path, r: dict[str, str]) -> list[str]:
+    """The cells of the Markdown row of a CSV row (its task's table, its split and run)."""
+    from termnorm_eval.report.render import SPLIT_TITLE, pair_title
+
+    md = (folder / "report.md").read_text()
+    title = "## " + pair_title(r["terminology"], r["direction"], r["family"])
+    section = md.split(title + "\n", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in section.splitlines()
+            if ln.startswith("| ")]
+    return next(c for c in rows if c[0] == SPLIT_TITLE[r["split"]] and c[1] == r["run"])

@@ -23,17 +23,21 @@ def _labels(runs_paths: list[Path], labels: list[str] | None) -> list[str | None
 
 def report(
     base: Annotated[
-        Path | None,
-        typer.Option("--base", help="Results of the base model: a results_*.json file or an lm_eval "
-                     "--output_path folder (the newest results file inside is used)."),
+        list[Path] | None,
+        typer.Option("--base", help="Results of the base model: a results_*.json file or a folder "
+                     "(every results file below it is used; for a task in several, the newest). "
+                     "Repeat to give several files or folders of the same model."),
     ] = None,
     tuned: Annotated[
         list[Path] | None,
-        typer.Option("--tuned", help="Results of a fine-tuned model (adapter); repeat for several."),
+        typer.Option("--tuned", help="Results of a fine-tuned model (adapter): a file or folder, e.g. "
+                     "<adapter>/eval (holding eval/train and eval/val). Repeat for several runs; "
+                     "paths of the same model, adapter and task version form one run."),
     ] = None,
     label: Annotated[
         list[str] | None,
-        typer.Option("--label", help="Names of the --tuned runs, in order (default: adapter folder name)."),
+        typer.Option("--label", help="Names of the --tuned paths, in order (default: adapter folder "
+                     "name); paths merged into one run must not have different labels."),
     ] = None,
     filter_name: Annotated[
         str | None,
@@ -43,53 +47,25 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Write report.md, report.csv, report.json, popularity_bins.csv, "
-                     "gains.png and popularity.png here."),
+                     "validity.csv, gains.png, popularity.png and validity.png here."),
     ] = None,
 ) -> None:
-    """Compare a base run with fine-tuned runs of the termnorm_* tasks: strict and lenient accuracy
-    on the training split (memorization) and the held-out split (generalization), items gained and
-    lost (with --log_samples), and accuracy by popularity."""
-    from termnorm_eval.analysis.files import stdout_console, write_all
-    from termnorm_eval.errors import TermnormError
-    from termnorm_eval.report import compare, render
-    from termnorm_eval.report.results import load_run
+    """Compare a base run with fine-tuned runs of the termnorm tasks: strict and lenient accuracy
+    on the training split (memorization) and the held-out split (generalization) with 95%
+    intervals, items gained and lost with McNemar's test (with --log_samples), answer validity,
+    and accuracy by popularity."""
+    import sys
 
-    if base is None:
-        raise TermnormError("--base is required: the results of the model before fine-tuning")
-    if not tuned:
-        raise TermnormError("--tuned is required (at least one): the results of a fine-tuned model")
-    base_run = load_run(base, "base", "--base", filter_name)
-    runs = []
-    for path, name in zip(tuned, _labels(tuned, label), strict=True):
-        run = load_run(path, name or "tuned", "--tuned", filter_name)
-        if run.path.resolve() == base_run.path.resolve():
-            raise TermnormError(f"--tuned {path}: is the same results file as --base ({run.path})")
-        if name is None:
-            run.label = Path(run.adapter).name if run.adapter else Path(run.model).name or "tuned"
-        runs.append(run)
-    seen: dict[str, int] = {"base": 1}
-    for run in runs:  # labels must be unique: they key the table rows
-        if run.label in seen:
-            seen[run.label] += 1
-            run.label = f"{run.label}#{seen[run.label]}"
-        else:
-            seen[run.label] = 1
-    for i, run in enumerate(runs):
-        for other in runs[:i]:
-            if run.path.resolve() == other.path.resolve():
-                raise TermnormError(f"--tuned {run.path}: given twice")
+    from rich.console import Console
 
-    rep = compare.build(base_run, runs)
-    stdout_console().print(render.terminal(rep))
-    if out is not None:
-        figures = ["gains.png", "popularity.png"]
-        paths = write_all(out, {
-            "report.md": render.markdown(rep, figures),
-            "report.csv": render.csv_out(rep),
-            "report.json": render.json_out(rep),
-            "popularity_bins.csv": render.bins_csv(rep),
-            "gains.png": render.gains_figure(rep),
-            "popularity.png": render.popularity_figure(rep),
-        })
+    from termnorm_eval.report import render
+    from termnorm_eval.report.make import make_report
+
+    # A piped stdout gets a width that fits the tables with their intervals (rich's fallback is 80).
+    console = Console(width=None if sys.stdout.isatty() else 250)
+    tuned = tuned or []
+    runs = [(name, [path]) for path, name in zip(tuned, _labels(tuned, label), strict=True)]
+    rep = make_report(base or [], runs, out, filter_name=filter_name, console=console)
+    if rep.written:
         # a plain string is rich markup: a folder named "[/x]" must be shown, not parsed
-        stdout_console().print(render.rich_text("wrote " + ", ".join(str(p) for p in paths)), style="dim")
+        console.print(render.rich_text("wrote " + ", ".join(str(p) for p in rep.written)), style="dim")

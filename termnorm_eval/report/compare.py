@@ -2,7 +2,9 @@
 
 A delta is computed only when both sides scored the same documents under the same task version;
 anything else becomes "n/a" with a footnote that says why, never a number that compares two
-different things.
+different things. Every accuracy gets a 95% Wilson interval; every gain with logged samples on
+both sides gets a 95% exact McNemar-based interval and McNemar's exact p (``intervals``); without
+samples the delta is the unpaired difference of the two accuracies, with a footnote.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import math
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from termnorm_eval.harness.validity_names import CATEGORIES, categories_for
+from termnorm_eval.report import intervals
 from termnorm_eval.report.results import LENIENT, STRICT, Run, TaskResult
 from termnorm_eval.terminologies import BUILTIN, SPLITS
 
@@ -32,7 +37,7 @@ class Footnotes:
 
 @dataclass
 class Row:
-    """One run on one task (terminology x direction x split)."""
+    """One run on one task (family x terminology x direction x split)."""
 
     key: str
     direction: str
@@ -40,15 +45,29 @@ class Row:
     run: str
     role: str  # "base" or "tuned"
     task: str
+    family: str = "termnorm"
     n: int | None = None
     strict: float | None = None
     lenient: float | None = None
+    strict_lo: float | None = None  # 95% Wilson interval
+    strict_hi: float | None = None
+    lenient_lo: float | None = None
+    lenient_hi: float | None = None
     delta_strict: float | None = None  # tuned - base: memorization gain (train), generalization (val)
     delta_lenient: float | None = None
+    paired: bool = False  # the deltas' intervals and p-values come from per-document pairs
+    delta_strict_lo: float | None = None  # 95% exact McNemar-based interval
+    delta_strict_hi: float | None = None
+    p_strict: float | None = None  # McNemar's exact test
+    delta_lenient_lo: float | None = None
+    delta_lenient_hi: float | None = None
+    p_lenient: float | None = None
     gained: int | None = None  # wrong in base, right after tuning (strict)
     lost: int | None = None
     kept_correct: int | None = None
     kept_wrong: int | None = None
+    lenient_gained: int | None = None
+    lenient_lost: int | None = None
     rho: float | None = None  # Spearman: popularity vs strict correctness
     rho_p: float | None = None
     has_samples: bool = False  # with samples and rho None: rho is undefined (a constant side)
@@ -58,6 +77,43 @@ class Row:
         if n not in self.notes:
             self.notes.append(n)
 
+    def ci(self, what: str) -> tuple[float, float] | None:
+        """The interval of ``strict``, ``lenient``, ``delta_strict`` or ``delta_lenient``."""
+        lo, hi = getattr(self, f"{what}_lo"), getattr(self, f"{what}_hi")
+        return None if lo is None or hi is None else (lo, hi)
+
+    @property
+    def strict_gain_unclear(self) -> bool:
+        """The strict gain's paired interval includes 0."""
+        return intervals.includes_zero(self.ci("delta_strict"))
+
+
+@dataclass(frozen=True)
+class BinScore:
+    n: int
+    strict: float
+    lo: float  # 95% Wilson interval
+    hi: float
+
+
+@dataclass
+class ValidityRow:
+    """Answer-validity shares of one run on one task (None: not in its results file)."""
+
+    family: str
+    key: str
+    direction: str
+    split: str
+    task: str
+    run: str
+    role: str
+    shares: dict[str, float] | None
+    parse_error: float | None
+    notes: list[int] = field(default_factory=list)
+
+
+Pair = tuple[str, str, str]  # (family, terminology, direction): one table of the report
+
 
 @dataclass
 class Report:
@@ -66,11 +122,14 @@ class Report:
     rows: list[Row]
     footnotes: Footnotes
     warnings: list[str]
-    # (terminology, direction, split, run label) -> popularity bin -> (documents, strict accuracy)
-    by_bin: dict[tuple[str, str, str, str], dict[int, tuple[int, float]]]
+    # (family, terminology, direction, split, run label) -> popularity bin -> strict accuracy
+    by_bin: dict[tuple[str, str, str, str, str], dict[int, BinScore]]
+    validity: list[ValidityRow] = field(default_factory=list)  # empty: no run has validity metrics
+    validity_categories: dict[Pair, tuple[str, ...]] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)  # the files make_report wrote, if any
 
-    def pairs(self) -> list[tuple[str, str]]:
-        return list(dict.fromkeys((r.key, r.direction) for r in self.rows))
+    def pairs(self) -> list[Pair]:
+        return list(dict.fromkeys((r.family, r.key, r.direction) for r in self.rows))
 
 
 def _order(key: str, direction: str) -> tuple[int, str, int, str]:
@@ -95,17 +154,65 @@ def spearman(samples_pop: list[int], correct: list[float]) -> tuple[float | None
     return (None, None) if math.isnan(rho) else (rho, p)
 
 
-def _fill(row: Row, tr: TaskResult, run: Run, notes: Footnotes) -> None:
+def _wilson(k: float, n: int | None) -> tuple[float | None, float | None]:
+    if abs(k - round(k)) < 1e-6:  # a mean of 0/1 scores times n, up to float rounding
+        k = round(k)
+    ci = intervals.wilson(k, n) if n else None
+    return (None, None) if ci is None else ci
+
+
+def _fill(row: Row, tr: TaskResult, run: Run, notes: Footnotes, warns: list[str]) -> None:
     row.n = tr.n
     row.strict = tr.metrics.get(STRICT)
     row.lenient = tr.metrics.get(LENIENT)
     if row.lenient is None:
-        row.note(notes.add(f"{LENIENT} not reported in {run.label} ({run.path.name}): "
+        row.note(notes.add(f"{LENIENT} not reported in {run.label} ({tr.file.name}): "
                            "an older plugin version?"))
+    if tr.also_in:
+        files = ", ".join(str(f) for f in [*tr.also_in, tr.file])
+        row.note(notes.add(f"{tr.task}: in {len(tr.also_in) + 1} results files of {run.label} ({files}); "
+                           f"the newest, {tr.file}, is used"))
+    # k = accuracy x n (a mean of 0/1 scores): the interval is always around the number shown
+    if row.strict is not None:
+        row.strict_lo, row.strict_hi = _wilson(row.strict * (row.n or 0), row.n)
+    if row.lenient is not None:
+        row.lenient_lo, row.lenient_hi = _wilson(row.lenient * (row.n or 0), row.n)
+    if tr.samples and row.strict is not None:
+        mean = sum(s.strict for s in tr.samples.values()) / len(tr.samples)
+        if not math.isclose(mean, row.strict, abs_tol=1e-6):  # paired numbers come from the samples
+            warns.append(f"{tr.task} in {run.label}: its samples file gives strict accuracy {mean:.4f}, "
+                         f"the results file {row.strict:.4f} (files of different runs?)")
     if tr.samples:
         row.has_samples = True
         pts = [(s.popularity, s.strict) for s in tr.samples.values() if s.popularity is not None]
         row.rho, row.rho_p = spearman([p for p, _ in pts], [c for _, c in pts])
+
+
+def _paired(row: Row, b: TaskResult, t: TaskResult) -> None:
+    """Transitions, paired intervals and McNemar p from the documents both runs scored."""
+    assert b.samples is not None and t.samples is not None
+    ids = list(b.samples)
+    before = {i: b.samples[i].strict >= 1.0 for i in ids}
+    after = {i: t.samples[i].strict >= 1.0 for i in ids}
+    row.gained = sum(1 for i in ids if not before[i] and after[i])
+    row.lost = sum(1 for i in ids if before[i] and not after[i])
+    row.kept_correct = sum(1 for i in ids if before[i] and after[i])
+    row.kept_wrong = sum(1 for i in ids if not before[i] and not after[i])
+    if not ids:
+        return
+    row.paired = True
+    row.p_strict = intervals.mcnemar_exact_p(row.gained, row.lost)
+    row.delta_strict_lo, row.delta_strict_hi = intervals.mcnemar_interval(row.gained, row.lost, len(ids))
+    lb = [b.samples[i].lenient for i in ids]
+    la = [t.samples[i].lenient for i in ids]
+    if row.delta_lenient is not None and None not in lb and None not in la:
+        lb_f = [float(x or 0.0) for x in lb]
+        la_f = [float(x or 0.0) for x in la]
+        row.lenient_gained = sum(1 for x, y in zip(lb_f, la_f, strict=True) if x < 1.0 <= y)
+        row.lenient_lost = sum(1 for x, y in zip(lb_f, la_f, strict=True) if y < 1.0 <= x)
+        row.p_lenient = intervals.mcnemar_exact_p(row.lenient_gained, row.lenient_lost)
+        row.delta_lenient_lo, row.delta_lenient_hi = intervals.mcnemar_interval(
+            row.lenient_gained, row.lenient_lost, len(ids))
 
 
 def _comparable(base: TaskResult, tuned: TaskResult, run: Run, notes: Footnotes) -> int | None:
@@ -129,6 +236,10 @@ def _comparable(base: TaskResult, tuned: TaskResult, run: Run, notes: Footnotes)
     return None
 
 
+UNPAIRED = ("item counts, paired intervals and McNemar p need --log_samples on both runs; "
+            "the delta shown is the unpaired difference of the two accuracies")
+
+
 def build(base: Run, tuned: list[Run]) -> Report:
     notes = Footnotes()
     warns: list[str] = []
@@ -142,30 +253,30 @@ def build(base: Run, tuned: list[Run]) -> Report:
     if base.adapter:
         warns.append(f"base run has an adapter (peft={base.adapter}): is it really the base model?")
 
-    tasks = sorted({t for r in (base, *tuned) for t in r.tasks},
-                   key=lambda t: (*_order(*_task_kd(base, tuned, t)), SPLITS.index(t.rsplit("_", 1)[1])))
+    runs = (base, *tuned)
+    info = {t: tr for r in reversed(runs) for t, tr in r.tasks.items()}  # any run's copy: names only
+    tasks = sorted(info, key=lambda t: (info[t].family != "termnorm", info[t].family,
+                                        *_order(info[t].key, info[t].direction), SPLITS.index(info[t].split)))
     rows: list[Row] = []
-    by_bin: dict[tuple[str, str, str, str], dict[int, tuple[int, float]]] = {}
     for task in tasks:
-        key, direction = _task_kd(base, tuned, task)
-        split = task.rsplit("_", 1)[1]
+        ti = info[task]
         b = base.tasks.get(task)
-        base_row = Row(key, direction, split, base.label, "base", task)
+        base_row = Row(ti.key, ti.direction, ti.split, base.label, "base", task, ti.family)
         if b is None:
-            base_row.note(notes.add(f"{task}: not in the base run ({base.path.name}): no delta"))
+            base_row.note(notes.add(f"{task}: not in the base run ({base.where}): no delta"))
         else:
-            _fill(base_row, b, base, notes)
+            _fill(base_row, b, base, notes, warns)
         rows.append(base_row)
         for run in tuned:
             t = run.tasks.get(task)
-            row = Row(key, direction, split, run.label, "tuned", task)
+            row = Row(ti.key, ti.direction, ti.split, run.label, "tuned", task, ti.family)
             rows.append(row)
             if t is None:
-                row.note(notes.add(f"{task}: not in {run.label} ({run.path.name})"))
+                row.note(notes.add(f"{task}: not in {run.label} ({run.where})"))
                 continue
-            _fill(row, t, run, notes)
+            _fill(row, t, run, notes, warns)
             if b is None:
-                row.note(notes.add(f"{task}: not in the base run ({base.path.name}): no delta"))
+                row.note(notes.add(f"{task}: not in the base run ({base.where}): no delta"))
                 continue
             why = _comparable(b, t, run, notes)
             if why is not None:
@@ -176,15 +287,11 @@ def build(base: Run, tuned: list[Run]) -> Report:
             if row.lenient is not None and base_row.lenient is not None:
                 row.delta_lenient = row.lenient - base_row.lenient
             if b.samples is not None and t.samples is not None:
-                before = {i: s.strict >= 1.0 for i, s in b.samples.items()}
-                after = {i: s.strict >= 1.0 for i, s in t.samples.items()}
-                row.gained = sum(1 for i in before if not before[i] and after[i])
-                row.lost = sum(1 for i in before if before[i] and not after[i])
-                row.kept_correct = sum(1 for i in before if before[i] and after[i])
-                row.kept_wrong = sum(1 for i in before if not before[i] and not after[i])
+                _paired(row, b, t)
             else:
-                row.note(notes.add("item counts need --log_samples on both runs"))
-    for run in (base, *tuned):
+                row.note(notes.add(UNPAIRED))
+    by_bin: dict[tuple[str, str, str, str, str], dict[int, BinScore]] = {}
+    for run in runs:
         for tr in run.tasks.values():
             if not tr.samples:
                 continue
@@ -192,31 +299,73 @@ def build(base: Run, tuned: list[Run]) -> Report:
             for s in tr.samples.values():
                 if s.bin is not None:
                     bins[s.bin].append(s.strict)
-            by_bin[(tr.key, tr.direction, tr.split, run.label)] = {
-                k: (len(v), sum(v) / len(v)) for k, v in sorted(bins.items())
+            by_bin[(tr.family, tr.key, tr.direction, tr.split, run.label)] = {
+                k: BinScore(len(v), sum(v) / len(v), *intervals.wilson(sum(v), len(v)) or (0.0, 0.0))
+                for k, v in sorted(bins.items())
             }
-    return Report(base, tuned, rows, notes, warns, by_bin)
+    report = Report(base, tuned, rows, notes, warns, by_bin)
+    _validity(report, tasks, info)
+    return report
 
 
-def _task_kd(base: Run, tuned: list[Run], task: str) -> tuple[str, str]:
-    for run in (base, *tuned):
-        if task in run.tasks:
-            return run.tasks[task].key, run.tasks[task].direction
-    raise KeyError(task)
+def _categories(tr: TaskResult, present: set[str]) -> tuple[str, ...]:
+    """The categories of the task's answer format (validity_names), plus any others its results
+    hold (a terminology this version does not know), in display order."""
+    term = BUILTIN.get(tr.key)
+    kind = next((d.answer_kind for d in term.directions if d.name == tr.direction), None) if term else None
+    wanted = set(categories_for(kind) if kind else ()) | present
+    return tuple(c for c in CATEGORIES if c in wanted)
+
+
+def _validity(report: Report, tasks: list[str], info: dict[str, TaskResult]) -> None:
+    """Answer-validity shares per task and run; left empty when no run has any (older results)."""
+    runs = (report.base, *report.tuned)
+    if not any(tr.validity for r in runs for tr in r.tasks.values()):
+        return
+    present: dict[Pair, set[str]] = defaultdict(set)
+    for task in tasks:
+        ti = info[task]
+        pair = (ti.family, ti.key, ti.direction)
+        for run in runs:
+            tr = run.tasks.get(task)
+            if tr is None:
+                continue
+            shares = tr.validity
+            row = ValidityRow(ti.family, ti.key, ti.direction, ti.split, task, run.label,
+                              "base" if run is report.base else "tuned", shares, tr.parse_error)
+            if shares is None:
+                row.notes.append(report.footnotes.add(
+                    f"no answer-validity metrics in {run.label} ({tr.file.name}): "
+                    "made by a plugin version before them"))
+            else:
+                present[pair] |= set(shares)
+                total = sum(shares.values())
+                if not math.isclose(total, 1.0, abs_tol=1e-3):
+                    report.warnings.append(f"{task} in {run.label}: answer-validity shares sum to "
+                                           f"{total:.3f}, not 1 (a category missing?)")
+            report.validity.append(row)
+    for task in tasks:
+        ti = info[task]
+        pair = (ti.family, ti.key, ti.direction)
+        report.validity_categories.setdefault(pair, _categories(ti, present[pair]))
 
 
 def summary(report: Report) -> list[dict[str, object]]:
-    """Per terminology x direction x tuned run: memorization and generalization gains."""
+    """Per family x terminology x direction x tuned run: memorization and generalization gains."""
     out = []
-    for key, direction in report.pairs():
+    for family, key, direction in report.pairs():
         for run in report.tuned:
-            rec: dict[str, object] = {"terminology": key, "direction": direction, "run": run.label}
+            rec: dict[str, object] = {"family": family, "terminology": key, "direction": direction,
+                                      "run": run.label}
             for split in SPLITS:
-                row = next((r for r in report.rows if (r.key, r.direction, r.split, r.run) ==
-                            (key, direction, split, run.label)), None)
+                row = next((r for r in report.rows if (r.family, r.key, r.direction, r.split, r.run) ==
+                            (family, key, direction, split, run.label)), None)
                 role = SPLIT_ROLE.get(split, split)
-                rec[f"{role}_strict"] = row.delta_strict if row else None
-                rec[f"{role}_lenient"] = row.delta_lenient if row else None
+                for what in ("strict", "lenient"):
+                    rec[f"{role}_{what}"] = getattr(row, f"delta_{what}") if row else None
+                    rec[f"{role}_{what}_lo"] = getattr(row, f"delta_{what}_lo") if row else None
+                    rec[f"{role}_{what}_hi"] = getattr(row, f"delta_{what}_hi") if row else None
+                    rec[f"{role}_{what}_p"] = getattr(row, f"p_{what}") if row else None
                 rec[f"{role}_notes"] = list(row.notes) if row else []
             out.append(rec)
     return out

@@ -1,7 +1,8 @@
 """The report as terminal tables, Markdown (papers, PRs), CSV, JSON and PNG figures.
 
-Accuracies are shown in percent and gains in percentage points (the study's unit); CSV and JSON
-keep fractions.
+Accuracies are shown in percent and gains in percentage points (the study's unit), each with its
+95% interval in brackets; CSV and JSON keep fractions. A gain whose paired interval includes 0 is
+marked with UNCLEAR.
 """
 
 from __future__ import annotations
@@ -16,19 +17,36 @@ from rich.table import Table
 from rich.text import Text
 
 from termnorm_eval.analysis.files import csv_text, figure_png, json_text, pyplot
-from termnorm_eval.report.compare import Report, Row, summary
-from termnorm_eval.report.results import Run
+from termnorm_eval.harness.validity_names import CATEGORIES, LABELS
+from termnorm_eval.report import intervals
+from termnorm_eval.report.compare import Pair, Report, Row, ValidityRow, summary
+from termnorm_eval.report.results import STUDY, Run
 from termnorm_eval.terminologies import BUILTIN
 from termnorm_eval.text import clean_text
 
 NA = "n/a"
+UNCLEAR = "†"  # the gain's 95% paired interval includes 0
 SPLIT_TITLE = {"train": "train (memorization)", "val": "held-out (generalization)"}
 CSV_COLUMNS = (
-    "terminology", "direction", "split", "run", "role", "task", "n", "strict", "lenient",
-    "delta_strict", "delta_lenient", "gained", "lost", "kept_correct", "kept_wrong", "rho", "rho_p", "notes",
+    "family", "terminology", "direction", "split", "run", "role", "task", "n",
+    "strict", "strict_lo", "strict_hi", "lenient", "lenient_lo", "lenient_hi",
+    "delta_strict", "delta_strict_lo", "delta_strict_hi", "p_strict",
+    "delta_lenient", "delta_lenient_lo", "delta_lenient_hi", "p_lenient", "paired",
+    "gained", "lost", "kept_correct", "kept_wrong", "lenient_gained", "lenient_lost", "rho", "rho_p", "notes",
 )
-ROW_HEAD = ("split", "run", "n", "strict %", "lenient %", "Δ strict", "Δ lenient",
-            "gained", "lost", "kept right", "kept wrong", "ρ pop.")
+ROW_HEAD = ("split", "run", "n", "strict % [95% CI]", "lenient % [95% CI]", "Δ strict pp [95% CI]",
+            "p strict", "Δ lenient pp [95% CI]", "p lenient", "gained", "lost", "kept right", "kept wrong",
+            "ρ pop.")
+INTERVALS_TEXT = (
+    "Brackets: 95% intervals; Wilson score intervals for accuracies; for gains the exact "
+    "McNemar-based interval (Clopper-Pearson on the documents gained among those that changed, "
+    "scaled to the gain), with p the two-sided exact McNemar test on gained vs lost: the interval "
+    "excludes 0 exactly when p < 0.05. Paired numbers need --log_samples on both runs; without them "
+    "the delta is the unpaired difference, with no interval."
+)
+UNCLEAR_TEXT = f"{UNCLEAR} the gain's 95% paired interval includes 0: no clear change."
+VALIDITY_MISSING = ("Answer validity: not shown, no results file holds validity_<category> metrics "
+                    "(made by a plugin version before them).")
 
 
 def md_cell(text: str) -> str:
@@ -48,10 +66,10 @@ def mpl_text(text: str) -> str:
     return clean_text(text).replace("$", r"\$")
 
 
-def pair_title(key: str, direction: str) -> str:
+def pair_title(key: str, direction: str, family: str = "termnorm") -> str:
     term = BUILTIN.get(key)
     label = key.upper() if term is None else ("gene" if term.kind == "gene" else term.label)
-    return f"{label} {direction}"
+    return f"{label} {direction}" + (" (study protocol)" if family == STUDY else "")
 
 
 def _pct(x: float | None) -> str:
@@ -66,47 +84,90 @@ def _int(x: int | None) -> str:
     return "" if x is None else str(x)
 
 
+def _p(x: float | None) -> str:
+    return "" if x is None else ("<0.001" if x < 0.001 else f"{x:.3f}")
+
+
 def _marks(notes: Sequence[int]) -> str:
     return "".join(f" [{n}]" for n in notes)
+
+
+def _acc(x: float | None, ci: tuple[float, float] | None) -> str:
+    return _pct(x) if x is None or ci is None else f"{_pct(x)} [{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def _gain(x: float | None, ci: tuple[float, float] | None) -> str:
+    if x is None or ci is None:
+        return _pp(x)
+    return f"{_pp(x)} [{_pp(ci[0])}, {_pp(ci[1])}]" + (UNCLEAR if intervals.includes_zero(ci) else "")
 
 
 def _cells(row: Row) -> list[str]:
     is_base = row.role == "base"
     cells = [
-        SPLIT_TITLE.get(row.split, row.split), row.run, _int(row.n), _pct(row.strict), _pct(row.lenient),
-        "" if is_base else _pp(row.delta_strict), "" if is_base else _pp(row.delta_lenient),
+        SPLIT_TITLE.get(row.split, row.split), row.run, _int(row.n),
+        _acc(row.strict, row.ci("strict")), _acc(row.lenient, row.ci("lenient")),
+        "" if is_base else _gain(row.delta_strict, row.ci("delta_strict")), _p(row.p_strict),
+        "" if is_base else _gain(row.delta_lenient, row.ci("delta_lenient")), _p(row.p_lenient),
         _int(row.gained), _int(row.lost), _int(row.kept_correct), _int(row.kept_wrong),
         f"{row.rho:+.2f}" if row.rho is not None else ("const." if row.has_samples else ""),
     ]
     if row.notes:  # the mark goes where the gap shows: the delta when there is one, else the accuracy
-        at = 5 if not is_base and row.delta_strict is None and row.strict is not None else 3
+        at = 5 if not is_base and row.strict is not None else 3
         cells[at] += _marks(row.notes)
     return cells
 
 
 def _summary_cells(rec: dict[str, Any]) -> list[str]:
-    out = [pair_title(str(rec["terminology"]), str(rec["direction"])), str(rec["run"])]
+    out = [pair_title(str(rec["terminology"]), str(rec["direction"]), str(rec["family"])), str(rec["run"])]
     for role in ("memorization", "generalization"):
         strict, lenient = rec[f"{role}_strict"], rec[f"{role}_lenient"]
-        cell = f"{_pp(strict)} ({_pp(lenient)})"
-        if strict is None and rec[f"{role}_notes"]:
+        lo, hi = rec[f"{role}_strict_lo"], rec[f"{role}_strict_hi"]
+        cell = f"{_gain(strict, None if lo is None else (lo, hi))} ({_pp(lenient)})"
+        if (strict is None or lo is None) and rec[f"{role}_notes"]:
             cell += _marks(rec[f"{role}_notes"])
         out.append(cell)
     return out
 
 
-SUMMARY_HEAD = ("task", "run", "memorization gain: train Δ, pp (lenient)",
-                "generalization gain: held-out Δ, pp (lenient)")
+SUMMARY_HEAD = ("task", "run", "memorization gain: train Δ, pp [95% CI] (lenient)",
+                "generalization gain: held-out Δ, pp [95% CI] (lenient)")
 
 
 def _runs_lines(report: Report) -> list[str]:
     def one(run: Run, role: str) -> str:
-        extra = f", newest of {run.picked_from} results files" if run.picked_from > 1 else ""
         adapter = f", adapter {run.adapter}" if run.adapter else ""
         name = role if run.label == role else f"{role} {run.label!r}"
-        return clean_text(f"{name}: {run.path} (model {run.model}{adapter}; filter {run.filter}{extra})")
+        files = str(run.path) if len(run.files) == 1 else (
+            f"{len(run.files)} results files: " + ", ".join(str(f) for f in run.files))
+        return clean_text(f"{name}: {files} (model {run.model}{adapter}; filter {run.filter})")
 
     return [one(report.base, "base"), *(one(r, "tuned") for r in report.tuned)]
+
+
+def _validity_table(report: Report, pair: Pair) -> tuple[list[str], list[list[str]]]:
+    """Head and cells of one pair's answer-validity table (shares in %, categories in order)."""
+    cats = report.validity_categories.get(pair, ())
+    rows = [v for v in report.validity if (v.family, v.key, v.direction) == pair]
+    with_parse = any(v.parse_error is not None for v in rows)
+    head = ["split", "run", *(LABELS[c] + " %" for c in cats)] + (["parse error %"] if with_parse else [])
+    cells = []
+    prev = None
+    for v in rows:
+        line = ["" if v.split == prev else SPLIT_TITLE.get(v.split, v.split), v.run]  # named once
+        prev = v.split
+        if v.shares is None:
+            line += [NA + _marks(v.notes)] + [""] * (len(cats) - 1)
+        else:
+            line += [_pct(v.shares[c]) if c in v.shares else "" for c in cats]
+        if with_parse:
+            line.append(_pct(v.parse_error) if v.parse_error is not None else "")
+        cells.append(line)
+    return head, cells
+
+
+def _validity_pairs(report: Report) -> list[Pair]:
+    return list(dict.fromkeys((v.family, v.key, v.direction) for v in report.validity))
 
 
 def terminal(report: Report) -> Group:
@@ -114,19 +175,19 @@ def terminal(report: Report) -> Group:
     parts: list[Any] = [Text("\n".join(_runs_lines(report)), style="dim")]
     for w in report.warnings:
         parts.append(Text(clean_text(f"warning: {w}"), style="yellow"))
-    s = Table(title="Gains from fine-tuning (percentage points; lenient in parentheses)",
+    s = Table(title="Gains from fine-tuning (percentage points [95% CI]; lenient in parentheses)",
               title_justify="left")
     for h in SUMMARY_HEAD:
         s.add_column(h, no_wrap=True, justify="left" if h in ("task", "run") else "right")
     for rec in summary(report):
         s.add_row(*map(rich_text, _summary_cells(rec)))
     parts.append(s)
-    for key, direction in report.pairs():
-        t = Table(title=rich_text(pair_title(key, direction)), title_justify="left")
+    for family, key, direction in report.pairs():
+        t = Table(title=rich_text(pair_title(key, direction, family)), title_justify="left")
         for h in ROW_HEAD:
-            t.add_column(h, no_wrap=True, justify="left" if h in ("split", "run") else "right")
+            t.add_column(rich_text(h), no_wrap=True, justify="left" if h in ("split", "run") else "right")
         prev = None
-        for row in (r for r in report.rows if (r.key, r.direction) == (key, direction)):
+        for row in (r for r in report.rows if (r.family, r.key, r.direction) == (family, key, direction)):
             cells = _cells(row)
             if prev is not None and row.split != prev:
                 t.add_section()
@@ -135,6 +196,19 @@ def terminal(report: Report) -> Group:
             prev = row.split
             t.add_row(*map(rich_text, cells))
         parts.append(t)
+    if report.validity:
+        for pair in _validity_pairs(report):
+            vhead, vcells = _validity_table(report, pair)
+            name = pair_title(pair[1], pair[2], pair[0])
+            t = Table(title=rich_text(f"Answer validity: {name} (% of answers)"), title_justify="left")
+            for h in vhead:
+                t.add_column(rich_text(h), justify="left" if h in ("split", "run") else "right")
+            for line in vcells:
+                t.add_row(*map(rich_text, line))
+            parts.append(t)
+    else:
+        parts.append(Text(VALIDITY_MISSING, style="dim"))
+    parts.append(Text(clean_text(INTERVALS_TEXT + " " + UNCLEAR_TEXT), style="dim"))
     if report.footnotes.texts:
         notes = "\n".join(f"[{i}] {txt}" for i, txt in enumerate(report.footnotes.texts, 1))
         parts.append(Text(clean_text(notes)))
@@ -159,85 +233,159 @@ def markdown(report: Report, figures: Sequence[str]) -> str:
               "memorization gain, on the held-out split the generalization gain. gained/lost/kept: "
               "documents by strict correctness before -> after (needs `--log_samples`). ρ pop.: "
               "Spearman rank correlation of popularity with strict correctness (const.: undefined, "
-              "every document scored the same).", ""]
+              "every document scored the same).", "", md_cell(INTERVALS_TEXT), "", md_cell(UNCLEAR_TEXT), ""]
     lines += ["## Summary", ""]
     lines += _md_table(SUMMARY_HEAD, [_summary_cells(r) for r in summary(report)])
-    for key, direction in report.pairs():
-        lines += ["", f"## {md_cell(pair_title(key, direction))}", ""]
-        rows = [_cells(r) for r in report.rows if (r.key, r.direction) == (key, direction)]
+    for family, key, direction in report.pairs():
+        lines += ["", f"## {md_cell(pair_title(key, direction, family))}", ""]
+        rows = [_cells(r) for r in report.rows if (r.family, r.key, r.direction) == (family, key, direction)]
         lines += _md_table(ROW_HEAD, rows)
+    lines += ["", "## Answer validity", ""]
+    if report.validity:
+        lines += ["What the answers were, before and after fine-tuning: each answer falls into one "
+                  "category of its answer format; shares in % of the documents scored (parse error: "
+                  "study-protocol responses that were not JSON with the asked key).", ""]
+        for pair in _validity_pairs(report):
+            head, cells = _validity_table(report, pair)
+            lines += [f"### {md_cell(pair_title(pair[1], pair[2], pair[0]))}", ""]
+            lines += [*_md_table(head, cells), ""]
+    else:
+        lines += [md_cell(VALIDITY_MISSING), ""]
     for fig in figures:
-        lines += ["", f"![{fig}]({fig})"]
+        lines += [f"![{fig}]({fig})", ""]
     if report.footnotes.texts:
-        lines += ["", "## Notes", ""]
+        lines += ["## Notes", ""]
         lines += [f"{i}. {md_cell(txt)}" for i, txt in enumerate(report.footnotes.texts, 1)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _is_p(key: str) -> bool:
+    return key.startswith("p_") or key.endswith("_p")
+
+
+def _round(d: dict[str, Any]) -> dict[str, Any]:
+    """Fractions to 6 decimals; p-values to 6 significant digits (a p of 1e-9 must not become 0)."""
+    return {k: (float(f"{v:.6g}") if _is_p(k) else round(v, 6)) if isinstance(v, float) else v
+            for k, v in d.items()}
 
 
 def _row_dict(r: Row) -> dict[str, Any]:
     d = asdict(r)
     d["terminology"] = d.pop("key")
     d["notes"] = " ".join(f"[{n}]" for n in r.notes)
-    return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
+    d["strict_gain_includes_zero"] = r.strict_gain_unclear if r.paired else None
+    return _round(d)
 
 
 def csv_out(report: Report) -> str:
     return csv_text([_row_dict(r) for r in report.rows], CSV_COLUMNS)
 
 
+BINS_COLUMNS = ("family", "terminology", "direction", "split", "run", "bin", "n", "strict", "strict_lo",
+                "strict_hi")
+
+
 def bins_csv(report: Report) -> str:
     rows = [
-        {"terminology": k, "direction": d, "split": s, "run": run, "bin": b, "n": n, "strict": round(acc, 6)}
-        for (k, d, s, run), bins in report.by_bin.items() for b, (n, acc) in bins.items()
+        _round({"family": f, "terminology": k, "direction": d, "split": s, "run": run, "bin": b, "n": v.n,
+                "strict": v.strict, "strict_lo": v.lo, "strict_hi": v.hi})
+        for (f, k, d, s, run), bins in report.by_bin.items() for b, v in bins.items()
     ]
-    return csv_text(rows, ("terminology", "direction", "split", "run", "bin", "n", "strict"))
+    return csv_text(rows, BINS_COLUMNS)
+
+
+def _validity_dict(v: ValidityRow) -> dict[str, Any]:
+    return {"family": v.family, "terminology": v.key, "direction": v.direction, "split": v.split,
+            "task": v.task, "run": v.run, "role": v.role,
+            "shares": None if v.shares is None else _round(v.shares),
+            "parse_error": v.parse_error, "notes": " ".join(f"[{n}]" for n in v.notes)}
+
+
+def validity_csv(report: Report) -> str:
+    """One row per task and run, one column per category (CATEGORIES order), fractions."""
+    cats = [c for c in CATEGORIES if any(v.shares and c in v.shares for v in report.validity)]
+    rows = []
+    for v in report.validity:
+        d = {k: val for k, val in _validity_dict(v).items() if k != "shares"}
+        rows.append(_round(d | {c: (v.shares or {}).get(c) for c in cats}))
+    return csv_text(rows, ("family", "terminology", "direction", "split", "task", "run", "role",
+                           *cats, "parse_error", "notes"))
 
 
 def json_out(report: Report) -> str:
     def run(r: Run) -> dict[str, Any]:
-        return {"label": r.label, "path": clean_text(str(r.path)), "model_args": r.model_args,
+        return {"label": r.label, "path": clean_text(str(r.path)),
+                "files": [clean_text(str(f)) for f in r.files], "model_args": r.model_args,
                 "filter": r.filter}
 
     return json_text({
         "base": run(report.base), "tuned": [run(r) for r in report.tuned],
         "warnings": report.warnings, "notes": report.footnotes.texts,
-        "summary": summary(report), "rows": [_row_dict(r) for r in report.rows],
-        "by_bin": [{"terminology": k, "direction": d, "split": s, "run": r,
-                    "bins": {str(b): {"n": n, "strict": acc} for b, (n, acc) in v.items()}}
-                   for (k, d, s, r), v in report.by_bin.items()],
+        "intervals": {"accuracy": "wilson", "level": 0.95,
+                      "gain": "exact McNemar-based: Clopper-Pearson on gained of gained + lost, "
+                              "scaled to (gained - lost) / n",
+                      "gain_p": "exact McNemar (two-sided binomial on gained vs lost)"},
+        "summary": [_round(r) for r in summary(report)], "rows": [_row_dict(r) for r in report.rows],
+        "by_bin": [{"family": f, "terminology": k, "direction": d, "split": s, "run": r,
+                    "bins": {str(b): {"n": v.n, "strict": v.strict, "strict_lo": v.lo, "strict_hi": v.hi}
+                             for b, v in bins.items()}}
+                   for (f, k, d, s, r), bins in report.by_bin.items()],
+        "validity": [_validity_dict(v) for v in report.validity],
+        "validity_labels": {c: LABELS[c] for c in CATEGORIES},
+        "validity_note": None if report.validity else VALIDITY_MISSING,
     })
 
 
 def gains_figure(report: Report) -> bytes:
-    """Memorization gain vs generalization gain per task and fine-tuned run (strict, pp)."""
+    """Memorization gain vs generalization gain per task and fine-tuned run (strict, pp), with the
+    95% paired intervals as error bars; a gain whose interval includes 0 is labelled with UNCLEAR."""
     plt = pyplot()
     recs = summary(report)
-    labels = list(dict.fromkeys(pair_title(str(r["terminology"]), str(r["direction"])) for r in recs))
+
+    def title(r: dict[str, object]) -> str:
+        return pair_title(str(r["terminology"]), str(r["direction"]), str(r["family"]))
+
+    labels = list(dict.fromkeys(title(r) for r in recs))
     runs = [r.label for r in report.tuned]
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) * max(1, len(runs)) + 2), 4.2))
     width = 0.8 / (2 * max(1, len(runs)))
     cmap = plt.get_cmap("tab10")
     for j, run in enumerate(runs):
         for k, role in enumerate(("memorization", "generalization")):
-            xs, ys = [], []
+            xs: list[float] = []
+            ys: list[float] = []
+            err: list[list[float]] = [[], []]
+            texts: list[str] = []
             for i, lab in enumerate(labels):
-                rec = next(r for r in recs if r["run"] == run and
-                           pair_title(str(r["terminology"]), str(r["direction"])) == lab)
+                rec = next(r for r in recs if r["run"] == run and title(r) == lab)
                 val = rec[f"{role}_strict"]
                 x = i - 0.4 + width * (2 * j + k + 0.5)
                 if val is None:
                     ax.text(x, 0, NA, ha="center", va="bottom", fontsize=6, rotation=90, color="grey")
                     continue
+                y = 100 * float(val)  # type: ignore[arg-type]
+                lo, hi = rec[f"{role}_strict_lo"], rec[f"{role}_strict_hi"]
                 xs.append(x)
-                ys.append(100 * float(val))  # type: ignore[arg-type]
+                ys.append(y)
+                if lo is None or hi is None:
+                    err[0].append(0.0)
+                    err[1].append(0.0)
+                    texts.append(f"{y:+.1f}")
+                else:  # error bars are distances from the bar's top; the gain lies inside its CI
+                    err[0].append(max(0.0, y - 100 * float(lo)))  # type: ignore[arg-type]
+                    err[1].append(max(0.0, 100 * float(hi) - y))  # type: ignore[arg-type]
+                    unclear = intervals.includes_zero((float(lo), float(hi)))  # type: ignore[arg-type]
+                    texts.append(f"{y:+.1f}" + (UNCLEAR if unclear else ""))
             what = "train Δ (memorization)" if k == 0 else "held-out Δ (generalization)"
-            bars = ax.bar(xs, ys, width=width, color=cmap(2 * j + k), label=mpl_text(f"{run}: {what}"))
-            ax.bar_label(bars, fmt="%+.1f", fontsize=7, padding=2)  # a zero gain stays visible
+            bars = ax.bar(xs, ys, width=width, color=cmap(2 * j + k), label=mpl_text(f"{run}: {what}"),
+                          yerr=err, capsize=2, error_kw={"lw": 0.8})
+            ax.bar_label(bars, labels=texts, fontsize=7, padding=2)  # a zero gain stays visible
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=30, ha="right")
+    ax.set_xticklabels([mpl_text(lab) for lab in labels], rotation=30, ha="right")
     ax.set_ylabel("strict accuracy gain (percentage points)")
-    ax.set_title("What fine-tuning did: memorization vs generalization gain", fontsize=10)
+    ax.set_title("What fine-tuning did: memorization vs generalization gain\n"
+                 f"error bars: 95% exact McNemar-based interval; {UNCLEAR}: interval includes 0", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -245,8 +393,9 @@ def gains_figure(report: Report) -> bytes:
 
 
 def popularity_figure(report: Report) -> bytes:
-    """Strict accuracy by popularity: per bin from logged samples, else by the low/mid/high thirds
-    the tasks report (``exact_match_low`` ...)."""
+    """Strict accuracy by popularity: per bin from logged samples (with 95% Wilson intervals), else
+    by the low/mid/high thirds the tasks report (``exact_match_low`` ..., no interval: the results
+    file has no document count per third)."""
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -256,21 +405,27 @@ def popularity_figure(report: Report) -> bytes:
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
     runs = [report.base, *report.tuned]
     cmap = plt.get_cmap("tab10")
-    for ax, (key, direction) in zip(axes.flat, pairs, strict=False):
+    for ax, (family, key, direction) in zip(axes.flat, pairs, strict=False):
         for j, run in enumerate(runs):
             for split in ("train", "val"):
                 style = "-" if split == "train" else "--"
                 marker = "o" if split == "train" else "s"
                 label = mpl_text(f"{run.label} {split}")
-                bins = report.by_bin.get((key, direction, split, run.label))
+                bins = report.by_bin.get((family, key, direction, split, run.label))
                 if bins:
                     xs = list(bins)
-                    ax.plot(xs, [100 * bins[b][1] for b in xs], style, marker=marker, ms=4,
-                            mfc="white" if split == "val" else None, color=cmap(j), label=label)
+                    ys = [100 * bins[b].strict for b in xs]
+                    yerr = [[max(0.0, y - 100 * bins[b].lo) for b, y in zip(xs, ys, strict=True)],
+                            [max(0.0, 100 * bins[b].hi - y) for b, y in zip(xs, ys, strict=True)]]
+                    # runs side by side within a bin, so their error bars do not cover each other
+                    shift = 0.12 * (j - (len(runs) - 1) / 2) + (0.04 if split == "val" else 0.0)
+                    ax.errorbar([x + shift for x in xs], ys, yerr=yerr, fmt=style, marker=marker, ms=4,
+                                mfc="white" if split == "val" else None, color=cmap(j), label=label,
+                                elinewidth=0.7, capsize=1.5)
                     ax.set_xlabel("popularity bin (0 = rarest)")
                     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                     continue
-                tr = run.tasks.get(f"termnorm_{key}_{direction}_{split}")
+                tr = run.tasks.get(f"{family}_{key}_{direction}_{split}")
                 if tr is None:
                     continue
                 pts = [(i, tr.metrics[f"exact_match_{s}"]) for i, s in enumerate(("low", "mid", "high"))
@@ -280,7 +435,7 @@ def popularity_figure(report: Report) -> bytes:
                             mfc="white" if split == "val" else None, color=cmap(j), label=label)
                     ax.set_xticks([0, 1, 2], ["low", "mid", "high"])
                     ax.set_xlabel("popularity third")
-        ax.set_title(pair_title(key, direction), fontsize=9)
+        ax.set_title(mpl_text(pair_title(key, direction, family)), fontsize=9)
         ax.set_ylabel("strict accuracy %")
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
@@ -288,6 +443,50 @@ def popularity_figure(report: Report) -> bytes:
             ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
-    fig.suptitle("Accuracy by popularity (solid, filled: train; dashed, open: held-out)", fontsize=10)
+    fig.suptitle("Accuracy by popularity (solid, filled: train; dashed, open: held-out; "
+                 "bars: 95% Wilson intervals)", fontsize=10)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def validity_figure(report: Report) -> bytes:
+    """Stacked bars of answer-validity shares: per task one bar per run (base, each tuned),
+    segments in CATEGORIES order, legend with LABELS. Without any validity metrics: a figure that
+    says so (the file set of --out stays the same, so a rerun may replace an earlier output)."""
+    plt = pyplot()
+    if not report.validity:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, mpl_text(VALIDITY_MISSING), ha="center", va="center", fontsize=7, wrap=True)
+        return figure_png(fig)
+    tasks = list(dict.fromkeys(v.task for v in report.validity))
+    runs = [report.base.label, *(r.label for r in report.tuned)]
+    used = [c for c in CATEGORIES if any(v.shares and v.shares.get(c) for v in report.validity)]
+    cmap = plt.get_cmap("tab20")
+    colours = {c: cmap(i % 20) for i, c in enumerate(CATEGORIES)}  # a category keeps its colour
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(tasks) * len(runs) + 3), 4.8))
+    for j, run in enumerate(runs):
+        xs = [i - 0.4 + width * (j + 0.5) for i in range(len(tasks))]
+        rows = {v.task: v for v in report.validity if v.run == run}
+        bottom = [0.0] * len(tasks)
+        for c in used:
+            hs = [100 * ((rows[t].shares or {}).get(c, 0.0) if t in rows else 0.0) for t in tasks]
+            ax.bar(xs, hs, width=width * 0.95, bottom=bottom, color=colours[c],
+                   label=mpl_text(LABELS[c]) if j == 0 else None, edgecolor="white", linewidth=0.3)
+            bottom = [b + h for b, h in zip(bottom, hs, strict=True)]
+        for x, t in zip(xs, tasks, strict=True):
+            v = rows.get(t)
+            text = run if v is not None and v.shares is not None else f"{run}: {NA}"
+            if v is not None and v.parse_error is not None:
+                text += f" (parse error {_pct(v.parse_error)}%)"
+            ax.text(x, 101, mpl_text(text), rotation=90, ha="center", va="bottom", fontsize=6)
+    ax.set_xticks(range(len(tasks)))
+    ax.set_xticklabels([mpl_text(t) for t in tasks], rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 125)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel("% of answers")
+    ax.set_title("Answer validity before and after fine-tuning (one bar per run)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return figure_png(fig)

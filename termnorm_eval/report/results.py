@@ -1,25 +1,38 @@
-"""Reading what ``lm_eval --output_path ... [--log_samples]`` wrote, for the termnorm_* tasks.
+"""Reading what ``lm_eval --output_path ... [--log_samples]`` wrote, for the termnorm tasks.
 
 The harness writes ``<output_path>/<model name>/results_<timestamp>.json`` and, with
 ``--log_samples``, ``samples_<task>_<timestamp>.jsonl`` beside it (same timestamp). Metric keys
-are ``"<metric>,<filter>"``; task names are ``termnorm_<terminology>_<direction>_<split>``.
+are ``"<metric>,<filter>"``; task names are ``<family>_<terminology>_<direction>_<split>`` with the
+family ``termnorm`` (plain prompts) or ``termnorm-study`` (the study protocol's JSON answers).
+
+One run may span several results files (``termnorm-finetune`` scores the training and held-out
+splits into ``<adapter>/eval/train`` and ``<adapter>/eval/val``): files belong to one run when
+they hold the same model and adapter (``pretrained=``, ``peft=``) and the same task versions;
+the folder layout plays no part.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness.validity_names import CATEGORIES, METRICS, PARSE_ERROR, PREFIX
 from termnorm_eval.text import clean_text
 
-TASK_RE = re.compile(r"^termnorm_(?P<key>[a-z][a-z0-9]*)_(?P<direction>[a-z0-9]+)_(?P<split>train|val)$")
+PLAIN, STUDY = "termnorm", "termnorm-study"
+TASK_RE = re.compile(r"^(?P<family>termnorm(?:-study)?)_(?P<key>[a-z][a-z0-9]*)_(?P<direction>[a-z0-9]+)"
+                     r"_(?P<split>train|val)$")
 RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
 STRICT, LENIENT, ALIGNMENT = "exact_match", "lenient_match", "alignment"
+# deep enough for <adapter>/eval/<split>/<model>/results_*.json given the adapter folder
+MAX_DEPTH = 4
 
 
 class ReportInputError(TermnormError):
@@ -49,17 +62,35 @@ class TaskResult:
     n: int | None  # documents scored ("effective")
     n_total: int | None  # documents in the split ("original")
     samples: dict[str, Sample] | None = None  # by item id; None when not logged
+    family: str = PLAIN
+    file: Path = Path()  # the results file it was read from
+    also_in: list[Path] = field(default_factory=list)  # older files of the same run holding it
+
+    @property
+    def validity(self) -> dict[str, float] | None:
+        """Answer-validity shares by category (display order); None in files made before them."""
+        shares = {c: self.metrics[m] for c, m in zip(CATEGORIES, METRICS, strict=True) if m in self.metrics}
+        return shares or None
+
+    @property
+    def parse_error(self) -> float | None:
+        return self.metrics.get(PARSE_ERROR)
 
 
 @dataclass
 class Run:
+    """One model (+ adapter) as scored by one or more results files."""
+
     label: str
-    path: Path
-    stamp: str
-    model_args: dict[str, str]
+    files: list[Path]  # oldest first
+    model_args: dict[str, str]  # of the newest file
     filter: str
     tasks: dict[str, TaskResult] = field(default_factory=dict)
-    picked_from: int = 1  # how many results files the folder held (newest taken)
+
+    @property
+    def path(self) -> Path:
+        """The newest results file (the only one, for a single-file run)."""
+        return self.files[-1]
 
     @property
     def model(self) -> str:
@@ -69,6 +100,11 @@ class Run:
     def adapter(self) -> str | None:
         return self.model_args.get("peft")
 
+    @property
+    def where(self) -> str:
+        """Short name of the run's files for footnotes."""
+        return self.path.name if len(self.files) == 1 else f"{len(self.files)} results files"
+
 
 def _stamp(file: Path) -> str:
     """The timestamp in a results file's name (the name was matched against RESULTS_RE before)."""
@@ -76,33 +112,35 @@ def _stamp(file: Path) -> str:
     return m.group("stamp") if m else ""
 
 
-def find_results_file(path: str | Path, option: str) -> tuple[Path, int]:
-    """``path`` itself, or the newest ``results_*.json`` in the folder and its model subfolders.
+def _walk(folder: Path) -> list[Path]:
+    """``results_*.json`` in ``folder`` and up to MAX_DEPTH folders below; hidden folders (an
+    interrupted writer's temporaries) and symbolic links to folders are not entered."""
+    found: list[Path] = []
+    top = len(folder.parts)
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        deeper = len(here.parts) - top < MAX_DEPTH
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if deeper else []
+        found += [here / f for f in files if RESULTS_RE.match(f)]
+    return found
 
-    Returns the file and how many candidates there were (to tell the user when there was a choice).
-    """
+
+def find_results_files(path: str | Path, option: str) -> list[Path]:
+    """``path`` itself, or every ``results_*.json`` in the folder and below, oldest first."""
     p = Path(path)
     if p.is_file():
         if not RESULTS_RE.match(p.name):
             raise ReportInputError(f"{option} {p}: not an lm_eval results file (results_<timestamp>.json)")
-        return p, 1
+        return [p]
     if not p.is_dir():
         raise ReportInputError(f"{option} {p}: no such file or folder")
-    found = sorted(
-        [*p.glob("results_*.json"), *p.glob("*/results_*.json")],
-        key=lambda f: (_stamp(f), str(f)),
-    )
+    found = sorted(_walk(p), key=lambda f: (_stamp(f), str(f)))
     if not found:
         raise ReportInputError(
-            f"{option} {p}: no results_*.json here or in its model subfolders "
+            f"{option} {p}: no results_*.json here or in the folders below "
             "(run lm_eval with --output_path)"
         )
-    parents = sorted({f.parent for f in found})
-    if len(parents) > 1:  # e.g. base and adapter runs under one --output_path: never guess which
-        names = ", ".join(str(d.relative_to(p)) or "." for d in parents)
-        raise ReportInputError(f"{option} {p}: holds results of {len(parents)} models ({names}); "
-                               "give the model's subfolder or a results file")
-    return found[-1], len(found)
+    return found
 
 
 def _model_args(config: dict[str, Any]) -> dict[str, str]:
@@ -151,8 +189,8 @@ def _short(value: Any) -> str:
 def metric_range(metric: str) -> tuple[float, float] | None:
     """The values a termnorm metric can take: accuracies are fractions, alignment a cosine; None
     for metrics this report does not know (they are kept only when they are plain numbers)."""
-    if metric in (STRICT, LENIENT) or metric.startswith(STRICT + "_"):
-        return (0.0, 1.0)
+    if metric in (STRICT, LENIENT, PARSE_ERROR) or metric.startswith((STRICT + "_", PREFIX)):
+        return (0.0, 1.0)  # accuracies and shares
     if metric == ALIGNMENT:
         return (-1.0, 1.0)
     return None
@@ -257,11 +295,9 @@ def _section(data: dict[str, Any], key: str, file: Path) -> dict[str, Any]:
     return value
 
 
-def load_run(path: str | Path, label: str, option: str, filt: str | None = None) -> Run:
-    """One results file with its samples, restricted to the termnorm_* leaf tasks."""
-    file, candidates = find_results_file(path, option)
+def _read_json(file: Path) -> Any:
     try:
-        data = json.loads(file.read_bytes().decode("utf-8"))
+        return json.loads(file.read_bytes().decode("utf-8"))
     except OSError as e:
         raise ReportInputError(f"{file}: cannot read ({e.strerror})") from e
     except UnicodeDecodeError as e:
@@ -273,17 +309,55 @@ def load_run(path: str | Path, label: str, option: str, filt: str | None = None)
         raise ReportInputError(f"{file}: JSON nested too deeply: not an lm_eval results file") from None
     except ValueError as e:  # e.g. an integer of more than 4300 digits
         raise ReportInputError(f"{file}: not valid JSON ({_one_line(e)})") from None
+
+
+@dataclass
+class ResultsFile:
+    """One results file's termnorm tasks (with their samples)."""
+
+    path: Path
+    stamp: str
+    model_args: dict[str, str]
+    filter: str
+    tasks: dict[str, TaskResult]
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """What tells runs apart besides task versions: the model and the adapter."""
+        args = self.model_args
+        return (args.get("pretrained", "?").rstrip("/"), (args.get("peft") or "").rstrip("/"))
+
+    @property
+    def versions(self) -> dict[str, set[str]]:
+        """Task versions per family (``termnorm`` and ``termnorm-study`` are versioned apart)."""
+        out: dict[str, set[str]] = {}
+        for tr in self.tasks.values():
+            out.setdefault(tr.family, set()).add(str(tr.version))
+        return out
+
+
+def describe_model(identity: tuple[str, str]) -> str:
+    model, adapter = identity
+    return f"{model} with adapter {adapter}" if adapter else f"{model} (no adapter)"
+
+
+def read_results_file(file: Path, filt: str | None, *, required: bool = True) -> ResultsFile | None:
+    """A results file's termnorm tasks; a file without any is an error when ``required`` (given by
+    name), else None (found in a folder beside other benchmarks' results)."""
+    data = _read_json(file)
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict):
         raise ReportInputError(f"{file}: no 'results' object (not an lm_eval results file)")
     ours = {t: r for t, r in results.items() if TASK_RE.match(t) and isinstance(r, dict)}
     if not ours:
-        raise ReportInputError(f"{file}: holds no termnorm_<terminology>_<direction>_<split> task results")
+        if not required:
+            return None
+        raise ReportInputError(f"{file}: holds no termnorm[-study]_<terminology>_<direction>_<split> "
+                               "task results")
     chosen = _choose_filter(file, ours, filt)
     stamp = _stamp(file)
-    run = Run(label=clean_text(label), path=file, stamp=stamp,
-              model_args=_model_args(_section(data, "config", file)), filter=clean_text(chosen),
-              picked_from=candidates)
+    out = ResultsFile(path=file, stamp=stamp, model_args=_model_args(_section(data, "config", file)),
+                      filter=clean_text(chosen), tasks={})
     n_samples = _section(data, "n-samples", file)
     versions = _section(data, "versions", file)
     for task, res in sorted(ours.items()):
@@ -314,10 +388,78 @@ def load_run(path: str | Path, label: str, option: str, filt: str | None = None)
             # e.g. lm_eval stopped writing the file at a response it could not encode
             raise ReportInputError(f"{sample_file}: {len(samples)} documents under filter {chosen!r}, "
                                    f"but the results file says {n} were scored (an incomplete samples file?)")
-        run.tasks[task] = TaskResult(
+        out.tasks[task] = TaskResult(
             task=task, key=m["key"], direction=m["direction"], split=m["split"], metrics=metrics,
             version=versions.get(task), n=n,
             n_total=_count(counts.get("original"), str(file), f"n-samples.{task}.original"),
-            samples=samples,
+            samples=samples, family=m["family"], file=file,
         )
+    return out
+
+
+def same_run(a: ResultsFile, b: ResultsFile) -> bool:
+    """Same run: same model and adapter, and no family scored under two task versions."""
+    if a.identity != b.identity:
+        return False
+    va, vb = a.versions, b.versions
+    return all(va[f] == vb[f] for f in va.keys() & vb.keys())
+
+
+def read_files(paths: Sequence[str | Path], option: str, filt: str | None) -> list[ResultsFile]:
+    """Every results file under ``paths`` (given as one run), checked to be one model, adapter and
+    set of task versions; a one-line error names the two that differ."""
+    files: list[ResultsFile] = []
+    seen: set[Path] = set()
+    for path in paths:
+        named, before = Path(path).is_file(), len(files)
+        for f in find_results_files(path, option):
+            if f.resolve() in seen:
+                raise ReportInputError(f"{option} {f}: given twice")
+            seen.add(f.resolve())
+            rf = read_results_file(f, filt, required=named)
+            if rf is not None:
+                files.append(rf)
+        if len(files) == before:
+            raise ReportInputError(f"{option} {path}: no results file here holds termnorm task results")
+    files.sort(key=lambda rf: (rf.stamp, str(rf.path)))
+    first = files[0]
+    where = option + " " + ", ".join(str(p) for p in paths)
+    for rf in files[1:]:
+        if rf.identity != first.identity:
+            raise ReportInputError(f"{where}: one run holds results of two models: "
+                                   f"{describe_model(first.identity)} ({first.path}) and "
+                                   f"{describe_model(rf.identity)} ({rf.path}); give them as separate runs")
+        if not same_run(first, rf):
+            fam = next(f for f in first.versions.keys() & rf.versions.keys()
+                       if first.versions[f] != rf.versions[f])
+            raise ReportInputError(f"{where}: one run holds {fam} task version "
+                                   f"{'/'.join(sorted(first.versions[fam]))} ({first.path}) and "
+                                   f"{'/'.join(sorted(rf.versions[fam]))} ({rf.path}); "
+                                   "give the files of one benchmark version")
+        if rf.filter != first.filter:
+            raise ReportInputError(f"{where}: filter {first.filter!r} in {first.path} but {rf.filter!r} in "
+                                   f"{rf.path}; choose one with --filter")
+    return files
+
+
+def merge(files: Sequence[ResultsFile], label: str) -> Run:
+    """One run from files of one model: a task in several files is taken from the newest (by
+    timestamp) and remembers the others (``also_in``, for a footnote)."""
+    ordered = sorted(files, key=lambda rf: (rf.stamp, str(rf.path)))
+    run = Run(label=clean_text(label), files=[rf.path for rf in ordered],
+              model_args=ordered[-1].model_args, filter=ordered[-1].filter)
+    for rf in ordered:
+        for task, tr in rf.tasks.items():
+            old = run.tasks.get(task)
+            if old is not None:
+                tr.also_in = [*old.also_in, old.file]
+            run.tasks[task] = tr
+    run.tasks = dict(sorted(run.tasks.items()))
     return run
+
+
+def load_run(path: str | Path | Sequence[str | Path], label: str, option: str,
+             filt: str | None = None) -> Run:
+    """One run from one or more results files or folders (every results file below a folder)."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    return merge(read_files(paths, option, filt), label)
