@@ -33,9 +33,9 @@ def version() -> None:
 
 def _register_all() -> None:
     # Imported here so `termnorm --help` stays fast: heavy imports live inside the commands.
-    from termnorm_eval.cli import data, doctor, evaluate, finetune, lexicalization, ontology, report
+    from termnorm_eval.cli import data, doctor, evaluate, finetune, lexicalization, ontology, report, study
 
-    for module in (data, evaluate, lexicalization, report, ontology, finetune, doctor):
+    for module in (data, evaluate, lexicalization, report, ontology, finetune, study, doctor):
         module.register(app)
 
 

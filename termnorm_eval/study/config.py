@@ -1,0 +1,308 @@
+"""Study settings: ``StudyConfig`` is their only declaration (finetune's ``FinetuneConfig`` style).
+
+Every field has its default and ``metadata={"help": ...}``; the ``termnorm study`` options and
+the YAML keys are generated from the fields (a key is the field name, ``-`` or ``_``). Settings
+come from the defaults, the YAML file, then flags (flags win). An unknown key, a value of the wrong
+type or out of range is one line naming the file and key (or the flag), before anything runs.
+
+Metadata keys: ``help`` (required), ``check`` (a finetune ``Check``), ``unset`` (what None
+means), ``panel`` (the ``--help`` panel). The YAML reader is finetune's (no aliases, bounded size
+and depth, one-line errors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from finetune.config import IntRange, NonEmpty, NumberRange, short
+from termnorm_eval.errors import TermnormError
+
+# Model types of lm-eval that a study can evaluate. hf: weights here, adapters through peft=, the
+# only type that is trained. The chat-completions types talk to a server (evaluated only). vllm
+# is reserved for the vLLM engine (harness/runner.py, another change): see steps.model_args.
+ModelType = Literal["hf", "vllm", "local-chat-completions", "openai-chat-completions"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
+API_TYPES = ("local-chat-completions", "openai-chat-completions")
+TRAINABLE_TYPES = ("hf",)
+
+MODEL, TRAIN, EVAL, ANALYSIS = "Model", "Training", "Evaluation", "Analysis"
+
+
+@dataclass(frozen=True)
+class EpochList:
+    """Whole epoch counts, increasing, each at least 1 (checkpoints are taken at epoch ends)."""
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, list) or not value:
+            return "must list at least one epoch count"
+        if any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000 for v in value):
+            return f"must be whole numbers from 1 to 10000 (got {short(value)})"
+        if value != sorted(set(value)):
+            return f"must be increasing, without repeats (got {short(value)})"
+        return None
+
+    def __str__(self) -> str:
+        return "increasing whole numbers"
+
+
+@dataclass
+class StudyConfig:
+    """One study: which model, which terminologies, how adapters are trained and scored."""
+
+    model: str | None = field(default=None, metadata={
+        "help": "Base model: a local folder, a hub id, or smollm2 (the prepared SmolLM2-135M-Instruct, "
+        "offline). For the chat-completions types: the model name the server knows.", "panel": MODEL,
+        "required": "base model"})
+    model_type: ModelType = field(default="hf", metadata={
+        "help": "hf (evaluated and trained here; adapters via peft=), local-chat-completions or "
+        "openai-chat-completions (a server at --base-url: evaluated only, never trained), vllm "
+        "(reserved for the vLLM engine).", "panel": MODEL})
+    base_url: str | None = field(default=None, metadata={
+        "help": "Chat-completions endpoint of an API model, e.g. "
+        "http://127.0.0.1:8000/v1/chat/completions.", "panel": MODEL})
+    num_concurrent: int = field(default=1, metadata={
+        "help": "API models: concurrent requests.", "panel": MODEL, "check": IntRange(1, 1024)})
+    max_retries: int = field(default=3, metadata={
+        "help": "API models: retries of a failed request before the step fails.", "panel": MODEL,
+        "check": IntRange(1, 100)})
+    model_args: str | None = field(default=None, metadata={
+        "help": "Extra lm-eval --model_args appended to the ones the study builds (e.g. dtype=bfloat16).",
+        "panel": MODEL})
+    terminologies: list[str] = field(default_factory=lambda: ["go", "hpo", "gene"], metadata={
+        "help": "Terminologies to study (go, hpo, gene, or keys of --data-dir).", "panel": TRAIN,
+        "check": NonEmpty("terminology")})
+    directions: list[str] | None = field(default=None, metadata={
+        "help": "Directions to use, e.g. term2id,name2symbol; each terminology takes the ones it has "
+        "(one adapter per terminology for its directions).", "panel": TRAIN,
+        "unset": "all directions", "check": NonEmpty("direction")})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "Split folder (e.g. add-ontology's output).", "panel": TRAIN, "unset": "the shipped splits"})
+    train: bool = field(default=True, metadata={
+        "help": "Train one LoRA adapter per terminology (off: base evaluation only).", "panel": TRAIN})
+    recipe: str | None = field(default=None, metadata={
+        "help": "termnorm-finetune YAML config with the training recipe (any of its keys but model, "
+        "terminology, directions, data_dir, output_dir, epochs, limit_pairs).", "panel": TRAIN,
+        "unset": "termnorm-finetune's defaults"})
+    epochs: list[int] = field(default_factory=lambda: [3], metadata={
+        "help": "Epoch counts. One: train that long. Several (the study: 1,5,10,15,20): ONE run of the "
+        "largest, with the checkpoints at the others evaluated too (the memorization curve).",
+        "panel": TRAIN, "check": EpochList()})
+    limit_pairs: int | None = field(default=None, metadata={
+        "help": "Train on the first N records per direction (store order).", "panel": TRAIN,
+        "unset": "all", "check": IntRange(1, 2**31 - 1)})
+    learning_rate: float | None = field(default=None, metadata={
+        "help": "Peak learning rate (overrides the recipe).", "panel": TRAIN, "unset": "recipe",
+        "check": NumberRange(0.0, False)})
+    lora_r: int | None = field(default=None, metadata={
+        "help": "LoRA rank (overrides the recipe).", "panel": TRAIN, "unset": "recipe",
+        "check": IntRange(1, 2**16)})
+    lora_alpha: int | None = field(default=None, metadata={
+        "help": "LoRA alpha (overrides the recipe).", "panel": TRAIN, "unset": "recipe",
+        "check": IntRange(1, 2**20)})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "Training rows per step (overrides the recipe).", "panel": TRAIN, "unset": "recipe",
+        "check": IntRange(1, 2**16)})
+    seed: int | None = field(default=None, metadata={
+        "help": "Training seed (overrides the recipe).", "panel": TRAIN, "unset": "recipe",
+        "check": IntRange(0, 2**32 - 1)})
+    backend: Literal["auto", "hf", "unsloth"] | None = field(default=None, metadata={
+        "help": "Training backend (overrides the recipe).", "panel": TRAIN, "unset": "recipe"})
+    cross_eval: bool = field(default=False, metadata={
+        "help": "Also evaluate every adapter on the other terminologies' tasks.", "panel": EVAL})
+    limit: int | None = field(default=None, metadata={
+        "help": "First N documents of each task (store order: with limit_pairs N these are the trained "
+        "pairs on the train split).", "panel": EVAL, "unset": "all", "check": IntRange(1, 2**31 - 1)})
+    apply_chat_template: bool | None = field(default=None, metadata={
+        "help": "Wrap prompts in the model's chat template. Auto: as the adapters are trained (the "
+        "recipe's chat_template, else whether the tokenizer has a template); the chat-completions "
+        "types always do.", "panel": EVAL, "unset": "auto"})
+    num_fewshot: int | None = field(default=None, metadata={
+        "help": "Few-shot examples from the training split.", "panel": EVAL, "unset": "zero-shot",
+        "check": IntRange(0, 64)})
+    eval_batch_size: str = field(default="16", metadata={
+        "help": "Harness --batch_size (or auto).", "panel": EVAL})
+    device: str | None = field(default=None, metadata={
+        "help": "torch device for hf evaluation and the lexicalization analysis.", "panel": EVAL,
+        "unset": "cuda:0 if available, else cpu"})
+    lexicalization: bool = field(default=True, metadata={
+        "help": "Run the lexicalization analysis on the base LM's own hidden states (hf only).",
+        "panel": ANALYSIS})
+    lexicalization_limit: int | None = field(default=200, metadata={
+        "help": "Pairs per mapping and split in the lexicalization analysis (seeded sample).",
+        "panel": ANALYSIS, "unset": "all", "check": IntRange(2, 2**31 - 1)})
+    out: str | None = field(default=None, metadata={
+        "help": "The study folder.", "panel": ANALYSIS, "unset": "<config folder>/<config name>-out"})
+
+    def __post_init__(self) -> None:
+        for key in FIELDS:
+            problem = value_problem(key, getattr(self, key))
+            if problem:
+                raise TermnormError(f"{flag_name(key)} {problem}")
+        if not self.model:
+            raise TermnormError("no base model given (--model or `model:` in the config file)")
+        if self.model_type in API_TYPES:
+            if self.train:
+                raise TermnormError(f"--model-type {self.model_type}: API models are evaluated only, never "
+                                    "trained; set train: false (--no-train)")
+            if self.model_type == "local-chat-completions" and not self.base_url:
+                raise TermnormError("--model-type local-chat-completions needs --base-url (the server's "
+                                    "/v1/chat/completions URL)")
+        elif self.base_url:
+            raise TermnormError(f"--base-url is for the chat-completions model types, not {self.model_type}")
+        if self.model_type not in TRAINABLE_TYPES and self.train:
+            raise TermnormError(f"--model-type {self.model_type}: training goes through the hf backend; "
+                                "set train: false or model_type: hf")
+
+    @property
+    def sweep(self) -> list[int]:
+        """The epochs evaluated from checkpoints (all but the last, which is the final adapter)."""
+        return self.epochs[:-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(StudyConfig)}
+_HINTS = get_type_hints(StudyConfig)
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _members(key: str) -> list[Any]:
+    hint = _HINTS[key]
+    alternatives = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    return [a for a in alternatives if a is not type(None)]
+
+
+def choices(key: str) -> tuple[str, ...]:
+    return tuple(v for m in _members(key) if get_origin(m) is Literal for v in get_args(m))
+
+
+def list_item(key: str) -> type | None:
+    """The item type of a list field (``str`` or ``int``), else None."""
+    for m in _members(key):
+        if get_origin(m) is list:
+            item: type = get_args(m)[0]
+            return item
+    return None
+
+
+def value_kind(key: str) -> type:
+    plain = [m for m in _members(key) if m in (bool, int, float)]
+    return plain[0] if plain else str
+
+
+def value_problem(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    options = choices(key)
+    if options and value not in options:
+        return f"must be one of {', '.join(options)} (got {short(value)})"
+    check = FIELDS[key].metadata.get("check")
+    return check.problem(value) if check is not None else None
+
+
+def coerce(key: str, value: Any) -> Any:
+    """A YAML or flag value as the field's type; TypeError/ValueError when it cannot be."""
+    if value is None:
+        return None
+    item = list_item(key)
+    if item is not None:
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if isinstance(items, (int, float)) and not isinstance(items, bool):
+            items = [items]  # `epochs: 10`
+        if not isinstance(items, list):
+            raise TypeError("expected a list or a comma-separated string")
+        if item is int:
+            out = []
+            for v in items:
+                if isinstance(v, bool) or not isinstance(v, (int, str, float)):
+                    raise TypeError("expected whole numbers")
+                f = float(v)
+                if not math.isfinite(f) or not f.is_integer():
+                    raise ValueError("expected whole numbers")
+                out.append(int(f))
+            return out
+        if not all(isinstance(v, str) for v in items):
+            raise TypeError("expected a list of names")
+        return list(items)
+    kind = value_kind(key)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError("expected true or false")
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise TypeError("expected an integer")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise TypeError("expected a number")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError("expected a string")
+    return str(value)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping of ``path``, every key known, every value converted and checked."""
+    from finetune.config import _read_yaml  # the one hardened YAML reader of the project
+
+    p = Path(path)
+    if not p.is_file():
+        raise TermnormError(f"{p}: config file not found")
+    data = _read_yaml(p)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TermnormError(f"{p}: a study config must be a mapping of keys to values")
+    out: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in FIELDS:
+            raise TermnormError(f"{p}: unknown config key {short(raw_key)} (known: {', '.join(FIELDS)})")
+        if value is None:
+            continue
+        try:
+            out[key] = coerce(key, value)
+        except (TypeError, ValueError) as e:
+            raise TermnormError(f"{p}: config key {short(raw_key)}: {e} (got {short(value)})") from None
+        problem = value_problem(key, out[key])
+        if problem:
+            raise TermnormError(f"{p}: config key {short(raw_key)} {problem}")
+    # Paths in a config file are relative to the file, wherever the command runs.
+    for key in ("out", "recipe", "data_dir"):
+        if key in out and not Path(out[key]).expanduser().is_absolute():
+            out[key] = str((p.parent / out[key]).resolve())
+    if "model" in out and out["model"].startswith("."):  # ./model or ../model: a folder beside it
+        out["model"] = str((p.parent / out["model"]).resolve())
+    return out
+
+
+def build_config(config_file: str | Path | None, flags: dict[str, Any]) -> StudyConfig:
+    """Defaults < config file < flags (a flag left at None is 'not given')."""
+    values = load_config_file(config_file) if config_file else {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        try:
+            values[key] = coerce(key, value)
+        except (TypeError, ValueError) as e:
+            raise TermnormError(f"{flag_name(key)}: {e} (got {short(value)})") from None
+        problem = value_problem(key, values[key])
+        if problem:
+            raise TermnormError(f"{flag_name(key)} {problem}")
+    if not values.get("out") and config_file is not None:
+        p = Path(config_file)
+        values["out"] = str(p.resolve().parent / f"{p.stem}-out")
+    cfg = StudyConfig(**values)
+    if not cfg.out:
+        raise TermnormError("no study folder given (--out, or a --config file beside which it goes)")
+    return cfg

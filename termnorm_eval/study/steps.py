@@ -1,0 +1,469 @@
+"""The study's steps, built from a ``StudyConfig``: what each one reads, runs and writes.
+
+Order (``plan``): ``base`` (the base model on every selected task, train and val splits,
+samples logged), ``train-<key>`` (one LoRA adapter per terminology on its training split, through
+termnorm-finetune's ``run`` in this process), ``eval-<key>`` (that adapter on its own tasks and,
+with ``cross_eval``, every other terminology's), ``sweep-<key>-e<K>`` (the checkpoint of epoch K
+of the same training run), ``lexicalization`` (the base LM's own hidden states), ``report``.
+
+A step builds into a staged sibling of its folder and becomes it in one rename, its record
+inside (``records``); a training step writes into its folder through finetune, whose checkpoints
+let an interrupted training continue.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from termnorm_eval import __version__, atomic
+from termnorm_eval.errors import TermnormError
+from termnorm_eval.study import records
+from termnorm_eval.study.config import API_TYPES, StudyConfig
+from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, task_names
+
+KINDS = ("base", "train", "eval", "sweep", "lexicalization", "report")
+# Settings of a recipe the study decides itself.
+STUDY_SETS = ("model", "terminology", "directions", "data_dir", "output_dir", "epochs", "limit_pairs",
+              "resume")
+
+
+@dataclass
+class Step:
+    name: str  # folder name and what --only/--from take
+    kind: str
+    inputs: dict[str, Any]
+    run: Callable[[Step, Path], dict[str, Any]]  # builds into the folder given; returns outputs
+    depends: list[str] = field(default_factory=list)  # steps whose records it reads
+    staged: bool = True  # False: run() writes in the step folder itself (training)
+    describe: str = ""
+
+
+@dataclass
+class Context:
+    """What every step shares: the config, resolved model, data identity, the study folder."""
+
+    cfg: StudyConfig
+    out: Path
+    model_path: str  # a local folder for hf (prepared smollm2 resolved), else the name
+    model_identity: dict[str, Any]
+    data: dict[str, Any]  # sha256 of the data manifest and of each split used
+    selected: dict[str, list[str]]  # terminology -> its selected directions
+    recipe: dict[str, Any]  # finetune settings from the recipe file and the study's overrides
+    include_path: Path | None
+    chat: bool = True  # --apply_chat_template for every evaluation
+    steps: dict[str, Step] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ context
+
+
+def resolve_model(cfg: StudyConfig) -> tuple[str, dict[str, Any]]:
+    """(model as given to lm-eval and finetune, its identity for the records)."""
+    assert cfg.model is not None
+    if cfg.model_type in API_TYPES:
+        return cfg.model, {"name": cfg.model, "base_url": cfg.base_url}
+    from termnorm_eval import models
+
+    if cfg.model in models.MODELS and not Path(cfg.model).exists():
+        if not models.is_prepared(cfg.model):
+            print(f"termnorm study: preparing the {cfg.model} model (once, ~30 s)", file=sys.stderr)
+        path = models.prepare_model(cfg.model)
+    else:
+        path = Path(cfg.model).expanduser()
+        if not path.exists():
+            if cfg.model.startswith(("/", ".", "~")):
+                raise TermnormError(f"--model {cfg.model}: model folder not found")
+            return cfg.model, {"name": cfg.model}  # a hub id: its name is all we know
+    path = path.resolve()
+    if not (path / "config.json").is_file():
+        raise TermnormError(f"--model {path}: not a model folder (no config.json)")
+    # Weights by name and size, not hashed: hashing 16 GB at every rerun would cost minutes, and a
+    # replaced checkpoint changes its size or its config in practice.
+    weights = {p.name: p.stat().st_size for p in sorted(path.iterdir())
+               if p.suffix in (".safetensors", ".bin", ".gguf")}
+    return str(path), {"path": str(path), "config_sha256": records.file_sha256(path / "config.json"),
+                       "weights": weights}
+
+
+def select(cfg: StudyConfig) -> dict[str, list[str]]:
+    """terminology -> its directions among ``cfg.directions``; every name must be used."""
+    from termnorm_eval.splits import store
+
+    keys = store.available(cfg.data_dir)
+    unknown = [k for k in cfg.terminologies if k not in keys]
+    if unknown:
+        raise TermnormError(f"--terminologies {', '.join(unknown)}: not in the data (available: "
+                            f"{', '.join(keys)})")
+    selected: dict[str, list[str]] = {}
+    used: set[str] = set()
+    for key in dict.fromkeys(cfg.terminologies):
+        names = [d.name for d in store.terminology(key, cfg.data_dir).directions]
+        chosen = [d for d in names if cfg.directions is None or d in cfg.directions]
+        if not chosen:
+            raise TermnormError(f"--directions {','.join(cfg.directions or [])}: none is a direction of "
+                                f"{key} ({', '.join(names)})")
+        used.update(chosen)
+        selected[key] = chosen
+    stray = [d for d in cfg.directions or [] if d not in used]
+    if stray:
+        raise TermnormError(f"--directions {', '.join(stray)}: not a direction of "
+                            f"{', '.join(selected)}")
+    return selected
+
+
+def data_identity(cfg: StudyConfig, selected: dict[str, list[str]]) -> dict[str, Any]:
+    from termnorm_eval.splits import store
+
+    root = Path(cfg.data_dir) if cfg.data_dir else store.shipped_data_dir()
+    out: dict[str, Any] = {"manifest_sha256": records.file_sha256(root / "manifest.json")}
+    for key in selected:
+        for split in ("train", "val"):
+            out[f"{key}/{split}"] = records.file_sha256(store.split_path(key, split, cfg.data_dir))
+    return out
+
+
+def recipe_settings(cfg: StudyConfig) -> dict[str, Any]:
+    """The finetune settings every adapter is trained with: recipe file < study overrides."""
+    from finetune.config import load_config_file
+
+    values: dict[str, Any] = load_config_file(cfg.recipe) if cfg.recipe else {}
+    clash = [k for k in values if k in STUDY_SETS]
+    if clash:
+        raise TermnormError(f"{cfg.recipe}: the study sets {', '.join(clash)} itself; remove it from the "
+                            "recipe (use the study's keys: epochs, limit_pairs, terminologies, ...)")
+    for key in ("learning_rate", "lora_r", "lora_alpha", "batch_size", "seed", "backend"):
+        value = getattr(cfg, key)
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def make_context(cfg: StudyConfig) -> Context:
+    from finetune.commands import include_path
+
+    assert cfg.out is not None
+    selected = select(cfg)
+    model_path, identity = resolve_model(cfg)
+    ctx = Context(cfg=cfg, out=Path(cfg.out).expanduser().absolute(), model_path=model_path,
+                  model_identity=identity, data=data_identity(cfg, selected), selected=selected,
+                  recipe=recipe_settings(cfg) if cfg.train else {}, include_path=include_path(cfg.data_dir))
+    model_args(ctx)  # a model type or path lm-eval cannot take: refused before any step runs
+    ctx.chat = uses_chat_template(ctx)
+    return ctx
+
+
+def uses_chat_template(ctx: Context) -> bool:
+    """Score as the adapters are trained: finetune's ``chat_template`` auto means "when the base
+    tokenizer has a template", and its printed lm_eval commands add --apply_chat_template then."""
+    cfg = ctx.cfg
+    if cfg.model_type in API_TYPES:
+        return True  # a chat-completions server always applies its template
+    if cfg.apply_chat_template is not None:
+        return cfg.apply_chat_template
+    setting = ctx.recipe.get("chat_template", "auto")
+    if setting in ("on", "off"):
+        return bool(setting == "on")
+    folder = Path(ctx.model_path)
+    if not folder.is_dir():
+        return True  # a hub id: the study's models are instruct models with templates
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        import json
+
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(isinstance(config, dict) and config.get("chat_template"))
+
+
+# ------------------------------------------------------------------ model args
+
+
+def model_args(ctx: Context, adapter: Path | None = None) -> str:
+    """lm-eval ``--model_args`` for the study's model, with ``adapter`` when given.
+
+    Where a ``vllm`` model type plugs in (this branch, nothing else): on a GPU, lm-eval's vllm
+    backend, ``pretrained=...`` plus ``enable_lora=True,max_lora_rank=R,lora_local_path=ADAPTER``
+    for an adapter; anywhere, one vLLM OpenAI server for the whole study, started in
+    ``pipeline.run_study`` with ``served.start(vllm_engine.server_argv(...))`` and one
+    ``--lora-modules NAME=ADAPTER`` per adapter and epoch checkpoint, each evaluation then scored
+    as ``local-chat-completions`` with ``model=NAME`` (``run_eval`` as for the API types). Until
+    then the type is refused here, before any step runs.
+    """
+    from termnorm_eval.harness import runner
+
+    cfg = ctx.cfg
+    items: list[tuple[str, object, str]]
+    if cfg.model_type == "hf":
+        items = [("pretrained", ctx.model_path, "--model")]
+        if adapter is not None:
+            items.append(("peft", adapter, "adapter folder"))
+    elif cfg.model_type in API_TYPES:
+        items = [("model", ctx.model_path, "--model")]
+        if cfg.base_url:
+            items.append(("base_url", cfg.base_url, "--base-url"))
+        # No local tokenizer: the server applies the chat template and counts tokens itself.
+        items += [("num_concurrent", cfg.num_concurrent, "--num-concurrent"),
+                  ("max_retries", cfg.max_retries, "--max-retries"),
+                  ("tokenizer_backend", "None", "tokenizer_backend")]
+    else:
+        raise TermnormError(f"--model-type {cfg.model_type}: not available in this version of termnorm "
+                            "study (the vLLM engine is being added to termnorm eval); use hf")
+    text = runner.model_args(items)
+    return f"{text},{cfg.model_args}" if cfg.model_args else text
+
+
+# ------------------------------------------------------------------ steps
+
+
+def _common(ctx: Context) -> dict[str, Any]:
+    return {"termnorm_eval_version": __version__, "data": ctx.data}
+
+
+def _eval_inputs(ctx: Context, tasks: list[str], adapter_of: str | None) -> dict[str, Any]:
+    cfg = ctx.cfg
+    return _common(ctx) | {
+        "model": ctx.model_identity, "model_type": cfg.model_type, "model_args_extra": cfg.model_args,
+        "base_url": cfg.base_url, "tasks": tasks, "limit": cfg.limit,
+        "apply_chat_template": ctx.chat,
+        "num_fewshot": cfg.num_fewshot,
+        # The adapter is named by its training step's record: a retrained adapter reruns its evals.
+        "adapter_of": adapter_of,
+        "adapter_record": (ctx.steps[adapter_of].inputs if adapter_of else None),
+    }
+
+
+def run_eval(ctx: Context, stage: Path, tasks: list[str], adapter: Path | None) -> dict[str, Any]:
+    """lm_eval on ``tasks`` into ``stage/results`` (in this process when it can; samples logged)."""
+    from termnorm_eval.harness import inprocess, runner
+
+    cfg = ctx.cfg
+    api = cfg.model_type in API_TYPES
+    cmd = runner.EvalCommand(
+        model=cfg.model_type, model_args=model_args(ctx, adapter), tasks=",".join(tasks), limit=cfg.limit,
+        batch_size=cfg.eval_batch_size, device=None if api else (cfg.device or runner.default_device()),
+        num_fewshot=cfg.num_fewshot, apply_chat_template=ctx.chat,
+        output_path=stage / RESULTS, log_samples=True, include_path=ctx.include_path,
+    ).argv()
+    shown = " ".join(["lm_eval", *cmd[3:]])
+    namespace = inprocess.parse(cmd[3:])
+    plan = inprocess.plan(namespace)
+    if isinstance(plan, inprocess.Plan):
+        print(f"termnorm study: running in-process the equivalent of {shown}", file=sys.stderr, flush=True)
+        try:
+            inprocess.run(plan)
+        except (TermnormError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # a server that never answers, a model that does not load
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            where = f"the API model at {cfg.base_url} did not answer after {cfg.max_retries} retries: " \
+                if api else "lm_eval failed: "
+            raise TermnormError(f"{where}{type(e).__name__}: {first}") from None
+    else:
+        print(f"termnorm study: running {shown}", file=sys.stderr, flush=True)
+        rc = subprocess.call(cmd, env=dict(os.environ))
+        if rc != 0:
+            raise TermnormError(f"lm_eval exited with status {rc} ({shown})")
+    found = sorted((stage / RESULTS).glob("*/results_*.json"))
+    if not found:
+        raise TermnormError(f"lm_eval wrote no results file under {stage / RESULTS}")
+    return {"results": str(found[-1].relative_to(stage))}
+
+
+def _finetune_config(ctx: Context, key: str, folder: Path) -> Any:
+    from finetune.config import FinetuneConfig
+
+    cfg = ctx.cfg
+    values = dict(ctx.recipe) | {
+        "model": ctx.model_path, "terminology": key, "directions": ctx.selected[key],
+        "data_dir": cfg.data_dir, "output_dir": str(folder / ADAPTER), "epochs": float(cfg.epochs[-1]),
+        "limit_pairs": cfg.limit_pairs,
+    }
+    if cfg.sweep:
+        # One run, checkpoints at the sweep's epoch ends: save every gcd of the epochs and keep them
+        # all (save_total_limit), and after the final adapter (keep_checkpoints).
+        spe = steps_per_epoch(key, values)
+        every = math.gcd(*cfg.epochs)
+        values |= {"save_steps": spe * every, "save_total_limit": cfg.epochs[-1] // every + 1,
+                   "keep_checkpoints": True}
+    return FinetuneConfig(**values)
+
+
+def steps_per_epoch(key: str, values: dict[str, Any]) -> int:
+    """Optimizer steps per epoch of one process, as transformers' Trainer counts them."""
+    from finetune.config import FIELDS
+    from finetune.data import build_training_set
+
+    tset = build_training_set(key, values["directions"], values.get("data_dir"), chat=False,
+                              limit_pairs=values.get("limit_pairs"))
+    batch = values.get("batch_size", FIELDS["batch_size"].default)
+    accum = values.get("grad_accum", FIELDS["grad_accum"].default)
+    return max(math.ceil(math.ceil(len(tset.rows) / batch) / accum), 1)
+
+
+def _train_inputs(ctx: Context, key: str) -> dict[str, Any]:
+    from finetune.rundir import NOT_FINGERPRINTED
+
+    settings = _finetune_config(ctx, key, ctx.out / f"train-{key}").to_dict()
+    learned = {k: v for k, v in sorted(settings.items()) if k not in NOT_FINGERPRINTED | {"model"}}
+    return _common(ctx) | {"model": ctx.model_identity, "terminology": key, "directions": ctx.selected[key],
+                           "finetune": learned, "epochs": ctx.cfg.epochs}
+
+
+def run_train(ctx: Context, step: Step, folder: Path, key: str) -> dict[str, Any]:
+    """Train (or resume) the adapter of ``key`` in ``folder/adapter``; copy out the sweep's epochs."""
+    from finetune import rundir, train
+
+    pending = records.read_record(folder, records.PENDING)
+    if folder.exists() and (pending is None or pending["inputs"] != step.inputs):
+        why = (f"differs in {', '.join(records.differences(pending['inputs'], step.inputs))}"
+               if pending else "no record")
+        print(f"termnorm study: {step.name}: the training there is another one ({why}); starting over",
+              file=sys.stderr)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    records.write_record(folder, records.make_record(step.name, step.inputs, 0.0), records.PENDING)
+    ft = _finetune_config(ctx, key, folder)
+    adapter = folder / ADAPTER
+    finished = (adapter / rundir.MANIFEST_FILE).is_file()
+    if not finished:
+        ft.resume = (adapter / rundir.RUN_FILE).is_file()
+        if ft.resume:
+            print(f"termnorm study: {step.name}: continuing the interrupted training", file=sys.stderr)
+        train.run(ft, show_progress=sys.stderr.isatty())
+    outputs: dict[str, Any] = {"adapter": ADAPTER}
+    if ctx.cfg.sweep:
+        outputs["epochs"] = _copy_epochs(ctx, folder, key)
+    return outputs
+
+
+def _copy_epochs(ctx: Context, folder: Path, key: str) -> dict[str, str]:
+    """``epochs/epoch-K/`` (adapter files only) from the checkpoints at the sweep's epoch ends."""
+    import json
+
+    from finetune import rundir
+
+    spe = steps_per_epoch(key, _finetune_config(ctx, key, folder).to_dict())
+    root = folder / ADAPTER / rundir.CHECKPOINTS
+    copied: dict[str, str] = {}
+    for k in ctx.cfg.sweep:
+        target = folder / EPOCHS / f"epoch-{k}"
+        if (target / "adapter_model.safetensors").is_file():
+            copied[str(k)] = str(target.relative_to(folder))
+            continue
+        ckpt = root / f"checkpoint-{k * spe}"
+        try:
+            state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            kept = sorted(p.name for p in root.glob("checkpoint-*")) if root.is_dir() else []
+            raise TermnormError(f"{ckpt}: the checkpoint of epoch {k} is missing; the training kept "
+                                f"{', '.join(kept) or 'none'}") from None
+        if abs(float(state.get("epoch", -1)) - k) > 1e-6:  # our step count and the Trainer's disagree
+            raise TermnormError(f"{ckpt}: is epoch {state.get('epoch')}, expected {k}")
+        with atomic.staged_folder(target) as stage:
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                shutil.copy2(ckpt / name, stage / name)
+            atomic.replace_folder(stage, target)
+        copied[str(k)] = str(target.relative_to(folder))
+    # The epoch adapters are out: the optimizer states (3x the adapter, per checkpoint) can go.
+    shutil.rmtree(root, ignore_errors=True)
+    return copied
+
+
+def run_lexicalization(ctx: Context, stage: Path) -> dict[str, Any]:
+    from termnorm_eval.analysis import lexicalization as lex
+    from termnorm_eval.analysis import render
+    from termnorm_eval.analysis.embedders import CausalLMEmbedder
+
+    cfg = ctx.cfg
+    jobs = lex.plan(cfg.data_dir, list(ctx.selected), ("train", "val"), limit=cfg.lexicalization_limit,
+                    seed=0)
+    embedder = CausalLMEmbedder(ctx.model_path, None, device=cfg.device)
+    started = time.perf_counter()
+    rows, notes = lex.run(jobs, [embedder], batch_size=64, seed=0, center=True)
+    meta = {"embedders": [embedder.name], "lm": ctx.model_path, "data_dir": cfg.data_dir or "shipped",
+            "limit": cfg.lexicalization_limit, "seed": 0, "center": True,
+            "seconds": round(time.perf_counter() - started, 2)}
+    atomic.fill_folder(stage, {"alignment.csv": render.csv_out(rows),
+                               "alignment.json": render.json_out(rows, meta, notes),
+                               "alignment.png": render.figure(rows)})
+    return {"files": ["alignment.csv", "alignment.json", "alignment.png"]}
+
+
+def plan(ctx: Context) -> list[Step]:
+    """Every step of the study, in order."""
+    cfg = ctx.cfg
+    steps: list[Step] = []
+
+    def add(step: Step) -> None:
+        steps.append(step)
+        ctx.steps[step.name] = step
+
+    all_tasks = [t for key, dirs in ctx.selected.items() for t in task_names(key, dirs)]
+    add(Step("base", "base", _eval_inputs(ctx, all_tasks, None), partial(_eval_step, ctx, all_tasks, None),
+             describe=f"base model on {len(all_tasks)} tasks"))
+    if cfg.train:
+        for key in ctx.selected:
+            add(Step(f"train-{key}", "train", _train_inputs(ctx, key), partial(_train_step, ctx, key),
+                     staged=False, describe=f"LoRA on the {key} training split, {cfg.epochs[-1]} epoch(s)"))
+        for key, dirs in ctx.selected.items():
+            tasks = all_tasks if cfg.cross_eval else task_names(key, dirs)
+            train_step = f"train-{key}"
+            adapter = ctx.out / train_step / ADAPTER
+            add(Step(f"eval-{key}", "eval", _eval_inputs(ctx, tasks, train_step),
+                     partial(_eval_step, ctx, tasks, adapter), depends=[train_step],
+                     describe=f"{key} adapter on {len(tasks)} tasks"))
+        for key, dirs in ctx.selected.items():
+            for k in cfg.sweep:
+                tasks = task_names(key, dirs)
+                train_step = f"train-{key}"
+                adapter = ctx.out / train_step / EPOCHS / f"epoch-{k}"
+                add(Step(f"sweep-{key}-e{k}", "sweep", _eval_inputs(ctx, tasks, train_step) | {"epoch": k},
+                         partial(_eval_step, ctx, tasks, adapter), depends=[train_step],
+                         describe=f"{key} adapter after epoch {k}"))
+    if cfg.lexicalization and cfg.model_type == "hf":
+        add(Step("lexicalization", "lexicalization", _common(ctx) | {
+            "model": ctx.model_identity, "terminologies": list(ctx.selected),
+            "limit": cfg.lexicalization_limit, "seed": 0, "center": True},
+            partial(_lexicalization_step, ctx), describe="lexicalization on the base LM's hidden states"))
+    elif cfg.lexicalization:
+        print(f"termnorm study: lexicalization skipped: it needs the model's weights (model_type "
+              f"{cfg.model_type})", file=sys.stderr)
+    readers = [s.name for s in steps]
+    add(Step("report", "report", {"termnorm_eval_version": __version__,
+                                  "reads": {n: records.digest(ctx.steps[n].inputs) for n in readers}},
+             partial(_report_step, ctx, readers), depends=readers, describe="report.md"))
+    return steps
+
+
+# Step.run callables: (step, folder) last, the step's own arguments bound first with partial.
+
+
+def _eval_step(ctx: Context, tasks: list[str], adapter: Path | None, step: Step, folder: Path
+               ) -> dict[str, Any]:
+    return run_eval(ctx, folder, tasks, adapter)
+
+
+def _train_step(ctx: Context, key: str, step: Step, folder: Path) -> dict[str, Any]:
+    return run_train(ctx, step, folder, key)
+
+
+def _lexicalization_step(ctx: Context, step: Step, folder: Path) -> dict[str, Any]:
+    return run_lexicalization(ctx, folder)
+
+
+def _report_step(ctx: Context, readers: list[str], step: Step, folder: Path) -> dict[str, Any]:
+    from termnorm_eval.study import report
+
+    return report.write(ctx, folder, readers)
