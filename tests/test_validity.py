@@ -72,6 +72,8 @@ def test_go_identifier_answers_of_every_category() -> None:
         unused: "nonexistent",
         near: "near_miss",
         "GO:1234567": "prompt_example",  # the example the prompt shows
+        "The GO identifier for this term is 1234567.": "prompt_example",  # its digits (SmolLM2's habit)
+        "The GO identifier is 12345678.": "no_answer",  # other digits are not the example
         "HP:0001250": "other_terminology",
         "MONDO:0005071": "other_terminology",
         "None": "no_answer",

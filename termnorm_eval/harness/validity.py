@@ -97,6 +97,16 @@ def _in_prompt(answer: str, doc: dict[str, Any], shown: str | None) -> bool:
     return any(f"{doc['id_prefix']}:{m.group(1)}" == answer for m in pattern.finditer(prompt))
 
 
+def _copies_prompt_digits(raw: str, doc: dict[str, Any], shown: str | None) -> bool:
+    """No identifier extracted, but the response repeats the local part of one the prompt shows
+    ("... is 1234567." after "e.g. GO:1234567": SmolLM2's most common answer)."""
+    pattern = id_pattern(doc["id_prefix"], doc.get("id_local") or r"\d+")
+    prompt = doc["question"] if shown is None else shown
+    head = raw[:_HEAD]
+    return any(re.search(rf"(?<![0-9]){re.escape(m.group(1))}(?![0-9])", head)
+               for m in pattern.finditer(prompt))
+
+
 def _identifier_category(doc: dict[str, Any], answer: str, index: ReleaseIndex, shown: str | None) -> str:
     item = doc["item_id"]
     if _in_prompt(answer, doc, shown):
@@ -144,6 +154,8 @@ def classify(doc: dict[str, Any], raw: str, answer: str, strict: float, lenient:
     if not answer or is_refusal(answer):
         if fmt != "name" and _other_terminology(raw, doc["id_prefix"]):
             return "other_terminology"
+        if fmt == "curie" and not answer and _copies_prompt_digits(raw, doc, shown):
+            return "prompt_example"
         return "no_answer"
     if fmt == "curie":
         return _identifier_category(doc, answer, index, shown)

@@ -14,7 +14,8 @@ Identifier answers (GO/HPO/HGNC identifiers and gene symbols), in the order a re
   ("None", "unknown", "I don't know");
 * ``other_terminology`` -- no identifier of this terminology, but one of another (an HP: ID to a GO
   question);
-* ``prompt_example`` -- exactly the example identifier the prompt shows (``e.g. GO:1234567``);
+* ``prompt_example`` -- exactly the example identifier the prompt shows (``e.g. GO:1234567``), or,
+  with no identifier in the response, its digits ("... is 1234567.");
 * ``near_miss`` -- one digit substituted from the gold identifier (same length), real or not;
 * ``wrong_real`` -- a live identifier (or approved/alias symbol) of another concept of the same
   terminology; for GO of the same aspect as the gold term;
