@@ -215,11 +215,34 @@ def test_an_api_model_is_never_trained(tmp_path: Path, capsys: pytest.CaptureFix
                     "--out", str(tmp_path / "o")], capsys, "needs --base-url")
 
 
-def test_vllm_has_its_place_but_is_not_available_yet(
+def test_vllm_without_the_vllm_distribution_is_one_line_before_any_step(
         tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from termnorm_eval.harness import vllm_engine
+
+    problem = vllm_engine.vllm_distribution_problem()
+    if problem is None:
+        pytest.skip("the vllm distribution is installed here")
     one_line_error(["study", "--model", str(tiny_model), "--model-type", "vllm", "--no-train",
-                    "--out", str(tmp_path / "o")], capsys, "vllm", "not available")
+                    "--out", str(tmp_path / "o")], capsys, "--model-type vllm", problem.split(" (")[0])
     assert not (tmp_path / "o").exists()
+
+
+def test_vllm_scores_each_adapter_through_lora_local_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from termnorm_eval.harness import vllm_engine
+    from termnorm_eval.study.config import StudyConfig
+    from termnorm_eval.study.steps import Context, model_args
+
+    monkeypatch.setattr(vllm_engine, "vllm_distribution_problem", lambda: None)  # as on a GPU machine
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 12}))
+    ctx = Context(cfg=StudyConfig(model="m", model_type="vllm", model_args="dtype=bfloat16",  # type: ignore[arg-type]
+                                  out=str(tmp_path / "o")), out=tmp_path / "o", model_path="/models/llama",
+                  model_identity={}, data={}, selected={}, recipe={}, include_path=None)
+    assert model_args(ctx) == "pretrained=/models/llama,dtype=bfloat16"
+    assert model_args(ctx, adapter) == (f"pretrained=/models/llama,dtype=bfloat16,enable_lora=True,"
+                                        f"max_lora_rank=16,lora_local_path={adapter.resolve()}")
 
 
 def test_bad_values_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -286,7 +309,7 @@ def test_the_example_configs_load() -> None:
     assert full.epochs == [1, 5, 10, 15, 20] and full.terminologies == ["go", "hpo", "gene"]
     assert "Llama-3.1-8B-Instruct" in str(full.model)
     mini = build_config(REPO / "benchmarks/results/mini_study/study.yaml", {})
-    assert mini.model == "smollm2" and mini.limit_pairs == 40 and mini.limit == 40
+    assert mini.model == "smollm2" and mini.limit_pairs == 15 and mini.limit == 15
     assert mini.directions == ["term2id", "name2symbol", "protein2symbol"]
     tiny = build_config(TINY_CONFIG, {"model": "x"})
     assert tiny.recipe is not None and Path(tiny.recipe).is_file()

@@ -28,7 +28,9 @@ from termnorm_eval.errors import TermnormError
 ModelType = Literal["hf", "vllm", "local-chat-completions", "openai-chat-completions"]
 MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 API_TYPES = ("local-chat-completions", "openai-chat-completions")
-TRAINABLE_TYPES = ("hf",)
+# vllm: adapters are trained here (hf backend of termnorm-finetune) and scored by lm-eval's vllm
+# backend (GPU, the `vllm` distribution).
+TRAINABLE_TYPES = ("hf", "vllm")
 
 MODEL, TRAIN, EVAL, ANALYSIS = "Model", "Training", "Evaluation", "Analysis"
 
@@ -61,7 +63,8 @@ class StudyConfig:
     model_type: ModelType = field(default="hf", metadata={
         "help": "hf (evaluated and trained here; adapters via peft=), local-chat-completions or "
         "openai-chat-completions (a server at --base-url: evaluated only, never trained), vllm "
-        "(reserved for the vLLM engine).", "panel": MODEL})
+        "(trained like hf, scored by lm-eval's vllm backend with the adapter as lora_local_path; "
+        "a GPU with the vllm extra).", "panel": MODEL})
     base_url: str | None = field(default=None, metadata={
         "help": "Chat-completions endpoint of an API model, e.g. "
         "http://127.0.0.1:8000/v1/chat/completions.", "panel": MODEL})

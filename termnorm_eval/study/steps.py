@@ -193,13 +193,10 @@ def uses_chat_template(ctx: Context) -> bool:
 def model_args(ctx: Context, adapter: Path | None = None) -> str:
     """lm-eval ``--model_args`` for the study's model, with ``adapter`` when given.
 
-    Where a ``vllm`` model type plugs in (this branch, nothing else): on a GPU, lm-eval's vllm
-    backend, ``pretrained=...`` plus ``enable_lora=True,max_lora_rank=R,lora_local_path=ADAPTER``
-    for an adapter; anywhere, one vLLM OpenAI server for the whole study, started in
-    ``pipeline.run_study`` with ``served.start(vllm_engine.server_argv(...))`` and one
-    ``--lora-modules NAME=ADAPTER`` per adapter and epoch checkpoint, each evaluation then scored
-    as ``local-chat-completions`` with ``model=NAME`` (``run_eval`` as for the API types). Until
-    then the type is refused here, before any step runs.
+    ``vllm``: lm-eval's vllm backend (a GPU), ``pretrained=...`` plus
+    ``enable_lora=True,max_lora_rank=R,lora_local_path=ADAPTER`` for an adapter (R: the adapter's
+    rank rounded up to a size vLLM accepts). A served vLLM is reached as an API type instead
+    (``local-chat-completions`` with ``base_url``; `termnorm eval --engine vllm-server` starts one).
     """
     from termnorm_eval.harness import runner
 
@@ -217,11 +214,28 @@ def model_args(ctx: Context, adapter: Path | None = None) -> str:
         items += [("num_concurrent", cfg.num_concurrent, "--num-concurrent"),
                   ("max_retries", cfg.max_retries, "--max-retries"),
                   ("tokenizer_backend", "None", "tokenizer_backend")]
+    elif cfg.model_type == "vllm":
+        return _vllm_model_args(ctx, adapter)
     else:
-        raise TermnormError(f"--model-type {cfg.model_type}: not available in this version of termnorm "
-                            "study (the vLLM engine is being added to termnorm eval); use hf")
+        raise TermnormError(f"--model-type {cfg.model_type}: unknown")
     text = runner.model_args(items)
     return f"{text},{cfg.model_args}" if cfg.model_args else text
+
+
+# vLLM's accepted max_lora_rank values (vllm/config/lora.py)
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def _vllm_model_args(ctx: Context, adapter: Path | None) -> str:
+    from termnorm_eval.harness import vllm_engine
+
+    problem = vllm_engine.vllm_distribution_problem()
+    if problem:
+        raise TermnormError(f"--model-type vllm: {problem}")
+    lora = vllm_engine.read_adapter("adapter", adapter, "adapter folder") if adapter is not None else None
+    rank = next((r for r in VLLM_LORA_RANKS if lora is None or r >= lora.rank), VLLM_LORA_RANKS[-1])
+    args = {"pretrained": str(ctx.model_path), **vllm_engine.split_model_args(ctx.cfg.model_args)}
+    return vllm_engine.vllm_model_args(args, lora, rank, None, None)
 
 
 # ------------------------------------------------------------------ steps
