@@ -33,6 +33,7 @@ import math
 import re
 import reprlib
 import types
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol, Union, get_args, get_origin, get_type_hints
@@ -424,8 +425,17 @@ def _read_yaml(p: Path) -> Any:
         raise TermnormError(f"{p}: not valid YAML ({_one_line(str(e)) or type(e).__name__})") from None
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping of config keys; every key is checked and coerced here."""
+Coerce = Callable[[str, Any], Any]
+ValueCheck = Callable[[str, Any], str | None]
+
+
+def read_checked_mapping(path: str | Path, known: Sequence[str], coerce_value: Coerce, check: ValueCheck,
+                         what: str = "a config file") -> dict[str, Any]:
+    """The YAML mapping of ``path``, every key one of ``known``, every value converted by
+    ``coerce_value`` and checked by ``check`` (each problem a one-line error naming the file and key).
+
+    Shared by the fine-tuning config and `termnorm study`'s, which differ only in their fields.
+    """
     p = Path(path)
     if not p.is_file():
         raise TermnormError(f"{p}: config file not found")
@@ -433,34 +443,46 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise TermnormError(f"{p}: a config file must be a mapping of keys to values")
+        raise TermnormError(f"{p}: {what} must be a mapping of keys to values")
     out: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = str(raw_key).replace("-", "_")
-        if key not in CONFIG_KEYS:
-            raise TermnormError(f"{p}: unknown config key {short(raw_key)} (known: {', '.join(CONFIG_KEYS)})")
+        if key not in known:
+            raise TermnormError(f"{p}: unknown config key {short(raw_key)} (known: {', '.join(known)})")
         if value is None:  # `key:` with no value: not set, as for a flag left out
             continue
         try:
-            out[key] = coerce(key, value)
+            out[key] = coerce_value(key, value)
         except (TypeError, ValueError) as e:
             raise TermnormError(f"{p}: config key {short(raw_key)}: {e} (got {short(value)})") from None
-        problem = value_problem(key, out[key])
+        problem = check(key, out[key])
         if problem:
             raise TermnormError(f"{p}: config key {short(raw_key)} {problem}")
     return out
 
 
+def apply_flags(values: dict[str, Any], flags: dict[str, Any], coerce_value: Coerce, check: ValueCheck,
+                flag: Callable[[str], str]) -> dict[str, Any]:
+    """``values`` with every flag that was given (None: not given) converted, checked and set."""
+    for key, value in flags.items():
+        if value is None:
+            continue
+        try:
+            values[key] = coerce_value(key, value)
+        except (TypeError, ValueError) as e:
+            raise TermnormError(f"{flag(key)}: {e} (got {short(value)})") from None
+        problem = check(key, values[key])
+        if problem:
+            raise TermnormError(f"{flag(key)} {problem}")
+    return values
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of config keys; every key is checked and coerced here."""
+    return read_checked_mapping(path, CONFIG_KEYS, coerce, value_problem)
+
+
 def build_config(config_file: str | Path | None, flags: dict[str, Any]) -> FinetuneConfig:
     """Defaults < config file < flags (a flag left at None is 'not given')."""
     values: dict[str, Any] = load_config_file(config_file) if config_file else {}
-    for key, value in flags.items():
-        if value is not None:
-            try:
-                values[key] = coerce(key, value)
-            except (TypeError, ValueError) as e:
-                raise TermnormError(f"{flag_name(key)}: {e} (got {short(value)})") from None
-            problem = value_problem(key, values[key])
-            if problem:
-                raise TermnormError(f"{flag_name(key)} {problem}")
-    return FinetuneConfig(**values)
+    return FinetuneConfig(**apply_flags(values, flags, coerce, value_problem, flag_name))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from finetune.config import IntRange, NonEmpty, NumberRange, short
+from finetune.config import IntRange, NonEmpty, NumberRange, apply_flags, read_checked_mapping, short
 from termnorm_eval.errors import TermnormError
 
 # Model types of lm-eval that a study can evaluate. hf: weights here, adapters through peft=, the
@@ -256,30 +256,8 @@ def coerce(key: str, value: Any) -> Any:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """The YAML mapping of ``path``, every key known, every value converted and checked."""
-    from finetune.config import _read_yaml  # the one hardened YAML reader of the project
-
     p = Path(path)
-    if not p.is_file():
-        raise TermnormError(f"{p}: config file not found")
-    data = _read_yaml(p)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise TermnormError(f"{p}: a study config must be a mapping of keys to values")
-    out: dict[str, Any] = {}
-    for raw_key, value in data.items():
-        key = str(raw_key).replace("-", "_")
-        if key not in FIELDS:
-            raise TermnormError(f"{p}: unknown config key {short(raw_key)} (known: {', '.join(FIELDS)})")
-        if value is None:
-            continue
-        try:
-            out[key] = coerce(key, value)
-        except (TypeError, ValueError) as e:
-            raise TermnormError(f"{p}: config key {short(raw_key)}: {e} (got {short(value)})") from None
-        problem = value_problem(key, out[key])
-        if problem:
-            raise TermnormError(f"{p}: config key {short(raw_key)} {problem}")
+    out = read_checked_mapping(p, tuple(FIELDS), coerce, value_problem, "a study config")
     # Paths in a config file are relative to the file, wherever the command runs.
     for key in ("out", "recipe", "data_dir"):
         if key in out and not Path(out[key]).expanduser().is_absolute():
@@ -291,17 +269,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 def build_config(config_file: str | Path | None, flags: dict[str, Any]) -> StudyConfig:
     """Defaults < config file < flags (a flag left at None is 'not given')."""
-    values = load_config_file(config_file) if config_file else {}
-    for key, value in flags.items():
-        if value is None:
-            continue
-        try:
-            values[key] = coerce(key, value)
-        except (TypeError, ValueError) as e:
-            raise TermnormError(f"{flag_name(key)}: {e} (got {short(value)})") from None
-        problem = value_problem(key, values[key])
-        if problem:
-            raise TermnormError(f"{flag_name(key)} {problem}")
+    values = apply_flags(load_config_file(config_file) if config_file else {}, flags, coerce,
+                         value_problem, flag_name)
     if not values.get("out") and config_file is not None:
         p = Path(config_file)
         values["out"] = str(p.resolve().parent / f"{p.stem}-out")
