@@ -75,6 +75,17 @@ def check_name(name: str, where: str) -> str:
     return name
 
 
+def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON config file (adapter_config.json, config.json) as an object; else a one-line error."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TermnormError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise TermnormError(f"{path}: not a JSON object")
+    return data
+
+
 def read_adapter(name: str, path: Path, option: str = "--lora") -> Adapter:
     """The adapter at ``path``; a one-line error when it is not a PEFT LoRA adapter folder."""
     cfg_file = path / "adapter_config.json"
@@ -82,12 +93,7 @@ def read_adapter(name: str, path: Path, option: str = "--lora") -> Adapter:
         raise TermnormError(f"{option} {name}={path}: not a folder")
     if not cfg_file.is_file():
         raise TermnormError(f"{option} {name}={path}: no adapter_config.json (not a PEFT adapter folder)")
-    try:
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TermnormError(f"{cfg_file}: not readable JSON ({e})") from None
-    if not isinstance(cfg, dict):
-        raise TermnormError(f"{cfg_file}: not a JSON object")
+    cfg = _json_object(cfg_file)
     peft_type = str(cfg.get("peft_type", "LORA")).upper()
     if peft_type != "LORA":
         raise TermnormError(f"{cfg_file}: peft_type {peft_type}, vLLM serves LoRA adapters only")
@@ -121,12 +127,7 @@ def _local_config(name_or_path: str) -> Path | None:
 
 
 def config_identity(config_file: Path) -> dict[str, Any]:
-    try:
-        cfg = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TermnormError(f"{config_file}: not readable JSON ({e})") from None
-    if not isinstance(cfg, dict):
-        raise TermnormError(f"{config_file}: not a JSON object")
+    cfg = _json_object(config_file)
     sub = cfg.get("text_config")  # multimodal configs keep the language model's sizes here
     text: dict[str, Any] = sub if isinstance(sub, dict) else cfg
     return {k: text.get(k, cfg.get(k)) for k in IDENTITY_KEYS if k in text or k in cfg}
