@@ -314,11 +314,16 @@ def run_logged(argv: list[str], env: dict[str, str], log: Path, timeout: int, cw
                                 timeout=timeout).returncode
         except subprocess.TimeoutExpired:
             rc = 124
+    return _outcome(rc, log, t0, f"exit {rc}")
+
+
+def _outcome(rc: int, log: Path, t0: float, what: str) -> dict[str, Any]:
+    """A finished command's record: exit status, seconds, log; on failure its last lines, printed too."""
     text = log.read_text(encoding="utf-8", errors="replace")
     result: dict[str, Any] = {"rc": rc, "seconds": round(time.perf_counter() - t0, 1), "log": str(log)}
     if rc != 0:
         result["output_tail"] = tail(text)
-        print(f"  -> exit {rc}; last lines:\n{text[-1500:]}", flush=True)
+        print(f"  -> {what}; last lines:\n{text[-1500:]}", flush=True)
     return result
 
 
@@ -335,12 +340,7 @@ def finish_logged(proc: subprocess.Popen[bytes], log: Path, t0: float, deadline:
         proc.kill()
         proc.wait()
         rc = 124
-    text = log.read_text(encoding="utf-8", errors="replace")
-    result: dict[str, Any] = {"rc": rc, "seconds": round(time.perf_counter() - t0, 1), "log": str(log)}
-    if rc != 0:
-        result["output_tail"] = tail(text)
-        print(f"  -> exit {rc} ({log.name}); last lines:\n{text[-1500:]}", flush=True)
-    return result
+    return _outcome(rc, log, t0, f"exit {rc} ({log.name})")
 
 
 def read_scores(output_path: Path) -> dict[str, Any]:
