@@ -23,8 +23,9 @@ from termnorm_eval.text import normalize_text
 
 _HEAD = 4000  # what the other-terminology scan sees (the extraction's heuristics see as much)
 _registered: dict[str, Path] = {}  # index digest -> file
-# digest -> loaded index: the digest names the content, so no per-document stat of the file
-_loaded: dict[str, ReleaseIndex] = {}
+# digest -> loaded index (None: no index of this process has it), so that no document pays for a
+# file stat or a hash: the digest names the content
+_loaded: dict[str, ReleaseIndex | None] = {}
 
 # An identifier of some other terminology: an upper-case prefix (or a known mixed-case one), a
 # colon or underscore, digits. Upper case only, so "Answer: 12" is not taken for one.
@@ -44,6 +45,8 @@ def register(index_path: Path) -> str:
     """Make an index reachable by digest (what documents carry); returns the digest."""
     digest = release_index.digest_of(index_path)
     _registered[digest] = index_path
+    if digest in _loaded and _loaded[digest] is None:  # a miss remembered before it was known
+        del _loaded[digest]
     return digest
 
 
@@ -59,13 +62,11 @@ def index_for(digest: str, terminology: str) -> ReleaseIndex | None:
         shipped = shipped_data_dir() / terminology / release_index.FILE_NAME
         if shipped.is_file() and register(shipped) == digest:
             path = shipped
-    if path is None:
-        return None
-    index = release_index.load(path)
-    if index.digest == digest:  # the file may have been rebuilt since it was registered
-        _loaded[digest] = index
-        return index
-    return None
+    index = release_index.load(path) if path is not None else None
+    if index is not None and index.digest != digest:  # rebuilt since it was registered
+        index = None
+    _loaded[digest] = index
+    return index
 
 
 def is_refusal(answer: str) -> bool:
@@ -90,21 +91,23 @@ def _one_digit_off(answer: str, gold: str) -> bool:
     return sum(x != y for x, y in zip(a_local, g_local, strict=True)) == 1
 
 
+def _prompt_locals(doc: dict[str, Any], shown: str | None) -> list[str]:
+    """Local parts of this terminology's identifiers in the prompt the model saw (the example)."""
+    pattern = id_pattern(doc["id_prefix"], doc.get("id_local") or r"\d+")
+    return [m.group(1) for m in pattern.finditer(doc["question"] if shown is None else shown)]
+
+
 def _in_prompt(answer: str, doc: dict[str, Any], shown: str | None) -> bool:
     """The answer is an identifier the prompt itself shows (the ``e.g. GO:1234567`` example)."""
-    pattern = id_pattern(doc["id_prefix"], doc.get("id_local") or r"\d+")
-    prompt = doc["question"] if shown is None else shown
-    return any(f"{doc['id_prefix']}:{m.group(1)}" == answer for m in pattern.finditer(prompt))
+    return any(f"{doc['id_prefix']}:{local}" == answer for local in _prompt_locals(doc, shown))
 
 
 def _copies_prompt_digits(raw: str, doc: dict[str, Any], shown: str | None) -> bool:
     """No identifier extracted, but the response repeats the local part of one the prompt shows
     ("... is 1234567." after "e.g. GO:1234567": SmolLM2's most common answer)."""
-    pattern = id_pattern(doc["id_prefix"], doc.get("id_local") or r"\d+")
-    prompt = doc["question"] if shown is None else shown
     head = raw[:_HEAD]
-    return any(re.search(rf"(?<![0-9]){re.escape(m.group(1))}(?![0-9])", head)
-               for m in pattern.finditer(prompt))
+    return any(re.search(rf"(?<![0-9]){re.escape(local)}(?![0-9])", head)
+               for local in _prompt_locals(doc, shown))
 
 
 def _identifier_category(doc: dict[str, Any], answer: str, index: ReleaseIndex, shown: str | None) -> str:

@@ -133,6 +133,14 @@ def _add(table: dict[str, Owners], key: str, owner: str) -> None:
 
 
 def digest_of(path: Path) -> str:
+    """What documents name the index by; hashed once per file content (every task load asks)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return _digest(str(p), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, _key: tuple[int, int, int, int]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
