@@ -81,7 +81,8 @@ def render(rows: Iterable[Row]) -> bytes:
                  SEP.join(_field(n) for n in names), SEP.join(_field(s) for s in symbols),
                  SEP.join(_field(s) for s in others)]
         lines.append("\t".join(cells) + "\n")
-    return gzip.compress("".join(lines).encode("utf-8"), compresslevel=9, mtime=0)
+    # level 6: 1.4% larger than 9 at 40% of its time (the build has a speed budget)
+    return gzip.compress("".join(lines).encode("utf-8"), compresslevel=6, mtime=0)
 
 
 def summary(rows: Sequence[Row]) -> dict[str, int]:
