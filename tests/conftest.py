@@ -31,6 +31,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
 
+@pytest.fixture
+def fake_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake vLLM server module on the server's PYTHONPATH; the folder where it records (vllm_fake)."""
+    import vllm_fake
+
+    return vllm_fake.install(tmp_path, monkeypatch)
+
+
 LOCK_HOLDER = """
 import sys, time
 from pathlib import Path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -297,7 +296,7 @@ def _score_served(*, model_args: str | None, tasks: str, limit: float | None, nu
                   port: int | None, server_python: str | None, server_arg: list[str],
                   server_timeout: float, server_log: Path | None, num_concurrent: int) -> None:
     """--engine vllm-server: every check first, then one server for all names, always stopped."""
-    from termnorm_eval.harness import runner, served, vllm_engine
+    from termnorm_eval.harness import runner, vllm_engine
 
     for name in served_model:
         vllm_engine.check_name(name, f"--served-model {name}")
@@ -339,19 +338,8 @@ def _score_served(*, model_args: str | None, tasks: str, limit: float | None, nu
     if unknown:
         raise TermnormError(f"--served-model {', '.join(unknown)}: not served "
                             f"(served: {', '.join(sorted(known))})")
-    python = server_python or sys.executable
-    argv = vllm_engine.server_argv(python, args["pretrained"], adapters, max_lora_rank=max_lora_rank,
-                                   model_args=args, tensor_parallel_size=tensor_parallel_size,
-                                   data_parallel_size=data_parallel_size, extra=server_arg)
-    if server_python is None and importlib.util.find_spec("vllm") is None:
-        raise TermnormError("--engine vllm-server: vLLM is not installed in this Python; install it "
-                            "(pip install 'termnorm-eval[vllm]', or benchmarks/vllm_cpu_env.sh on CPU) "
-                            "or pass --server-python PATH/TO/vllm-venv/bin/python")
-    if port is not None:  # before the start message: a taken port is a plain one-line error
-        served.check_port_free("127.0.0.1", port)
-    print(f"termnorm: starting {' '.join(argv)}", file=sys.stderr, flush=True)
-    with served.serve(argv, port=port, ready_timeout=server_timeout, log_path=server_log,
-                      name="vLLM server") as server:
-        print(f"termnorm: vLLM server ready at {server.base_url} (pid {server.pid})", file=sys.stderr,
-              flush=True)
+    with vllm_engine.serve(args["pretrained"], adapters, python=server_python, max_lora_rank=max_lora_rank,
+                           model_args=args, tensor_parallel_size=tensor_parallel_size,
+                           data_parallel_size=data_parallel_size, extra=server_arg, port=port,
+                           ready_timeout=server_timeout, log_path=server_log) as server:
         score(server.base_url, names)

@@ -4,8 +4,9 @@ Two routes, both scored by the same termnorm tasks:
 
 - ``vllm``: lm-eval's own vLLM backend, ``--model vllm --model_args pretrained=BASE,
   enable_lora=True,max_lora_rank=R,lora_local_path=ADAPTER,tensor_parallel_size=T,
-  data_parallel_size=D``. lm-eval reads ``importlib.metadata.version("vllm")``, which fails for the
-  CPU build (distributed as ``vllm-cpu``), so on CPU this route is refused with a one-line error.
+  data_parallel_size=D``. lm-eval reads ``importlib.metadata.version("vllm")``, which fails for a
+  build distributed under another name (the CPU build ``vllm-cpu``) unless an alias gives it that
+  name (benchmarks/vllm_cpu_env.sh writes one); without it the route is a one-line error.
 - ``vllm-server``: ``python -m vllm.entrypoints.openai.api_server --model BASE --host 127.0.0.1
   --port P --enable-lora --max-lora-rank R --lora-modules NAME=ADAPTER ...`` (one served name per
   adapter, several adapters on one server), started through ``served`` (loopback, port check,
@@ -19,12 +20,14 @@ starts, so a mistake costs a one-line error, not a 20 s-to-minutes server start.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import re
+import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +39,8 @@ from termnorm_eval.harness import runner
 ENGINES = ("hf", "vllm", "vllm-server")
 BASE_NAME = "base"  # the served name of the base model itself (vLLM's --served-model-name)
 DEFAULT_MAX_LORA_RANK = 16  # vLLM's own default
+# The max_lora_rank values vLLM accepts (vllm/config/lora.py).
+LORA_RANK_SLOTS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 CHAT_MODEL = "local-chat-completions"
 # A served name goes into lm-eval's --model_args, a URL path and an output folder name.
@@ -102,6 +107,12 @@ def read_adapter(name: str, path: Path, option: str = "--lora") -> Adapter:
         raise TermnormError(f"{cfg_file}: 'r' (the LoRA rank) must be a positive whole number, got {rank!r}")
     base = cfg.get("base_model_name_or_path")
     return Adapter(name, path.resolve(), rank, str(base) if base else None)
+
+
+def rank_slot(adapters: Sequence[Adapter]) -> int:
+    """The smallest max_lora_rank vLLM accepts that holds every adapter (its default when none)."""
+    need = max((a.rank for a in adapters), default=DEFAULT_MAX_LORA_RANK)
+    return next((r for r in LORA_RANK_SLOTS if r >= need), LORA_RANK_SLOTS[-1])
 
 
 def check_rank(adapter: Adapter, max_lora_rank: int) -> None:
@@ -220,7 +231,8 @@ def vllm_distribution_problem() -> str | None:
     if not vllm_distribution_installed():
         # vllm-cpu (and other renamed builds): lm-eval's backend calls version("vllm") at import.
         return ("vLLM is installed under another distribution name (e.g. vllm-cpu), and lm-eval's "
-                "--model vllm reads importlib.metadata.version('vllm'); use --engine vllm-server")
+                "--model vllm reads importlib.metadata.version('vllm'); use --engine vllm-server, or "
+                "give it that name (the alias step of benchmarks/vllm_cpu_env.sh)")
     return None
 
 
@@ -279,6 +291,32 @@ def server_argv(python: str, base: str, adapters: Sequence[Adapter], *, max_lora
                 "--max-loras", str(len(adapters)), "--lora-modules"]
         cmd += [f"{a.name}={a.path}" for a in adapters]
     return cmd + list(extra)
+
+
+@contextlib.contextmanager
+def serve(base: str, adapters: Sequence[Adapter], *, python: str | None, max_lora_rank: int,
+          model_args: dict[str, str] | None = None, tensor_parallel_size: int | None = None,
+          data_parallel_size: int | None = None, extra: Sequence[str] = (), port: int | None = None,
+          ready_timeout: float = 600.0, log_path: Path | None = None, say: str = "termnorm") -> Iterator[Any]:
+    """A vLLM OpenAI server of ``base`` with ``adapters`` on loopback (``served.Server``), stopped by
+    process group however the block ends. ``python``: the interpreter with vLLM (None: this one)."""
+    from termnorm_eval.harness import served
+
+    argv = server_argv(python or sys.executable, base, adapters, max_lora_rank=max_lora_rank,
+                       model_args=model_args, tensor_parallel_size=tensor_parallel_size,
+                       data_parallel_size=data_parallel_size, extra=extra)
+    if python is None and not vllm_importable():
+        raise TermnormError("vLLM is not installed in this Python; install it (pip install "
+                            "'termnorm-eval[vllm]', or benchmarks/vllm_cpu_env.sh on CPU) or name the "
+                            "Python that has it (--server-python PATH/TO/vllm-venv/bin/python)")
+    if port is not None:  # before the start message: a taken port is a plain one-line error
+        served.check_port_free("127.0.0.1", port)
+    print(f"{say}: starting {' '.join(argv)}", file=sys.stderr, flush=True)
+    with served.serve(argv, port=port, ready_timeout=ready_timeout, log_path=log_path,
+                      name="vLLM server") as server:
+        print(f"{say}: vLLM server ready at {server.base_url} (pid {server.pid})", file=sys.stderr,
+              flush=True)
+        yield server
 
 
 def api_base(url: str) -> str:
