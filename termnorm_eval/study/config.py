@@ -22,15 +22,18 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from finetune.config import IntRange, NonEmpty, NumberRange, apply_flags, read_checked_mapping, short
 from termnorm_eval.errors import TermnormError
 
-# Model types of lm-eval that a study can evaluate. hf: weights here, adapters through peft=, the
-# only type that is trained. The chat-completions types talk to a server (evaluated only). vllm
-# is reserved for the vLLM engine (harness/runner.py, another change): see steps.model_args.
-ModelType = Literal["hf", "vllm", "local-chat-completions", "openai-chat-completions"]
+# Model types a study can evaluate. hf: weights here, adapters through peft=. The chat-completions
+# types talk to a server that is already running (evaluated only). vllm: lm-eval's vllm backend
+# (GPU, the `vllm` distribution), the adapter as lora_local_path. vllm-server: the study starts a
+# vLLM OpenAI server on loopback for each evaluation (the adapter as a LoRA module) and scores it
+# with local-chat-completions. Adapters of hf, vllm and vllm-server are trained here by
+# termnorm-finetune (hf or unsloth backend) from the same local weights.
+ModelType = Literal["hf", "vllm", "vllm-server", "local-chat-completions", "openai-chat-completions"]
 MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 API_TYPES = ("local-chat-completions", "openai-chat-completions")
-# vllm: adapters are trained here (hf backend of termnorm-finetune) and scored by lm-eval's vllm
-# backend (GPU, the `vllm` distribution).
-TRAINABLE_TYPES = ("hf", "vllm")
+TRAINABLE_TYPES = ("hf", "vllm", "vllm-server")
+# Scored through chat completions (the server applies the chat template).
+CHAT_TYPES = (*API_TYPES, "vllm-server")
 
 MODEL, TRAIN, EVAL, ANALYSIS = "Model", "Training", "Evaluation", "Analysis"
 
@@ -64,7 +67,9 @@ class StudyConfig:
         "help": "hf (evaluated and trained here; adapters via peft=), local-chat-completions or "
         "openai-chat-completions (a server at --base-url: evaluated only, never trained), vllm "
         "(trained like hf, scored by lm-eval's vllm backend with the adapter as lora_local_path; "
-        "a GPU with the vllm extra).", "panel": MODEL})
+        "a GPU with the vllm extra), vllm-server (trained like hf; each evaluation starts a vLLM "
+        "OpenAI server on 127.0.0.1 serving the adapter, scored with local-chat-completions, then "
+        "stops it).", "panel": MODEL})
     base_url: str | None = field(default=None, metadata={
         "help": "Chat-completions endpoint of an API model, e.g. "
         "http://127.0.0.1:8000/v1/chat/completions.", "panel": MODEL})
@@ -73,6 +78,15 @@ class StudyConfig:
     max_retries: int = field(default=3, metadata={
         "help": "API models: retries of a failed request before the step fails.", "panel": MODEL,
         "check": IntRange(1, 100)})
+    server_python: str | None = field(default=None, metadata={
+        "help": "vllm-server: the Python that runs the vLLM server (e.g. a venv made by "
+        "benchmarks/vllm_cpu_env.sh).", "panel": MODEL, "unset": "this Python"})
+    server_timeout: float = field(default=600.0, metadata={
+        "help": "vllm-server: seconds to wait for the server to answer before the step fails.",
+        "panel": MODEL, "check": NumberRange(0.0, False)})
+    server_args: list[str] | None = field(default=None, metadata={
+        "help": "vllm-server: more vLLM server arguments, e.g. --tensor-parallel-size,2 (a list in YAML).",
+        "panel": MODEL, "unset": "none"})
     model_args: str | None = field(default=None, metadata={
         "help": "Extra lm-eval --model_args appended to the ones the study builds (e.g. dtype=bfloat16).",
         "panel": MODEL})
@@ -156,7 +170,13 @@ class StudyConfig:
                 raise TermnormError("--model-type local-chat-completions needs --base-url (the server's "
                                     "/v1/chat/completions URL)")
         elif self.base_url:
-            raise TermnormError(f"--base-url is for the chat-completions model types, not {self.model_type}")
+            hint = (" (a vLLM server already running: model_type local-chat-completions, model = its "
+                    "served name)") if self.model_type == "vllm-server" else ""
+            raise TermnormError(f"--base-url is for the chat-completions model types, not "
+                                f"{self.model_type}{hint}")
+        server_set = [flag_name(k) for k in ("server_python", "server_args") if getattr(self, k)]
+        if server_set and self.model_type != "vllm-server":
+            raise TermnormError(f"{', '.join(server_set)}: only with model_type vllm-server")
         if self.model_type not in TRAINABLE_TYPES and self.train:
             raise TermnormError(f"--model-type {self.model_type}: training goes through the hf backend; "
                                 "set train: false or model_type: hf")

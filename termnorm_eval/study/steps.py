@@ -25,10 +25,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from termnorm_eval import __version__, atomic
+from termnorm_eval import __version__, atomic, processes
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.study import records
-from termnorm_eval.study.config import API_TYPES, StudyConfig
+from termnorm_eval.study.config import API_TYPES, CHAT_TYPES, TRAINABLE_TYPES, StudyConfig
 from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, task_names
 
 KINDS = ("base", "train", "eval", "sweep", "lexicalization", "report")
@@ -166,7 +166,7 @@ def uses_chat_template(ctx: Context) -> bool:
     """Score as the adapters are trained: finetune's ``chat_template`` auto means "when the base
     tokenizer has a template", and its printed lm_eval commands add --apply_chat_template then."""
     cfg = ctx.cfg
-    if cfg.model_type in API_TYPES:
+    if cfg.model_type in CHAT_TYPES:
         return True  # a chat-completions server always applies its template
     if cfg.apply_chat_template is not None:
         return cfg.apply_chat_template
@@ -216,14 +216,15 @@ def model_args(ctx: Context, adapter: Path | None = None) -> str:
                   ("tokenizer_backend", "None", "tokenizer_backend")]
     elif cfg.model_type == "vllm":
         return _vllm_model_args(ctx, adapter)
+    elif cfg.model_type == "vllm-server":
+        # The server's URL exists once run_eval has started it; what is checked here is that the
+        # command can be built and run (every model_args key is a server option, vLLM is there).
+        _vllm_server_argv(ctx, [])
+        return ""
     else:
         raise TermnormError(f"--model-type {cfg.model_type}: unknown")
     text = runner.model_args(items)
     return f"{text},{cfg.model_args}" if cfg.model_args else text
-
-
-# vLLM's accepted max_lora_rank values (vllm/config/lora.py)
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def _vllm_model_args(ctx: Context, adapter: Path | None) -> str:
@@ -233,9 +234,30 @@ def _vllm_model_args(ctx: Context, adapter: Path | None) -> str:
     if problem:
         raise TermnormError(f"--model-type vllm: {problem}")
     lora = vllm_engine.read_adapter("adapter", adapter, "adapter folder") if adapter is not None else None
-    rank = next((r for r in VLLM_LORA_RANKS if lora is None or r >= lora.rank), VLLM_LORA_RANKS[-1])
     args = {"pretrained": str(ctx.model_path), **vllm_engine.split_model_args(ctx.cfg.model_args)}
-    return vllm_engine.vllm_model_args(args, lora, rank, None, None)
+    return vllm_engine.vllm_model_args(args, lora, vllm_engine.rank_slot([lora] if lora else []), None, None)
+
+
+def _served_adapters(adapter: Path | None) -> list[Any]:
+    """The adapter as vLLM serves it (served name ``adapter``), checked against nothing else: it
+    was trained here on this very base."""
+    from termnorm_eval.harness import vllm_engine
+
+    return [vllm_engine.read_adapter("adapter", adapter, "adapter folder")] if adapter is not None else []
+
+
+def _vllm_server_argv(ctx: Context, adapters: list[Any]) -> list[str]:
+    from termnorm_eval.harness import vllm_engine
+
+    cfg = ctx.cfg
+    if cfg.server_python is None and not vllm_engine.vllm_importable():
+        raise TermnormError("--model-type vllm-server: vLLM is not installed in this Python; install it "
+                            "(pip install 'termnorm-eval[vllm]', or benchmarks/vllm_cpu_env.sh on CPU) or "
+                            "set server_python to the Python that has it")
+    return vllm_engine.server_argv(cfg.server_python or sys.executable, ctx.model_path, adapters,
+                                   max_lora_rank=vllm_engine.rank_slot(adapters),
+                                   model_args=vllm_engine.split_model_args(cfg.model_args),
+                                   extra=cfg.server_args or ())
 
 
 # ------------------------------------------------------------------ steps
@@ -249,7 +271,7 @@ def _eval_inputs(ctx: Context, tasks: list[str], adapter_of: str | None) -> dict
     cfg = ctx.cfg
     return _common(ctx) | {
         "model": ctx.model_identity, "model_type": cfg.model_type, "model_args_extra": cfg.model_args,
-        "base_url": cfg.base_url, "tasks": tasks, "limit": cfg.limit,
+        "base_url": cfg.base_url, "server_args": cfg.server_args, "tasks": tasks, "limit": cfg.limit,
         "apply_chat_template": ctx.chat,
         "num_fewshot": cfg.num_fewshot,
         # The adapter is named by its training step's record: a retrained adapter reruns its evals.
@@ -259,21 +281,53 @@ def _eval_inputs(ctx: Context, tasks: list[str], adapter_of: str | None) -> dict
 
 
 def run_eval(ctx: Context, stage: Path, tasks: list[str], adapter: Path | None) -> dict[str, Any]:
-    """lm_eval on ``tasks`` into ``stage/results`` (in this process when it can; samples logged)."""
+    """lm_eval on ``tasks`` into ``stage/results`` (in this process when it can; samples logged).
+
+    vllm-server: a server of the base with ``adapter`` (served as ``adapter``) is started for this
+    step alone, its log kept in the step folder, and stopped however the step ends.
+    """
+    if ctx.cfg.model_type != "vllm-server":
+        return _harness_eval(ctx, stage, tasks, ctx.cfg.model_type, model_args(ctx, adapter))
+    from termnorm_eval.harness import vllm_engine
+
+    cfg = ctx.cfg
+    adapters = _served_adapters(adapter)
+    _vllm_server_argv(ctx, adapters)  # every check before the start
+    with vllm_engine.serve(ctx.model_path, adapters, python=cfg.server_python,
+                           max_lora_rank=vllm_engine.rank_slot(adapters),
+                           model_args=vllm_engine.split_model_args(cfg.model_args),
+                           extra=cfg.server_args or (), ready_timeout=cfg.server_timeout,
+                           log_path=stage / "server.log", say="termnorm study") as server:
+        name = adapters[0].name if adapters else vllm_engine.BASE_NAME
+        vllm_engine.check_served(server.base_url, [name])
+        args = vllm_engine.chat_model_args(name, server.base_url, cfg.num_concurrent)
+        return _harness_eval(ctx, stage, tasks, vllm_engine.CHAT_MODEL, args)
+
+
+def _harness_eval(ctx: Context, stage: Path, tasks: list[str], model: str, args: str) -> dict[str, Any]:
     from termnorm_eval.harness import inprocess, runner
 
     cfg = ctx.cfg
-    api = cfg.model_type in API_TYPES
+    served = model in API_TYPES
     cmd = runner.EvalCommand(
-        model=cfg.model_type, model_args=model_args(ctx, adapter), tasks=",".join(tasks), limit=cfg.limit,
-        batch_size=cfg.eval_batch_size, device=None if api else (cfg.device or runner.default_device()),
+        model=model, model_args=args, tasks=",".join(tasks), limit=cfg.limit,
+        batch_size="1" if served else cfg.eval_batch_size,
+        device=None if served else (cfg.device or runner.default_device()),
         num_fewshot=cfg.num_fewshot, apply_chat_template=ctx.chat,
         output_path=stage / RESULTS, log_samples=True, include_path=ctx.include_path,
     ).argv()
     shown = " ".join(["lm_eval", *cmd[3:]])
     namespace = inprocess.parse(cmd[3:])
     plan = inprocess.plan(namespace)
-    if isinstance(plan, inprocess.Plan):
+    if processes.world_size() > 1:
+        # Under a launcher the first process scores alone, in a child that does not see the
+        # launcher: lm-eval's hf model would shard the documents over processes not running it.
+        child = [sys.executable, "-m", "termnorm_eval.harness.inprocess", *cmd[3:]]
+        print(f"termnorm study: running, in a process of its own, {shown}", file=sys.stderr, flush=True)
+        rc = subprocess.call(child, env=processes.single_process_env())
+        if rc != 0:
+            raise TermnormError(f"lm_eval exited with status {rc} ({shown})")
+    elif isinstance(plan, inprocess.Plan):
         print(f"termnorm study: running in-process the equivalent of {shown}", file=sys.stderr, flush=True)
         try:
             inprocess.run(plan)
@@ -282,7 +336,7 @@ def run_eval(ctx: Context, stage: Path, tasks: list[str], adapter: Path | None) 
         except Exception as e:  # a server that never answers, a model that does not load
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             where = f"the API model at {cfg.base_url} did not answer after {cfg.max_retries} retries: " \
-                if api else "lm_eval failed: "
+                if cfg.model_type in API_TYPES else "lm_eval failed: "
             raise TermnormError(f"{where}{type(e).__name__}: {first}") from None
     else:
         print(f"termnorm study: running {shown}", file=sys.stderr, flush=True)
@@ -315,7 +369,8 @@ def _finetune_config(ctx: Context, key: str, folder: Path) -> Any:
 
 
 def steps_per_epoch(key: str, values: dict[str, Any]) -> int:
-    """Optimizer steps per epoch of one process, as transformers' Trainer counts them."""
+    """Optimizer steps per epoch, as transformers' Trainer counts them: under a launcher, each
+    process takes every n-th batch (accelerate's batch sharding, evened out)."""
     from finetune.config import FIELDS
     from finetune.data import build_training_set
 
@@ -323,7 +378,8 @@ def steps_per_epoch(key: str, values: dict[str, Any]) -> int:
                               limit_pairs=values.get("limit_pairs"))
     batch = values.get("batch_size", FIELDS["batch_size"].default)
     accum = values.get("grad_accum", FIELDS["grad_accum"].default)
-    return max(math.ceil(math.ceil(len(tset.rows) / batch) / accum), 1)
+    batches = math.ceil(math.ceil(len(tset.rows) / batch) / processes.world_size())
+    return max(math.ceil(batches / accum), 1)
 
 
 def _train_inputs(ctx: Context, key: str) -> dict[str, Any]:
@@ -336,8 +392,31 @@ def _train_inputs(ctx: Context, key: str) -> dict[str, Any]:
 
 
 def run_train(ctx: Context, step: Step, folder: Path, key: str) -> dict[str, Any]:
-    """Train (or resume) the adapter of ``key`` in ``folder/adapter``; copy out the sweep's epochs."""
-    from finetune import rundir, train
+    """Train (or resume) the adapter of ``key`` in ``folder/adapter``; copy out the sweep's epochs.
+
+    On every process of a launcher (data parallel); the first one prepares the folder, copies the
+    epochs and returns the outputs to record.
+    """
+    from finetune import train
+
+    main = processes.is_main()
+    finished, resume = processes.from_main(main, partial(_prepare_training, step, folder))
+    if not finished:
+        ft = _finetune_config(ctx, key, folder)
+        ft.resume = resume
+        if resume and main:
+            print(f"termnorm study: {step.name}: continuing the interrupted training", file=sys.stderr)
+        train.run(ft, show_progress=sys.stderr.isatty() and main)
+    outputs: dict[str, Any] = {"adapter": ADAPTER}
+    if ctx.cfg.sweep and main:
+        outputs["epochs"] = _copy_epochs(ctx, folder, key)
+    return outputs
+
+
+def _prepare_training(step: Step, folder: Path) -> tuple[bool, bool]:
+    """(the adapter is finished, an interrupted training is there to resume); a training folder of
+    other inputs is removed first."""
+    from finetune import rundir
 
     pending = records.read_record(folder, records.PENDING)
     if folder.exists() and (pending is None or pending["inputs"] != step.inputs):
@@ -348,18 +427,8 @@ def run_train(ctx: Context, step: Step, folder: Path, key: str) -> dict[str, Any
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records.write_record(folder, records.make_record(step.name, step.inputs, 0.0), records.PENDING)
-    ft = _finetune_config(ctx, key, folder)
     adapter = folder / ADAPTER
-    finished = (adapter / rundir.MANIFEST_FILE).is_file()
-    if not finished:
-        ft.resume = (adapter / rundir.RUN_FILE).is_file()
-        if ft.resume:
-            print(f"termnorm study: {step.name}: continuing the interrupted training", file=sys.stderr)
-        train.run(ft, show_progress=sys.stderr.isatty())
-    outputs: dict[str, Any] = {"adapter": ADAPTER}
-    if ctx.cfg.sweep:
-        outputs["epochs"] = _copy_epochs(ctx, folder, key)
-    return outputs
+    return (adapter / rundir.MANIFEST_FILE).is_file(), (adapter / rundir.RUN_FILE).is_file()
 
 
 def _copy_epochs(ctx: Context, folder: Path, key: str) -> dict[str, str]:
@@ -446,7 +515,7 @@ def plan(ctx: Context) -> list[Step]:
                 add(Step(f"sweep-{key}-e{k}", "sweep", _eval_inputs(ctx, tasks, train_step) | {"epoch": k},
                          partial(_eval_step, ctx, tasks, adapter), depends=[train_step],
                          describe=f"{key} adapter after epoch {k}"))
-    if cfg.lexicalization and cfg.model_type == "hf":
+    if cfg.lexicalization and cfg.model_type in TRAINABLE_TYPES:  # the weights are here
         add(Step("lexicalization", "lexicalization", _common(ctx) | {
             "model": ctx.model_identity, "terminologies": list(ctx.selected),
             "limit": cfg.lexicalization_limit, "seed": 0, "center": True},
