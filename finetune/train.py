@@ -14,7 +14,6 @@ import contextlib
 import json
 import shutil
 import sys
-from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,7 +25,7 @@ from finetune.commands import scoring_commands
 from finetune.config import FinetuneConfig, library_kwargs
 from finetune.data import TrainingSet, build_training_set
 from finetune.integrity import model_folder_problem
-from termnorm_eval import atomic
+from termnorm_eval import atomic, processes
 from termnorm_eval.errors import TermnormError
 
 MANIFEST_FORMAT = "termnorm-finetune/1"
@@ -180,30 +179,6 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _from_main(is_main: bool, compute: Callable[[], Any]) -> Any:
-    """``compute()`` on the main process, its result (or its TermnormError) on every process.
-
-    One process decides (it holds the lock); the others must act on the same answer, and fail
-    with the same error rather than wait forever for a main process that has stopped.
-    """
-    import torch.distributed as dist
-
-    result: tuple[Any, str | None] = (None, None)
-    if is_main:
-        try:
-            result = (compute(), None)
-        except TermnormError as e:
-            result = (None, str(e))
-    if dist.is_available() and dist.is_initialized():
-        box = [result]
-        dist.broadcast_object_list(box, src=0)
-        result = box[0]
-    value, error = result
-    if error is not None:
-        raise TermnormError(error)
-    return value
-
-
 def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     """Train one adapter; returns its manifest."""
     assert cfg.model is not None and cfg.output_dir is not None
@@ -247,7 +222,7 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     with contextlib.ExitStack() as held:
         if is_main:
             held.enter_context(atomic.output_lock(out, rundir.LOCK_OPTION))
-        state: rundir.RunState = _from_main(is_main, lambda: rundir.inspect(out, fp, cfg.resume))
+        state: rundir.RunState = processes.from_main(is_main, lambda: rundir.inspect(out, fp, cfg.resume))
         with args.main_process_first(desc="claiming the output directory"):
             if is_main:
                 for note in state.notes:
@@ -299,7 +274,7 @@ def _train_and_save(cfg: FinetuneConfig, backend: str, model: Any, tokenizer: An
 
     # Save into a fresh staged folder beside the output dir (unique per run: never shared with
     # another writer), then move into place; the manifest is written last.
-    stage: Path = _from_main(is_main, lambda: held.enter_context(atomic.staged_folder(out)))
+    stage: Path = processes.from_main(is_main, lambda: held.enter_context(atomic.staged_folder(out)))
     trainer.accelerator.wait_for_everyone()
     trainer.save_model(str(stage))
     manifest: dict[str, Any] = {}

@@ -5,7 +5,11 @@ lexicalization analysis and report.md; reruns, changed inputs, other versions, C
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -190,6 +194,63 @@ def test_ctrl_c_in_an_evaluation_leaves_nothing_and_the_rerun_runs_it(
     assert _results(out / "base")["n-samples"]["termnorm_go_term2id_val"]["effective"] == 2
 
 
+def _study_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m termnorm_eval study ...` as a user starts it in a terminal: SIGINT not ignored
+    (a shell's background job would ignore it), stderr read line by line."""
+    return subprocess.Popen([sys.executable, "-m", "termnorm_eval", "study", *args], env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.mark.slow
+def test_a_real_sigint_during_an_evaluation_exits_130_and_the_rerun_runs_it(
+        tiny256: Path, tmp_path: Path) -> None:
+    """The signal itself, not a simulated KeyboardInterrupt: sent while the base model generates."""
+    out = tmp_path / "s"
+    args = ["-c", str(TINY_CONFIG), "--model", str(tiny256), "--out", str(out), "--only", "base"]
+    proc = _study_process(*args, "--limit", "400")
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "running in-process" in line:
+            time.sleep(3)  # into the generation
+            proc.send_signal(signal.SIGINT)
+            break
+    err = "".join(seen) + proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, err
+    assert "interrupted; run the same command to continue" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["study.json"]  # no base/, no staged leftovers
+    assert _study("-c", str(TINY_CONFIG), "--model", str(tiny256), "--out", str(out), "--only", "base",
+                  "--limit", "2") == 0
+    assert _results(out / "base")["n-samples"]["termnorm_go_term2id_val"]["effective"] == 2
+
+
+@pytest.mark.slow
+def test_the_study_runs_unchanged_under_a_launcher_with_two_processes(tiny256: Path, tmp_path: Path) -> None:
+    """torchrun with 2 CPU processes (gloo), what `accelerate launch` runs on 2 GPUs: both train
+    (data parallel), the first alone evaluates and reports, and says each step once."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "termnorm_eval",
+           "study", "-c", str(TINY_CONFIG), "--model", str(tiny256), "--out", str(out), "--no-lexicalization"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "train-go/adapter/termnorm_manifest.json").read_text())
+    # 20 rows in batches of 10: 2 batches per epoch, one per process, so 1 step per epoch
+    assert (manifest["processes"], manifest["training"]["global_steps"]) == (2, 20)
+    assert (out / "train-go/epochs/epoch-5/adapter_model.safetensors").is_file()
+    assert proc.stderr.count("[1/5] base: base model on 2 tasks") == 1
+    assert proc.stderr.count("running, in a process of its own") == 3  # base, eval-go, sweep-go-e5
+    for step in ("base", "train-go", "eval-go", "sweep-go-e5", "report"):
+        assert records.read_record(out / step) is not None, step
+    assert _results(out / "eval-go")["n-samples"]["termnorm_go_term2id_train"]["effective"] == 4
+    assert (out / "report.md").is_file()
+    # the same launch again: nothing to do
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and proc.stderr.count("finished earlier, reused") == 5, proc.stderr[-3000:]
+
+
 # ------------------------------------------------------------------ bad input (no model runs)
 
 
@@ -201,7 +262,7 @@ def test_unknown_config_key_names_key_and_file(tmp_path: Path, capsys: pytest.Ca
 
 def test_unknown_model_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     one_line_error(["study", "--model", "m", "--model-type", "gguf", "--out", str(tmp_path / "o")], capsys,
-                   "--model-type", "must be one of hf, vllm, local-chat-completions")
+                   "--model-type", "must be one of hf, vllm, vllm-server, local-chat-completions")
     cfg = tmp_path / "study.yaml"
     cfg.write_text("model: m\nmodel_type: llamacpp\n")
     one_line_error(["study", "-c", str(cfg)], capsys, str(cfg), "model_type", "llamacpp")

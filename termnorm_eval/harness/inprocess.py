@@ -176,3 +176,26 @@ def run(p: Plan) -> None:
     print(make_table(results))
     if "groups" in results:
         print(make_table(results, "groups"))
+
+
+def main(args: list[str]) -> int:
+    """``python -m termnorm_eval.harness.inprocess run --model ...``: a printed command run in a
+    child process, here when ``plan`` allows (else lm_eval's CLI), as ``termnorm eval`` would."""
+    import subprocess
+    import sys
+
+    try:
+        p = plan(parse(args))
+        if not isinstance(p, Plan):
+            return subprocess.call([sys.executable, "-m", "lm_eval", *args])
+        run(p)
+    except TermnormError as e:
+        print(f"termnorm: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -6,23 +6,35 @@ inside, so an interrupted step leaves the previous complete folder or none. Trai
 its folder through finetune (checkpoints; a rerun continues from the last one). ``--only`` and
 ``--from`` pick steps by name (``train-go``) or kind (``train``); a step whose inputs come from a
 step that is not finished is refused in one line.
+
+Under `accelerate launch` or torchrun (``processes``) the first process runs the study as above;
+the others join the training steps only (termnorm-finetune's data parallel) and wait while the
+first one evaluates, analyses and reports. What runs next, or the error that stops the study, is
+decided by the first process and shared with the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
-from termnorm_eval import atomic
+from termnorm_eval import atomic, processes
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.study import records
 from termnorm_eval.study.config import StudyConfig
 from termnorm_eval.study.steps import KINDS, Context, Step, make_context, plan
 
+# How long the other processes wait for the first one's evaluation of a step (see processes.start).
+WAIT_FOR_FIRST = timedelta(hours=48)
+
 
 def _say(msg: str) -> None:
-    print(f"termnorm study: {msg}", file=sys.stderr, flush=True)
+    if processes.is_main():
+        print(f"termnorm study: {msg}", file=sys.stderr, flush=True)
 
 
 def _matches(step: Step, wanted: str) -> bool:
@@ -53,10 +65,37 @@ def is_finished(ctx: Context, step: Step) -> bool:
 
 def run_study(cfg: StudyConfig, only: str | None = None, start: str | None = None) -> Path:
     """Run (or finish) the study; returns the study folder."""
-    ctx = make_context(cfg)
+    processes.start(WAIT_FOR_FIRST)
+    main = processes.is_main()
+    # The first process prepares the model (once) and checks everything; then the others.
+    made: list[Context] = []
+    processes.from_main(main, lambda: made.append(make_context(cfg)))
+    ctx = made[0] if main else make_context(cfg)
     steps = plan(ctx)
     chosen = choose(steps, only, start)
     config = cfg.to_dict()
+    out = ctx.out
+    with contextlib.ExitStack() as held:
+        processes.from_main(main, lambda: _claim(ctx, steps, config, held))
+        started = time.perf_counter()
+        ran = 0
+        for i, step in enumerate(chosen, 1):
+            where = (ctx, step, i, len(chosen))
+            if step.kind == "train":  # every process trains; the first one decides and records
+                if processes.from_main(main, partial(_should_run, *where)):
+                    ran += 1
+                    _execute_everywhere(*where)
+            else:  # the first process alone; the others wait for its outcome
+                ran += processes.from_main(main, partial(_run_step, *where))
+        if main:
+            records.write_study_file(out, config)
+        _say(f"done: {ran} step(s) run, {len(chosen) - ran} reused, {time.perf_counter() - started:.0f} s; "
+             f"{out / 'report.md'}")
+    return out
+
+
+def _claim(ctx: Context, steps: list[Step], config: dict[str, object], held: contextlib.ExitStack) -> None:
+    """Check the study folder, lock it (held until ``held`` closes) and write its study file."""
     out = ctx.out
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,27 +103,28 @@ def run_study(cfg: StudyConfig, only: str | None = None, start: str | None = Non
         raise TermnormError(f"--out {out}: cannot create its folder ({e.strerror})") from None
     for note in records.check_study_folder(out, config):  # refuse a foreign folder before locking
         _say(note)
-    with atomic.output_lock(out, "--out"):
-        records.check_study_folder(out, config)  # again, under the lock: the answer that counts
-        atomic.check_replaceable(out, "--out")
-        out.mkdir(exist_ok=True)
-        records.write_study_file(out, config)
-        known = {s.name for s in steps} | {records.STUDY_FILE, "report.md"}
-        others = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in known)
-        if others:  # e.g. a terminology dropped from the config: its folders stay, untouched
-            _say(f"kept, not part of this config: {', '.join(others)}")
-        started = time.perf_counter()
-        ran = 0
-        for i, step in enumerate(chosen, 1):
-            ran += _run_step(ctx, step, i, len(chosen))
-        records.write_study_file(out, config)
-        _say(f"done: {ran} step(s) run, {len(chosen) - ran} reused, {time.perf_counter() - started:.0f} s; "
-             f"{out / 'report.md'}")
-    return out
+    held.enter_context(atomic.output_lock(out, "--out"))
+    records.check_study_folder(out, config)  # again, under the lock: the answer that counts
+    atomic.check_replaceable(out, "--out")
+    out.mkdir(exist_ok=True)
+    records.write_study_file(out, config)
+    known = {s.name for s in steps} | {records.STUDY_FILE, "report.md"}
+    others = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in known)
+    if others:  # e.g. a terminology dropped from the config: its folders stay, untouched
+        _say(f"kept, not part of this config: {', '.join(others)}")
 
 
 def _run_step(ctx: Context, step: Step, i: int, n: int) -> int:
     """Run ``step`` unless finished; 1 if it ran."""
+    if not _should_run(ctx, step, i, n):
+        return 0
+    _execute(ctx, step, i, n)
+    return 1
+
+
+def _should_run(ctx: Context, step: Step, i: int, n: int) -> bool:
+    """False when ``step`` is finished with the same inputs (said); a one-line error when a step it
+    reads is not finished."""
     folder = ctx.out / step.name
     atomic.recover(folder)  # what an interrupted run of this step left (we hold the study lock)
     head = f"[{i}/{n}] {step.name}"
@@ -92,7 +132,7 @@ def _run_step(ctx: Context, step: Step, i: int, n: int) -> int:
     lost = step.kind == "report" and not (ctx.out / "report.md").is_file()  # report.md removed by hand
     if old is not None and old["inputs"] == step.inputs and not lost:
         _say(f"{head}: finished earlier, reused")
-        return 0
+        return False
     for dep in step.depends:
         if not is_finished(ctx, ctx.steps[dep]):
             raise TermnormError(f"step {step.name} needs step {dep}, which is not finished; run it first "
@@ -101,6 +141,31 @@ def _run_step(ctx: Context, step: Step, i: int, n: int) -> int:
         changed = records.differences(old["inputs"], step.inputs)
         _say(f"{head}: inputs changed ({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''}); "
              "running it again")
+    return True
+
+
+def _execute_everywhere(ctx: Context, step: Step, i: int, n: int) -> None:
+    """``_execute`` on every process; the first one's error (from its own part: the records, the
+    sweep's copies) stops them all, not only itself."""
+    failed: list[TermnormError] = []
+    try:
+        _execute(ctx, step, i, n)
+    except TermnormError as e:
+        failed.append(e)
+
+    def outcome() -> None:
+        if failed:
+            raise failed[0]
+
+    processes.from_main(processes.is_main(), outcome)
+    outcome()
+
+
+def _execute(ctx: Context, step: Step, i: int, n: int) -> None:
+    """Run ``step`` into its folder, record inside (a training: on every process, recorded by the
+    first)."""
+    folder = ctx.out / step.name
+    head = f"[{i}/{n}] {step.name}"
     _say(f"{head}: {step.describe}")
     t0 = time.perf_counter()
     if step.staged:
@@ -114,7 +179,7 @@ def _run_step(ctx: Context, step: Step, i: int, n: int) -> int:
             atomic.write_file(ctx.out / "report.md", report_md)
     else:
         outputs = step.run(step, folder)
-        records.write_record(folder, records.make_record(step.name, step.inputs, time.perf_counter() - t0,
-                                                         outputs))
+        if processes.is_main():
+            records.write_record(folder, records.make_record(step.name, step.inputs,
+                                                             time.perf_counter() - t0, outputs))
     _say(f"{head}: finished in {time.perf_counter() - t0:.0f} s")
-    return 1
