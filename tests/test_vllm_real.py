@@ -1,11 +1,13 @@
-"""`termnorm eval --engine vllm-server` against the real vLLM (issue 15): runs only where vLLM is
-importable in this interpreter, e.g. the environment of benchmarks/vllm_cpu_env.sh
-(``/work/vllm-venv/bin/python -m pytest tests/test_vllm_real.py``); skipped elsewhere, CI included
-(the ~4 GB environment does not fit its time).
+"""`termnorm eval --engine vllm-server|vllm` and `termnorm study` against the real vLLM (issues 13
+and 15): runs only where vLLM is importable in this interpreter, e.g. the environment of
+benchmarks/vllm_cpu_env.sh (``/work/vllm-venv/bin/python -m pytest tests/test_vllm_real.py``);
+skipped elsewhere, CI included (the ~4 GB environment does not fit its time).
 
 The real SmolLM2-135M-Instruct (prepared by ``termnorm model path``) is served with real LoRA
 adapters: two on one server, each scored under its own name; the engine consistency check trains
-an adapter with termnorm-finetune and compares hf (peft=) with the served vLLM per document.
+an adapter with termnorm-finetune and compares hf (peft=) with the served vLLM and with lm-eval's
+own vllm backend per document. The tiny study runs with ``model_type: vllm-server`` and
+``vllm``, and its adapter's scores are compared with the hf backend's on the same documents.
 """
 
 from __future__ import annotations
@@ -110,8 +112,63 @@ def test_hf_and_served_vllm_agree_per_document(tmp_path: Path, smollm2: Path) ->
                            "--out", str(out)], capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.with_suffix(".json").read_text())
-    ag = r["agreement"]
-    assert ag["documents"] == 6
     assert r["per_task"]["termnorm_gene_name2symbol_train"]["hf_exact_match"] > 0, r["per_task"]
-    assert ag["same_strict_score"] == ag["documents"], json.dumps(ag["differences"], indent=1)
-    assert r["speed"]["hf"]["documents_per_s"] > 0 and r["speed"]["vllm_server"]["documents_per_s"] > 0
+    engines = ["vllm_server", "vllm"] if _lm_eval_vllm_backend() else ["vllm_server"]
+    assert sorted(r["agreement"]) == sorted(engines)
+    for name in engines:
+        ag = r["agreement"][name]
+        assert ag["documents"] == 6
+        assert ag["same_strict_score"] == ag["documents"], json.dumps(ag["differences"], indent=1)
+        assert r["speed"][name]["documents_per_s"] > 0
+    assert r["speed"]["hf"]["documents_per_s"] > 0
+
+
+def _lm_eval_vllm_backend() -> bool:
+    from termnorm_eval.harness import vllm_engine
+
+    return vllm_engine.vllm_distribution_problem() is None
+
+
+TINY_CONFIG = REPO / "finetune" / "recipes" / "study-tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny256(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from termnorm_eval.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny256"), seed=0, hidden=256, layers=1)
+
+
+def _strict_per_doc(results_dir: Path) -> dict[tuple[str, int], float]:
+    out = {}
+    for f in results_dir.rglob("samples_*.jsonl"):
+        task = f.name[len("samples_"):].rsplit("_", 1)[0]
+        for line in f.read_text().splitlines():
+            row = json.loads(line)
+            out[(task, int(row["doc_id"]))] = float(row["exact_match"])
+    return out
+
+
+@pytest.mark.parametrize("model_type", ["vllm-server", "vllm"])
+def test_the_study_through_real_vllm_scores_as_hf(
+        model_type: str, tmp_path: Path, tiny256: Path, small_env: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The tiny study (one GO adapter, memorized in 20 epochs) scored through vLLM: each adapter's
+    strict scores equal the hf backend's on the same documents."""
+    if model_type == "vllm" and not _lm_eval_vllm_backend():
+        pytest.skip("lm-eval's vllm backend cannot find the vllm distribution here")
+    out = tmp_path / "s"
+    extra = (["--server-args", "--enforce-eager,--max-model-len=512"] if model_type == "vllm-server"
+             else ["--model-args", "enforce_eager=True,max_model_len=512"])
+    code, _, err = run(["study", "-c", str(TINY_CONFIG), "--model", str(tiny256), "--model-type", model_type,
+                        "--epochs", "20", "--no-lexicalization", "--out", str(out), *extra], capsys)
+    assert code == 0, err
+    vllm_scores = _strict_per_doc(out / "eval-go" / "results")
+    assert len(vllm_scores) == 8 and sum(vllm_scores.values()) > 0, vllm_scores  # train: memorized
+    hf_out = tmp_path / "hf"
+    code, _, err = run(["eval", "--model-args", f"pretrained={tiny256},dtype=float32", "--lora",
+                        str(out / "train-go" / "adapter"), "--tasks",
+                        "termnorm_go_term2id_train,termnorm_go_term2id_val", "--limit", "4",
+                        "--apply-chat-template", "--log-samples", "--output-path", str(hf_out)], capsys)
+    assert code == 0, err
+    assert _strict_per_doc(hf_out) == vllm_scores
