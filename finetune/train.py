@@ -276,6 +276,10 @@ def _train_and_save(cfg: FinetuneConfig, backend: str, model: Any, tokenizer: An
     # another writer), then move into place; the manifest is written last.
     stage: Path = processes.from_main(is_main, lambda: held.enter_context(atomic.staged_folder(out)))
     trainer.accelerator.wait_for_everyone()
+    if getattr(trainer, "is_fsdp_enabled", False):
+        # Under FSDP a SHARDED_STATE_DICT save writes shards, not an adapter that peft= loads:
+        # gather it (PEFT's own FSDP examples do the same). Every rank takes part in the gather.
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(stage))
     manifest: dict[str, Any] = {}
     if is_main:
