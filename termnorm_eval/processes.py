@@ -58,6 +58,16 @@ def start(wait: timedelta) -> None:
     PartialState(timeout=wait)
 
 
+def stop() -> None:
+    """Leave the process group together: a barrier, then its teardown. A worker that exits with
+    the group still up can abort in gloo's threads ("terminate called without an active
+    exception"), which the launcher reports as the whole run failing."""
+    dist = _group()
+    if dist is not None:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _group() -> Any:
     import torch.distributed as dist
 

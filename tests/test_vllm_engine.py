@@ -5,7 +5,8 @@ installed: a GPU, or the CPU environment of benchmarks/vllm_cpu_env.sh), and the
 to end against a fake ``vllm.entrypoints.openai.api_server`` module (tests/vllm_fake.py): a real
 subprocess on loopback that answers ``/health``, ``/v1/models`` and ``/v1/chat/completions`` as
 vLLM's server does, and records its command lines, its pid and the requests it saw. Every bad
-input is one line, exit 2, and leaves no server process behind. The same checks against the real vLLM are in test_vllm_real.py.
+input is one line, exit 2, and leaves no server process behind. The same checks against the real
+vLLM are in test_vllm_real.py.
 """
 
 from __future__ import annotations

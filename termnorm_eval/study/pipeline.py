@@ -91,6 +91,7 @@ def run_study(cfg: StudyConfig, only: str | None = None, start: str | None = Non
             records.write_study_file(out, config)
         _say(f"done: {ran} step(s) run, {len(chosen) - ran} reused, {time.perf_counter() - started:.0f} s; "
              f"{out / 'report.md'}")
+    processes.stop()
     return out
 
 
