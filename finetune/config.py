@@ -264,36 +264,56 @@ class FinetuneConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class FieldTypes:
+    """What a settings dataclass's type hints say of each field: its alternatives without None,
+    the choices of a ``Literal``, the item type of a list, the scalar a flag is parsed as. One
+    reading for ``FinetuneConfig`` and the study's ``StudyConfig``."""
+
+    hints: dict[str, Any]
+
+    @classmethod
+    def of(cls, config_class: type) -> FieldTypes:
+        return cls(get_type_hints(config_class))
+
+    def members(self, key: str) -> list[Any]:
+        """The field's type as a list of alternatives, without None."""
+        hint = self.hints[key]
+        alternatives = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+        return [a for a in alternatives if a is not type(None)]
+
+    def choices(self, key: str) -> tuple[str, ...]:
+        """The values a ``Literal`` in the field's type allows (``("auto", "hf", "unsloth")``)."""
+        return tuple(v for m in self.members(key) if get_origin(m) is Literal for v in get_args(m))
+
+    def list_item(self, key: str) -> type | None:
+        """The item type of a list field (``str`` or ``int``), else None."""
+        for m in self.members(key):
+            if get_origin(m) is list:
+                item: type = get_args(m)[0]
+                return item
+        return None
+
+    def value_kind(self, key: str) -> type:
+        """What a command-line value of ``key`` is parsed as: bool, int, float, or str (lists and
+        choices are strings; ``coerce`` splits and checks them)."""
+        plain = [m for m in self.members(key) if m in (bool, int, float)]
+        return plain[0] if plain else str
+
+
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
 CONFIG_KEYS = tuple(k for k, f in FIELDS.items() if f.metadata.get("config_key", True))
-_HINTS = get_type_hints(FinetuneConfig)
+_TYPES = FieldTypes.of(FinetuneConfig)
+choices = _TYPES.choices
+value_kind = _TYPES.value_kind
 
 
 def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _members(key: str) -> list[Any]:
-    """The field's type as a list of alternatives, without None."""
-    hint = _HINTS[key]
-    alternatives = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
-    return [a for a in alternatives if a is not type(None)]
-
-
-def choices(key: str) -> tuple[str, ...]:
-    """The values a ``Literal`` in the field's type allows (``("auto", "hf", "unsloth")``)."""
-    return tuple(v for m in _members(key) if get_origin(m) is Literal for v in get_args(m))
-
-
 def is_list(key: str) -> bool:
-    return any(get_origin(m) is list for m in _members(key))
-
-
-def value_kind(key: str) -> type:
-    """What a command-line value of ``key`` is parsed as: bool, int, float, or str (lists and
-    choices are strings; ``coerce`` splits and checks them)."""
-    plain = [m for m in _members(key) if m in (bool, int, float)]
-    return plain[0] if plain else str
+    return _TYPES.list_item(key) is not None
 
 
 def allowed(key: str) -> str:
@@ -337,7 +357,11 @@ def coerce(key: str, value: Any) -> Any:
         items = _as_list(value)
         # A list of just one choice is that choice: `target_modules: [all-linear]` is all-linear.
         return items[0] if len(items) == 1 and items[0] in choices(key) else items
-    kind = value_kind(key)
+    return coerce_scalar(value_kind(key), value)
+
+
+def coerce_scalar(kind: type, value: Any) -> Any:
+    """A config/flag value as ``kind`` (bool, int, float or str); TypeError/ValueError if it cannot be."""
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -451,13 +475,7 @@ def read_checked_mapping(path: str | Path, known: Sequence[str], coerce_value: C
             raise TermnormError(f"{p}: unknown config key {short(raw_key)} (known: {', '.join(known)})")
         if value is None:  # `key:` with no value: not set, as for a flag left out
             continue
-        try:
-            out[key] = coerce_value(key, value)
-        except (TypeError, ValueError) as e:
-            raise TermnormError(f"{p}: config key {short(raw_key)}: {e} (got {short(value)})") from None
-        problem = check(key, out[key])
-        if problem:
-            raise TermnormError(f"{p}: config key {short(raw_key)} {problem}")
+        out[key] = _checked(key, value, coerce_value, check, f"{p}: config key {short(raw_key)}")
     return out
 
 
@@ -467,14 +485,20 @@ def apply_flags(values: dict[str, Any], flags: dict[str, Any], coerce_value: Coe
     for key, value in flags.items():
         if value is None:
             continue
-        try:
-            values[key] = coerce_value(key, value)
-        except (TypeError, ValueError) as e:
-            raise TermnormError(f"{flag(key)}: {e} (got {short(value)})") from None
-        problem = check(key, values[key])
-        if problem:
-            raise TermnormError(f"{flag(key)} {problem}")
+        values[key] = _checked(key, value, coerce_value, check, flag(key))
     return values
+
+
+def _checked(key: str, value: Any, coerce_value: Coerce, check: ValueCheck, name: str) -> Any:
+    """``value`` converted and checked for ``key``; a one-line error that starts with ``name``."""
+    try:
+        converted = coerce_value(key, value)
+    except (TypeError, ValueError) as e:
+        raise TermnormError(f"{name}: {e} (got {short(value)})") from None
+    problem = check(key, converted)
+    if problem:
+        raise TermnormError(f"{name} {problem}")
+    return converted
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args
 
-from finetune.config import IntRange, NonEmpty, NumberRange, apply_flags, read_checked_mapping, short
+from finetune.config import (
+    FieldTypes,
+    IntRange,
+    NonEmpty,
+    NumberRange,
+    apply_flags,
+    coerce_scalar,
+    flag_name,
+    read_checked_mapping,
+    short,
+)
 from termnorm_eval.errors import TermnormError
 
 # Model types a study can evaluate. hf: weights here, adapters through peft=. The chat-completions
@@ -191,35 +200,10 @@ class StudyConfig:
 
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(StudyConfig)}
-_HINTS = get_type_hints(StudyConfig)
-
-
-def flag_name(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def _members(key: str) -> list[Any]:
-    hint = _HINTS[key]
-    alternatives = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
-    return [a for a in alternatives if a is not type(None)]
-
-
-def choices(key: str) -> tuple[str, ...]:
-    return tuple(v for m in _members(key) if get_origin(m) is Literal for v in get_args(m))
-
-
-def list_item(key: str) -> type | None:
-    """The item type of a list field (``str`` or ``int``), else None."""
-    for m in _members(key):
-        if get_origin(m) is list:
-            item: type = get_args(m)[0]
-            return item
-    return None
-
-
-def value_kind(key: str) -> type:
-    plain = [m for m in _members(key) if m in (bool, int, float)]
-    return plain[0] if plain else str
+_TYPES = FieldTypes.of(StudyConfig)
+choices = _TYPES.choices
+list_item = _TYPES.list_item
+value_kind = _TYPES.value_kind
 
 
 def value_problem(key: str, value: Any) -> str | None:
@@ -256,22 +240,7 @@ def coerce(key: str, value: Any) -> Any:
         if not all(isinstance(v, str) for v in items):
             raise TypeError("expected a list of names")
         return list(items)
-    kind = value_kind(key)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError("expected true or false")
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise TypeError("expected an integer")
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise TypeError("expected a number")
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise TypeError("expected a string")
-    return str(value)
+    return coerce_scalar(value_kind(key), value)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
