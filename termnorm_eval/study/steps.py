@@ -14,7 +14,6 @@ let an interrupted training continue.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -246,6 +245,15 @@ def _served_adapters(adapter: Path | None) -> list[Any]:
     return [vllm_engine.read_adapter("adapter", adapter, "adapter folder")] if adapter is not None else []
 
 
+def _server_options(ctx: Context, adapters: list[Any]) -> dict[str, Any]:
+    """The vLLM server settings of every vllm-server evaluation (vllm_engine.server_argv's)."""
+    from termnorm_eval.harness import vllm_engine
+
+    return {"max_lora_rank": vllm_engine.rank_slot(adapters),
+            "model_args": vllm_engine.split_model_args(ctx.cfg.model_args),
+            "extra": ctx.cfg.server_args or ()}
+
+
 def _vllm_server_argv(ctx: Context, adapters: list[Any]) -> list[str]:
     from termnorm_eval.harness import vllm_engine
 
@@ -255,9 +263,7 @@ def _vllm_server_argv(ctx: Context, adapters: list[Any]) -> list[str]:
                             "(pip install 'termnorm-eval[vllm]', or benchmarks/vllm_cpu_env.sh on CPU) or "
                             "set server_python to the Python that has it")
     return vllm_engine.server_argv(cfg.server_python or sys.executable, ctx.model_path, adapters,
-                                   max_lora_rank=vllm_engine.rank_slot(adapters),
-                                   model_args=vllm_engine.split_model_args(cfg.model_args),
-                                   extra=cfg.server_args or ())
+                                   **_server_options(ctx, adapters))
 
 
 # ------------------------------------------------------------------ steps
@@ -292,11 +298,9 @@ def run_eval(ctx: Context, stage: Path, tasks: list[str], adapter: Path | None) 
 
     cfg = ctx.cfg
     adapters = _served_adapters(adapter)
-    _vllm_server_argv(ctx, adapters)  # every check before the start
+    # make_context checked the command (model_args keys, vLLM there); serve builds it before it starts.
     with vllm_engine.serve(ctx.model_path, adapters, python=cfg.server_python,
-                           max_lora_rank=vllm_engine.rank_slot(adapters),
-                           model_args=vllm_engine.split_model_args(cfg.model_args),
-                           extra=cfg.server_args or (), ready_timeout=cfg.server_timeout,
+                           **_server_options(ctx, adapters), ready_timeout=cfg.server_timeout,
                            log_path=stage / "server.log", say="termnorm study") as server:
         name = adapters[0].name if adapters else vllm_engine.BASE_NAME
         vllm_engine.check_served(server.base_url, [name])
@@ -319,15 +323,8 @@ def _harness_eval(ctx: Context, stage: Path, tasks: list[str], model: str, args:
     shown = " ".join(["lm_eval", *cmd[3:]])
     namespace = inprocess.parse(cmd[3:])
     plan = inprocess.plan(namespace)
-    if processes.world_size() > 1:
-        # Under a launcher the first process scores alone, in a child that does not see the
-        # launcher: lm-eval's hf model would shard the documents over processes not running it.
-        child = [sys.executable, "-m", "termnorm_eval.harness.inprocess", *cmd[3:]]
-        print(f"termnorm study: running, in a process of its own, {shown}", file=sys.stderr, flush=True)
-        rc = subprocess.call(child, env=processes.single_process_env())
-        if rc != 0:
-            raise TermnormError(f"lm_eval exited with status {rc} ({shown})")
-    elif isinstance(plan, inprocess.Plan):
+    launcher = processes.world_size() > 1
+    if not launcher and isinstance(plan, inprocess.Plan):
         print(f"termnorm study: running in-process the equivalent of {shown}", file=sys.stderr, flush=True)
         try:
             inprocess.run(plan)
@@ -339,8 +336,13 @@ def _harness_eval(ctx: Context, stage: Path, tasks: list[str], model: str, args:
                 if cfg.model_type in API_TYPES else "lm_eval failed: "
             raise TermnormError(f"{where}{type(e).__name__}: {first}") from None
     else:
-        print(f"termnorm study: running {shown}", file=sys.stderr, flush=True)
-        rc = subprocess.call(cmd, env=dict(os.environ))
+        # Under a launcher the first process scores alone, in a child that does not see the
+        # launcher: lm-eval's hf model would shard the documents over processes not running it.
+        # Otherwise what the in-process runner cannot take goes to the lm_eval CLI.
+        child = [sys.executable, "-m", "termnorm_eval.harness.inprocess", *cmd[3:]] if launcher else cmd
+        print(f"termnorm study: running{', in a process of its own,' if launcher else ''} {shown}",
+              file=sys.stderr, flush=True)
+        rc = subprocess.call(child, env=processes.single_process_env())
         if rc != 0:
             raise TermnormError(f"lm_eval exited with status {rc} ({shown})")
     found = sorted((stage / RESULTS).glob("*/results_*.json"))
