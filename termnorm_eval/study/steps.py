@@ -26,7 +26,7 @@ from typing import Any
 
 from termnorm_eval import __version__, atomic, processes
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.study import records
+from termnorm_eval.study import fingerprint, records
 from termnorm_eval.study.config import API_TYPES, CHAT_TYPES, TRAINABLE_TYPES, StudyConfig
 from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, task_names
 
@@ -67,7 +67,8 @@ class Context:
 
 
 def resolve_model(cfg: StudyConfig) -> tuple[str, dict[str, Any]]:
-    """(model as given to lm-eval and finetune, its identity for the records)."""
+    """(model as given to lm-eval and finetune, its identity for the records: a local folder's
+    files by content, ``fingerprint``)."""
     assert cfg.model is not None
     if cfg.model_type in API_TYPES:
         return cfg.model, {"name": cfg.model, "base_url": cfg.base_url}
@@ -86,12 +87,10 @@ def resolve_model(cfg: StudyConfig) -> tuple[str, dict[str, Any]]:
     path = path.resolve()
     if not (path / "config.json").is_file():
         raise TermnormError(f"--model {path}: not a model folder (no config.json)")
-    # Weights by name and size, not hashed: hashing 16 GB at every rerun would cost minutes, and a
-    # replaced checkpoint changes its size or its config in practice.
-    weights = {p.name: p.stat().st_size for p in sorted(path.iterdir())
-               if p.suffix in (".safetensors", ".bin", ".gguf")}
-    return str(path), {"path": str(path), "config_sha256": records.file_sha256(path / "config.json"),
-                       "weights": weights}
+    try:
+        return str(path), fingerprint.model_identity(path)
+    except OSError as e:
+        raise TermnormError(f"--model {path}: cannot read {e.filename} ({e.strerror})") from None
 
 
 def select(cfg: StudyConfig) -> dict[str, list[str]]:
@@ -121,13 +120,14 @@ def select(cfg: StudyConfig) -> dict[str, list[str]]:
 
 
 def data_identity(cfg: StudyConfig, selected: dict[str, list[str]]) -> dict[str, Any]:
+    from termnorm_eval.sources import mirrors
     from termnorm_eval.splits import store
 
     root = Path(cfg.data_dir) if cfg.data_dir else store.shipped_data_dir()
-    out: dict[str, Any] = {"manifest_sha256": records.file_sha256(root / "manifest.json")}
+    out: dict[str, Any] = {"manifest_sha256": mirrors.sha256_file(root / "manifest.json")}
     for key in selected:
         for split in ("train", "val"):
-            out[f"{key}/{split}"] = records.file_sha256(store.split_path(key, split, cfg.data_dir))
+            out[f"{key}/{split}"] = mirrors.sha256_file(store.split_path(key, split, cfg.data_dir))
     return out
 
 
