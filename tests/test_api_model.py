@@ -105,7 +105,7 @@ def test_a_base_url_that_does_not_answer_is_one_line_and_writes_nothing(tmp_path
     assert code == 2, err[-2000:]
     errors = [line for line in err.splitlines() if line.startswith("termnorm: error:")]
     assert len(errors) == 1, err[-2000:]
-    assert f"the API model at {url} did not answer after 2 retries" in errors[0]
+    assert f"the API model at {url} did not answer after 2 tries" in errors[0]
     assert "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["study.json"]  # no base/, no staged folder
 

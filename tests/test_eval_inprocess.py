@@ -85,7 +85,8 @@ def test_a_builtin_harness_task_goes_to_the_cli_saying_why(calls: Calls,
     code, err = _run([*BASE, "--tasks", "termnorm_go_term2id_val,hellaswag"], capsys)
     assert code == 0 and calls.inprocess == [] and len(calls.cli) == 1, err
     cmd, _ = calls.cli[0]
-    assert cmd[1:4] == ["-m", "lm_eval", "run"]
+    # lm-eval's CLI, in a child that guards the API models and words a failure in one line
+    assert cmd[1:5] == ["-m", "termnorm_eval.harness.inprocess", "--cli", "run"]
     assert cmd[cmd.index("--tasks") + 1] == "termnorm_go_term2id_val,hellaswag"
     assert "--tasks hellaswag is not a termnorm task: running the lm_eval CLI" in err
     assert "termnorm: running lm_eval run --model hf --tasks termnorm_go_term2id_val,hellaswag" in err

@@ -256,7 +256,8 @@ def evaluate(
 
 def _run_harness(cmd: list[str], via_cli: bool) -> int:
     """Run one lm_eval command line (``runner.EvalCommand.argv()``): in this process when only
-    termnorm tasks are named, else through the CLI. The CLI's exit status (0 in-process)."""
+    termnorm tasks are named, else through lm-eval's CLI in a child (``inprocess.cli``: the API
+    models guarded, a failure in one line). The child's exit status (0 in-process)."""
     shown = " ".join(["lm_eval", *cmd[3:]])
 
     from termnorm_eval.harness import inprocess
@@ -271,7 +272,8 @@ def _run_harness(cmd: list[str], via_cli: bool) -> int:
         print(f"termnorm: {plan}: running the lm_eval CLI (it indexes ~14.7k built-in tasks first)",
               file=sys.stderr)
     print(f"termnorm: running {shown}", file=sys.stderr, flush=True)
-    return subprocess.call(cmd, env=dict(os.environ))
+    return subprocess.call([sys.executable, "-m", "termnorm_eval.harness.inprocess", "--cli", *cmd[3:]],
+                           env=dict(os.environ))
 
 
 def _adapters(specs: list[str], args: dict[str, str], max_lora_rank: int, base_check: bool,

@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -112,9 +113,9 @@ def run(p: Plan) -> None:
     except ValueError as e:  # its checks, e.g. --samples with --limit
         raise TermnormError(f"lm_eval: {e}") from None
 
-    from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.utils import handle_non_serializable, make_table
+
+    from termnorm_eval.harness import api_client
 
     if cfg.output_path:
         cfg.hf_hub_log_args["output_path"] = cfg.output_path
@@ -124,8 +125,23 @@ def run(p: Plan) -> None:
     cfg.metadata = cfg.metadata or {}  # as process_tasks
     task_manager = _task_manager(p.folders, cfg.metadata)
     cfg.tasks = p.tasks
+    try:
+        with api_client.guarded():
+            results = _evaluate(cfg, tracker, task_manager)
+    except (TermnormError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        raise failure(e, cfg.num_fewshot) from None
+    if results is None:  # not rank 0 of a distributed run
+        return
+    _save(cfg, tracker, results)
+
+
+def _evaluate(cfg: Any, tracker: Any, task_manager: Any) -> dict[str, Any] | None:
+    from lm_eval import simple_evaluate
+
     seed = cfg.seed
-    results = simple_evaluate(
+    return simple_evaluate(
         model=cfg.model,
         model_args=cfg.model_args,
         tasks=cfg.tasks,
@@ -157,8 +173,11 @@ def run(p: Plan) -> None:
         confirm_run_unsafe_code=cfg.confirm_run_unsafe_code,
         metadata=cfg.metadata,
     )
-    if results is None:  # not rank 0 of a distributed run
-        return
+
+
+def _save(cfg: Any, tracker: Any, results: dict[str, Any]) -> None:
+    from lm_eval.utils import handle_non_serializable, make_table
+
     samples = results.pop("samples") if cfg.log_samples else None
     if cfg.show_config:
         print(json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False))
@@ -178,16 +197,50 @@ def run(p: Plan) -> None:
         print(make_table(results, "groups"))
 
 
-def main(args: list[str]) -> int:
-    """``python -m termnorm_eval.harness.inprocess run --model ...``: a printed command run in a
-    child process, here when ``plan`` allows (else lm_eval's CLI), as ``termnorm eval`` would."""
-    import subprocess
-    import sys
+def failure(e: BaseException, num_fewshot: int | None = None) -> TermnormError:
+    """The one-line error for an exception escaping lm-eval: a model that does not load, a setting
+    it checks late. Shared by ``termnorm eval`` (both ways) and the study."""
+    text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)
+    first = (text.strip().splitlines() or [""])[0][:300]
+    what = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    if first.startswith("Tasks not found: "):  # the CLI's own check of --tasks
+        return TermnormError(f"--tasks {first.removeprefix('Tasks not found: ')}: no such task or group, "
+                             "neither a termnorm one nor one of the harness (lm_eval ls tasks lists them)")
+    if num_fewshot and "Sample larger than population" in first:  # random.sample in lm-eval's sampler
+        return TermnormError(f"num_fewshot {num_fewshot}: more examples than the few-shot split of a "
+                             f"task holds ({what})")
+    return TermnormError(f"lm_eval failed: {what}")
 
+
+def cli(args: list[str]) -> int:
+    """lm-eval's own CLI, ``lm_eval ARGS``, run in this process with the API models guarded and a
+    failure in one line (exit 2): what ``termnorm eval`` runs for what ``plan`` cannot."""
+    from lm_eval.__main__ import cli_evaluate
+
+    from termnorm_eval.harness import api_client
+
+    sys.argv = ["lm_eval", *args]
+    try:
+        with api_client.guarded():
+            cli_evaluate()
+    except TermnormError as e:
+        print(f"termnorm: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        print(f"termnorm: error: {failure(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(args: list[str]) -> int:
+    """``python -m termnorm_eval.harness.inprocess [--cli] run --model ...``: a printed command run
+    in a child process, in-process when ``plan`` allows, else (or with ``--cli``) by lm-eval's CLI."""
+    if args[:1] == ["--cli"]:
+        return cli(args[1:])
     try:
         p = plan(parse(args))
         if not isinstance(p, Plan):
-            return subprocess.call([sys.executable, "-m", "lm_eval", *args])
+            return cli(args)
         run(p)
     except TermnormError as e:
         print(f"termnorm: error: {e}", file=sys.stderr)
@@ -196,6 +249,4 @@ def main(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

@@ -330,11 +330,8 @@ def _harness_eval(ctx: Context, stage: Path, tasks: list[str], model: str, args:
             inprocess.run(plan)
         except (TermnormError, KeyboardInterrupt, SystemExit):
             raise
-        except Exception as e:  # a server that never answers, a model that does not load
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-            where = f"the API model at {cfg.base_url} did not answer after {cfg.max_retries} retries: " \
-                if cfg.model_type in API_TYPES else "lm_eval failed: "
-            raise TermnormError(f"{where}{type(e).__name__}: {first}") from None
+        except Exception as e:  # run() words them already; the same one line for anything else
+            raise inprocess.failure(e, cfg.num_fewshot) from None
     else:
         # Under a launcher the first process scores alone, in a child that does not see the
         # launcher: lm-eval's hf model would shard the documents over processes not running it.
