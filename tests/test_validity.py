@@ -30,9 +30,11 @@ def category(doc: dict, response: str) -> str:
     filtered = extract_responses([[response]], [doc])
     scores = process_results(doc, filtered)
     kinds = vn.categories_for(doc["answer_format"])
-    assert {k for k in scores if k.startswith(vn.PREFIX)} == {vn.metric(c) for c in kinds}
-    hits = [c for c in kinds if scores[vn.metric(c)] == 1.0]
-    assert len(hits) == 1 and sum(scores[vn.metric(c)] for c in kinds) == 1.0, scores
+    # every category of both kinds (groups average them over the same documents), 0 where it
+    # does not apply
+    assert {k for k in scores if k.startswith(vn.PREFIX)} == set(vn.METRICS)
+    hits = [c for c in vn.CATEGORIES if scores[vn.metric(c)] == 1.0]
+    assert len(hits) == 1 and hits[0] in kinds and sum(scores[m] for m in vn.METRICS) == 1.0, scores
     # correct is the strict score; correct + lenient_only the lenient score
     assert scores[vn.metric("correct")] == scores["exact_match"]
     assert scores[vn.metric("correct")] + scores[vn.metric("lenient_only")] == scores["lenient_match"]

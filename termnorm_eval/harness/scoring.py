@@ -10,7 +10,8 @@
   and the aggregation embeds all of them at once (see ``answer_similarity``).
 * ``exact_match_<low|mid|high>``: the strict score again, emitted only under the document's
   popularity stratum, so its mean is the strict accuracy within that third of the split.
-* ``validity_<category>``: which kind of answer it was (``validity``), 1.0 for its category.
+* ``validity_<category>``: which kind of answer it was (``validity``): 1.0 for its category, 0.0
+  for every other one of both answer kinds.
 * ``parse_error`` (study-protocol tasks only): the response was no JSON object with the asked key.
 """
 

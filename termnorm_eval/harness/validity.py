@@ -171,17 +171,20 @@ def classify(doc: dict[str, Any], raw: str, answer: str, strict: float, lenient:
 
 def validity_metrics(doc: dict[str, Any], raw: str, answer: str, strict: float,
                      lenient: float, shown: str | None = None) -> dict[str, float]:
-    """``validity_<category>`` for every category of the document's kind: 1.0 for its own, else 0.0;
-    empty when its data folder has no release index."""
+    """``validity_<category>`` for every category of both answer kinds: 1.0 for the document's own,
+    else 0.0; empty when its data folder has no release index.
+
+    Every category, not only those of the document's kind: lm-eval averages a metric over the
+    documents that report it, task by task and in a group over the tasks that have it; with a key
+    missing from the name tasks a group row of identifier and name tasks would average each
+    category over other tasks, and its shares would not add up to 1."""
     digest = doc.get("release") or ""
     index = index_for(digest, doc["terminology"]) if digest else None
     if index is None:
         return {}
-    category = classify(doc, raw, answer, strict, lenient, index, shown)
-    return dict(_ROWS[doc["answer_format"] == "name", category])
+    return dict(_ROWS[classify(doc, raw, answer, strict, lenient, index, shown)])
 
 
-# The metrics of each (kind, category), made once: per document only a copy.
-_ROWS = {(is_name, category): {names.metric(c): float(c == category) for c in kinds}
-         for is_name, kinds in ((False, names.ID_CATEGORIES), (True, names.NAME_CATEGORIES))
-         for category in kinds}
+# The metrics of each category, made once: per document only a copy.
+_ROWS = {category: {m: float(c == category) for c, m in zip(names.CATEGORIES, names.METRICS, strict=True)}
+         for category in names.CATEGORIES}

@@ -1,9 +1,10 @@
 """The answer-validity categories: their names and metric keys (one definition, read everywhere).
 
 Every document's extracted answer falls into exactly one category of its answer kind; the task
-emits ``validity_<category>`` = 1.0 for that category and 0.0 for the others of the same kind, so
-each metric's mean is the category's share and the shares of a task sum to 1. ``correct`` is the
-strict score and ``correct`` + ``lenient_only`` is the lenient score, on every document.
+emits ``validity_<category>`` = 1.0 for that category and 0.0 for every other category of both
+kinds, so each metric's mean is the category's share and the shares of a task, and of a group's
+row (the mean of its tasks), sum to 1. ``correct`` is the strict score and ``correct`` +
+``lenient_only`` is the lenient score, on every document.
 
 Identifier answers (GO/HPO/HGNC identifiers and gene symbols), in the order a response is tested:
 

@@ -308,21 +308,29 @@ def build(base: Run, tuned: list[Run]) -> Report:
     return report
 
 
-def _categories(tr: TaskResult, present: set[str]) -> tuple[str, ...]:
-    """The categories of the task's answer format (validity_names), plus any others its results
-    hold (a terminology this version does not know), in display order."""
-    term = BUILTIN.get(tr.key)
-    kind = next((d.answer_kind for d in term.directions if d.name == tr.direction), None) if term else None
-    wanted = set(categories_for(kind) if kind else ()) | present
+def _answer_kind(direction: str) -> str | None:
+    """The answer kind of a direction: a name means the same in every terminology that has it
+    (added ontologies reuse term2id/id2term); None for a direction this version does not know."""
+    kinds = {d.answer_kind for t in BUILTIN.values() for d in t.directions if d.name == direction}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _categories(tr: TaskResult, nonzero: set[str]) -> tuple[str, ...]:
+    """The categories of the task's answer kind (validity_names), plus any other that some run
+    gave a share (tasks report every category, 0 where it does not apply), in display order."""
+    kind = _answer_kind(tr.direction)
+    common = set(categories_for("curie")) & set(categories_for("name"))
+    wanted = set(categories_for(kind) if kind else common) | nonzero
     return tuple(c for c in CATEGORIES if c in wanted)
 
 
 def _validity(report: Report, tasks: list[str], info: dict[str, TaskResult]) -> None:
-    """Answer-validity shares per task and run; left empty when no run has any (older results)."""
+    """Answer-validity shares per task and run, of the categories of the task's answer kind; left
+    empty when no run has any (older results)."""
     runs = (report.base, *report.tuned)
     if not any(tr.validity for r in runs for tr in r.tasks.values()):
         return
-    present: dict[Pair, set[str]] = defaultdict(set)
+    nonzero: dict[Pair, set[str]] = defaultdict(set)
     for task in tasks:
         ti = info[task]
         pair = (ti.family, ti.key, ti.direction)
@@ -338,7 +346,7 @@ def _validity(report: Report, tasks: list[str], info: dict[str, TaskResult]) -> 
                     f"no answer-validity metrics in {run.label} ({tr.file.name}): "
                     "made by a plugin version before them"))
             else:
-                present[pair] |= set(shares)
+                nonzero[pair] |= {c for c, v in shares.items() if v}
                 total = sum(shares.values())
                 if not math.isclose(total, 1.0, abs_tol=1e-3):
                     report.warnings.append(f"{task} in {run.label}: answer-validity shares sum to "
@@ -347,7 +355,11 @@ def _validity(report: Report, tasks: list[str], info: dict[str, TaskResult]) -> 
     for task in tasks:
         ti = info[task]
         pair = (ti.family, ti.key, ti.direction)
-        report.validity_categories.setdefault(pair, _categories(ti, present[pair]))
+        report.validity_categories.setdefault(pair, _categories(ti, nonzero[pair]))
+    for row in report.validity:  # the zeros of categories that do not apply are left out
+        if row.shares is not None:
+            cats = report.validity_categories[(row.family, row.key, row.direction)]
+            row.shares = {c: v for c, v in row.shares.items() if c in cats}
 
 
 def summary(report: Report) -> list[dict[str, object]]:
