@@ -94,6 +94,9 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
                 while time.monotonic() - start < STREAM_S:
                     self.wfile.write(b"d")
                     time.sleep(0.5)
+            elif name == "superscript-length":  # a Content-Length that str.isdigit takes, int() does not
+                self._head(**{"Content-Length": "\u00b2"})
+                self.wfile.write(self.cl)
             elif name == "to-ftp":
                 self._head(302, length=0, Location="ftp://127.0.0.1/x.obo")
             elif name == "loop":
@@ -205,6 +208,12 @@ def test_content_length_above_cap_fails_before_reading(base: str, tmp_path: Path
         download(f"{base}/huge", tmp_path / "x.obo", limits=limits)
     assert time.monotonic() - t0 < 3  # the server sends no byte: any read would have waited 30 s
     assert _left(tmp_path) == []
+
+
+def test_content_length_that_is_no_ascii_number_is_no_length(base: str, tmp_path: Path) -> None:
+    # issue 20 (item 15's twin in the download): "²" passed str.isdigit and int("²") was a traceback
+    digest = download(f"{base}/superscript-length", tmp_path / "cl.obo")
+    assert (tmp_path / "cl.obo").read_bytes() == _Hostile.cl and digest == sha256_file(tmp_path / "cl.obo")
 
 
 def test_real_file_at_exactly_the_cap(base: str, tmp_path: Path) -> None:

@@ -69,12 +69,29 @@ def test_tsv_counts_and_header(tmp_path: Path) -> None:
     ("CL:1\t3\nCL:1\t4\n", r"c\.tsv:2: id CL:1 appears a second time"),
     ("CL:1\t3\nCL:2\tmany\n", r"c\.tsv:2: count 'many' is not a non-negative integer"),
     ("CL:1\t3\nCL:2\t4\t5\n", r"c\.tsv:2: 3 tab-separated columns; format tsv has 2"),
+    # issue 20, item 5: counts beyond 2^53-1 are refused where they enter (5000 digits: a traceback)
+    ("CL:1\t3\nCL:2\t9223372036854775808\n", r"c\.tsv:2: count 9223372036854775808 is larger than "
+     r"9007199254740991 \(2\^53-1\)"),
+    ("CL:1\t3\nCL:2\t" + "7" * 5000 + "\n", r"c\.tsv:2: count 777777777777\.\.\. \(5000 characters\) is "
+     "larger than"),
 ])
 def test_tsv_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "c.tsv"
     f.write_text(text)
     with pytest.raises(TermnormError, match=message):
         read_annotations(f, "CL", "tsv")
+
+
+def test_tsv_counts_summed_over_alt_ids_stay_within_the_bound(tmp_path: Path) -> None:
+    # issue 20, item 5: each count is within 2^53-1, the sum over a term and its alt_ids is not
+    f = tmp_path / "c.tsv"
+    big = 2**53 - 1
+    f.write_text(f"CL:1\t{big}\nCL:9\t1\n")
+    ann = read_annotations(f, "CL", "tsv")
+    assert ann.popularity("CL:1") == big
+    with pytest.raises(TermnormError, match=rf"c\.tsv: the counts of CL:1 and its alt_ids add up to "
+                                            rf"{big + 1}, more than 9007199254740991"):
+        ann.popularity("CL:1", ["CL:9"])
 
 
 def test_pairs_with_header_and_term_in_any_column(tmp_path: Path) -> None:

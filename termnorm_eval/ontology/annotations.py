@@ -29,6 +29,7 @@ from pathlib import Path
 
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.gaf import open_text
+from termnorm_eval.text import MAX_COUNT, count_error, parse_count
 
 FORMATS = ("auto", "gaf", "hpoa", "tsv", "pairs")
 _INT = re.compile(r"\d+")
@@ -51,7 +52,11 @@ class Annotations:
     def popularity(self, term_id: str, alt_ids: Iterable[str] = ()) -> int:
         ids = (term_id, *alt_ids)
         if self.counts:
-            return sum(self.counts.get(i, 0) for i in ids)
+            total = sum(self.counts.get(i, 0) for i in ids)
+            if total > MAX_COUNT:  # each count is within the bound, their sum need not be
+                raise TermnormError(f"{self.path}: the counts of {term_id} and its alt_ids add up to "
+                                    f"{total}, more than {MAX_COUNT} (2^53-1), the largest count accepted")
+            return total
         seen: set[str] = set()
         for i in ids:
             seen |= self.things.get(i, set())
@@ -160,16 +165,17 @@ def _read_counts(path: Path) -> Annotations:
         if len(cols) != 2:
             raise TermnormError(f"{path}:{lineno}: {len(cols)} tab-separated columns; format tsv has 2 "
                                 "(id<TAB>count)")
-        ident, count = cols[0].strip(), cols[1].strip()
-        if not _INT.fullmatch(count):
-            if first:
+        ident, text = cols[0].strip(), cols[1].strip()
+        count = parse_count(text)
+        if count is None:
+            if first and not _INT.fullmatch(text):
                 first = False
                 continue  # header row
-            raise TermnormError(f"{path}:{lineno}: count {count!r} is not a non-negative integer")
+            raise TermnormError(f"{path}:{lineno}: {count_error(text)}")
         first = False
         if ident in out.counts:
             raise TermnormError(f"{path}:{lineno}: id {ident} appears a second time")
-        out.counts[ident] = int(count)
+        out.counts[ident] = count
         out.rows += 1
     return out
 

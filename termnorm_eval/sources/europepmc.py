@@ -15,7 +15,8 @@ The table is keyed by the record id the build uses (the CURIE; ``HGNC:...`` for 
 
 Requests go through ``sources.fetch``'s opener (http(s) only, bounded redirects, a deadline that
 a dripping server cannot stretch), at most ``rate`` per second; 429, 5xx, timeouts and broken
-connections are retried with capped exponential backoff and jitter, honouring ``Retry-After``.
+connections (a body shorter than its Content-Length too) are retried with capped exponential backoff
+and jitter, honouring ``Retry-After``. A ``hitCount`` is a whole number ``0..text.MAX_COUNT``.
 
 The cache is JSON lines: the first records the setting (terminology, query, filter, base URL), each
 further one a finished query and its count, appended and flushed at once, so an interrupted run
@@ -34,9 +35,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, TypeGuard
+from typing import IO, Any, Literal
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.text import MAX_COUNT, JsonIntegerTooLarge, is_count, json_int, parse_count
 
 EUROPE_PMC_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/search"
 QueryKind = Literal["id", "name", "both"]
@@ -183,7 +185,9 @@ class Cache:
         for n, line in enumerate(raw[:good].splitlines(), 1):
             where = f"{self.path}:{n}"
             try:
-                entry = json.loads(line)
+                entry = json.loads(line, parse_int=json_int)
+            except JsonIntegerTooLarge as e:
+                raise TermnormError(f"{where}: {e}: no hitCount") from None
             except (UnicodeDecodeError, ValueError):
                 raise TermnormError(f"{where}: not a JSON line (not a Europe PMC cache of "
                                     "`termnorm data popularity`)") from None
@@ -193,8 +197,9 @@ class Cache:
             if not isinstance(entry, dict):
                 entry = {}
             q, count = entry.get("query"), entry.get("hitCount")
-            if not isinstance(q, str) or not _is_count(count):
-                raise TermnormError(f"{where}: expected {{\"query\": text, \"hitCount\": integer >= 0}}")
+            if not isinstance(q, str) or not is_count(count):
+                raise TermnormError(f"{where}: expected {{\"query\": text, \"hitCount\": integer "
+                                    f"0..{MAX_COUNT}}}")
             self.counts[q] = count
         return good
 
@@ -218,10 +223,6 @@ class Cache:
         self.counts[query] = count
 
 
-def _is_count(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 # ---------------------------------------------------------------- the client
 
 
@@ -239,8 +240,9 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = parse_count(value)  # ASCII digits only: "²" is a digit to str.isdigit, not to float
+    if seconds is not None:
+        return float(seconds)
     from email.utils import parsedate_to_datetime
 
     try:
@@ -333,8 +335,12 @@ class Client:
                         if len(body) > MAX_ANSWER_BYTES:
                             raise TermnormError(f"Europe PMC query {query}: answer larger than "
                                                 f"{MAX_ANSWER_BYTES} bytes, not a search result")
+                    missing = resp.length  # what Content-Length announced and never came (None: not given)
                 if deadline.expired:  # the end of the data may be the timer's shutdown
                     raise too_slow
+                if missing:  # a cut-off body may still parse ('{"hitCount": 12' of 123...): never used
+                    raise _Transient(f"answer cut off after {len(body)} of {len(body) + missing} bytes "
+                                     "(Content-Length)")
         except urllib.error.HTTPError as e:
             retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
             e.close()
@@ -351,12 +357,15 @@ class Client:
 
     def _parse(self, query: str, body: bytes) -> int:
         try:
-            answer = json.loads(body)
+            answer = json.loads(body, parse_int=json_int)
+        except JsonIntegerTooLarge as e:
+            raise TermnormError(f"Europe PMC query {query}: {self.base_url} answered an {e}: no hit "
+                                "count") from None
         except (UnicodeDecodeError, ValueError, RecursionError) as e:  # nesting: a hostile server
             raise TermnormError(f"Europe PMC query {query}: {self.base_url} answered no JSON "
                                 f"({' '.join(str(e).split())[:80]})") from None
         count = answer.get("hitCount") if isinstance(answer, dict) else None
-        if not _is_count(count):
+        if not is_count(count):
             got = "missing" if count is None else repr(count)[:40]
             raise TermnormError(f"Europe PMC query {query}: {self.base_url} answered JSON without an integer "
                                 f"hitCount ({got})")

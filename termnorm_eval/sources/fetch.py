@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.text import parse_count, shown_number
 
 # The network, gzip and file-protocol modules are imported inside the functions: the CLI imports
 # this module at start-up for the defaults of its download-limit options, and `termnorm --help`
@@ -371,11 +372,12 @@ def download(url: str, target: Path, hook: ProgressHook | None = None, timeout: 
             req = urllib.request.Request(url, headers={"User-Agent": "termnorm-eval"})
             opener = bounded_opener(url, limits, deadline)
             with opener.open(req, timeout=deadline.timeout(limits.read_timeout_s)) as resp:
-                total = resp.headers.get("Content-Length")
-                total_n = int(total) if total and total.isdigit() else None
-                if total_n is not None and total_n > limits.max_bytes:  # before reading a byte of it
-                    raise TermnormError(f"{url}: announces {total_n} bytes, more than the download cap of "
-                                        f"{_mib(limits.max_bytes)} (--max-download-mb)")
+                total = (resp.headers.get("Content-Length") or "").strip()
+                total_n = parse_count(total)  # ASCII digits only ("²" is a digit to str.isdigit)
+                announced = total.isascii() and total.isdigit()
+                if announced and (total_n is None or total_n > limits.max_bytes):  # before reading it
+                    raise TermnormError(f"{url}: announces {shown_number(total)} bytes, more than the "
+                                        f"download cap of {_mib(limits.max_bytes)} (--max-download-mb)")
                 while True:
                     if not deadline.before_read(limits.read_timeout_s):
                         raise TermnormError(f"{too_slow}; {done} bytes received")

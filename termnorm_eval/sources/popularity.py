@@ -1,8 +1,9 @@
 """Popularity tables: ``id<TAB>count`` files (``termnorm data popularity`` writes them; any tool may).
 
-Format: one identifier and one non-negative integer count per line, tab-separated; blank lines and
-lines starting with ``#`` are skipped. A duplicate identifier, a count that is not a non-negative
-integer, or a line that does not have exactly two columns is an error naming the file and line.
+Format: one identifier and one count (ASCII digits, ``0..text.MAX_COUNT``) per line, tab-separated;
+blank lines and lines starting with ``#`` are skipped. A duplicate identifier, a count that is not a
+whole number in that range, or a line that does not have exactly two columns is an error naming the
+file and line.
 Identifiers the caller does not know are counted and reported, not fatal (a table made for a
 newer release may name terms this one lacks).
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.text import count_error, parse_count
 
 
 @dataclass(frozen=True)
@@ -49,16 +51,16 @@ def read_popularity_table(path: str | Path, known: Container[str] | None = None)
         ident, value = cols[0].strip(), cols[1].strip()
         if not ident:
             raise TermnormError(f"{path}:{n}: empty identifier")
-        if not value.isascii() or not value.isdigit():
-            raise TermnormError(f"{path}:{n}: count {value[:40]!r} of {ident[:40]} is not a non-negative "
-                                "integer")
+        count = parse_count(value)
+        if count is None:
+            raise TermnormError(f"{path}:{n}: {count_error(value, ident[:40])}")
         if ident in seen:
             raise TermnormError(f"{path}:{n}: {ident[:40]} given twice (first on line {seen[ident]})")
         seen[ident] = n
         if known is not None and ident not in known:
             unknown += 1
             continue
-        counts[ident] = int(value)
+        counts[ident] = count
     return PopularityTable(path=path, counts=counts, unknown=unknown)
 
 
