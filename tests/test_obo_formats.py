@@ -263,3 +263,133 @@ def test_cli_broken_owl_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert stop.value.code == 2 and len(err) == 1, err
     assert f"{path}:3: not valid OWL (RDF/XML) (pronto: unbound prefix)" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+# --- issue 20: numbers, DTDs, long prologs and encodings of OWL and OBO Graphs JSON ---------------------
+
+RDF_ROOT = '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+
+
+def _cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize("digits", [5000, 100_000])
+def test_json_with_a_huge_integer_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              digits: int) -> None:
+    # items 5 and 14: Python's int() refuses over 4300 digits with a ValueError: a traceback
+    path = tmp_path / "g.json"
+    path.write_text('{"graphs": [{"id": "x",\n "meta": {"version": 1},\n "nodes": [], "size": '
+                    + "1" * digits + "}]}\n", encoding="utf-8")
+    line = _cli_error(["add-ontology", str(path), "--name", "big", "--out", str(tmp_path / "out")], capsys)
+    assert f"{path}:3: integer 111111111111... ({digits} characters) beyond +-9007199254740991 (2^53-1): " \
+           "no OBO Graphs file holds such a number" in line
+    assert not (tmp_path / "out").exists()
+
+
+def _with_prolog(owl: Path, out: Path, prolog: str) -> Path:
+    """``owl`` with ``prolog`` (a DOCTYPE, comments) between its XML declaration and its root."""
+    data = owl.read_text(encoding="utf-8")
+    declaration, rest = data.split("\n", 1)
+    assert declaration.startswith("<?xml") and rest.startswith(RDF_ROOT)
+    out.write_text(f"{declaration}\n{prolog}\n{rest}", encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize("prolog", [
+    '<!DOCTYPE rdf:RDF [\n<!ENTITY note "a ] in an entity value">\n<!ENTITY obo "http://purl.obolibrary.org/obo/">\n]>',
+    "<!DOCTYPE rdf:RDF [<!-- a ] in a comment --><!ENTITY x '>]'>]>",
+    "<!-- " + "a long licence text. " * 4000 + "-->",  # 84 KB before the root
+    "<!DOCTYPE rdf:RDF [\n" + "".join(f'<!ENTITY e{i} "http://example.org/{i}#">\n' for i in range(3000))
+    + "]>",
+], ids=["entity-with-bracket", "bracket-in-comment-and-entity", "long-comment", "long-dtd"])
+def test_rdf_xml_with_any_valid_prolog_is_read(made: dict[str, Path], tmp_path: Path, prolog: str) -> None:
+    # item 14: refused as "XML other than RDF/XML" by a regex that stopped at the first "]" or 64 KB
+    path = _with_prolog(made["owl"], tmp_path / "cl.owl", prolog)
+    assert detect_format(path) == "owl"
+    assert read_ontology(path).terms == read_obo(made["obo"]).terms
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_rdf_xml_is_read(made: dict[str, Path], tmp_path: Path, codec: str) -> None:
+    # item 14: was "binary data (NUL byte), not an OBO text file"; XML processors must read UTF-16
+    text = made["owl"].read_text(encoding="utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+    path = tmp_path / "cl.owl"
+    path.write_bytes((text if codec == "utf-16" else "\ufeff" + text).encode(codec))
+    assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    assert detect_format(path) == "owl"
+    assert read_ontology(path).terms == read_obo(made["obo"]).terms
+
+
+def test_utf16_rdf_xml_errors_name_the_file_and_line(made: dict[str, Path], tmp_path: Path) -> None:
+    text = made["owl"].read_text(encoding="utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+    cut = text[: text.index("\n", len(text) // 2) + 1]
+    path = tmp_path / "cut.owl"
+    path.write_bytes(cut.encode("utf-16"))
+    with pytest.raises(TermnormError, match=rf"^{path}:{cut.count(chr(10)) + 1}: not valid OWL \(RDF/XML\)"):
+        read_ontology(path)
+
+
+@pytest.mark.parametrize(("kind", "codec", "expected"), [
+    ("json", "utf-16", "JSON in UTF-16 with a byte-order mark; JSON must be UTF-8 (RFC 8259): convert it to "
+                       "UTF-8 first (e.g. `iconv -f UTF-16 -t UTF-8`)"),
+    ("json", "utf-16-le", "JSON in UTF-16 without a byte-order mark; JSON must be UTF-8 (RFC 8259)"),
+    ("obo", "utf-16", "text in UTF-16 with a byte-order mark; OBO must be UTF-8"),
+    ("obo", "utf-16-be", "text in UTF-16 without a byte-order mark; OBO must be UTF-8: convert it to UTF-8 "
+                         "first (e.g. `iconv -f UTF-16BE -t UTF-8`)"),
+    ("owl", "utf-16-le", "XML in UTF-16 without a byte-order mark; UTF-16 XML must begin with a byte-order "
+                         "mark (XML 1.0, 4.3.3)"),
+    ("owl", "utf-32", "XML in UTF-32 with a byte-order mark; RDF/XML is read as UTF-8 or UTF-16"),
+])
+def test_other_wide_encodings_are_refused_in_one_line(made: dict[str, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str], kind: str,
+                                                      codec: str, expected: str) -> None:
+    # item 14: was "binary data (NUL byte), not an OBO text file"
+    path = tmp_path / f"cl.{kind}"
+    path.write_bytes(made[kind].read_text(encoding="utf-8").encode(codec))
+    line = _cli_error(["add-ontology", str(path), "--name", "cl", "--out", str(tmp_path / "out")], capsys)
+    assert f"{path}: {expected}" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_xml_that_breaks_before_its_root_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.owl"
+    path.write_text('<?xml version="1.0"?>\n<!DOCTYPE rdf:RDF [\n<!ENTITY a "x" junk>\n]>\n'
+                    f"{RDF_ROOT}/>\n", encoding="utf-8")
+    with pytest.raises(TermnormError, match=rf"^{path}:3: not RDF/XML: not well-formed XML before the root "
+                                            r"element \(expat: .+\)$"):
+        read_ontology(path)
+
+
+def test_external_entities_are_never_read(tmp_path: Path) -> None:
+    # hostile-input guarantee (XXE): neither the format check nor pronto opens the named file
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET", encoding="utf-8")
+    doctype = f'<!DOCTYPE rdf:RDF [<!ENTITY xxe SYSTEM "file://{secret}">]>'
+    owl = (f'<?xml version="1.0"?>\n{doctype}\n{RDF_ROOT} xmlns:owl="http://www.w3.org/2002/07/owl#" '
+           'xmlns:rdfs="http://www.w3.org/2000/01/rdf-schema#">\n'
+           '<owl:Ontology rdf:about="http://x.org/y.owl"/>\n'
+           f'<owl:Class rdf:about="{OBO}X_0000001"><rdfs:label>leak &xxe;</rdfs:label></owl:Class>\n'
+           "</rdf:RDF>\n")
+    in_content = tmp_path / "content.owl"
+    in_content.write_text(owl, encoding="utf-8")
+    in_root = tmp_path / "root.owl"
+    in_root.write_text(owl.replace(f"{RDF_ROOT} ", f'{RDF_ROOT} a="&xxe;" ', 1), encoding="utf-8")
+    for path, line in ((in_content, 5), (in_root, 3)):
+        with pytest.raises(TermnormError, match=rf"^{path}:{line}: ") as refused:
+            read_ontology(path)
+        assert "TOP SECRET" not in str(refused.value)
+
+
+def test_entity_bomb_in_the_root_element_is_one_line(tmp_path: Path) -> None:
+    ents = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
+    path = tmp_path / "bomb.owl"
+    path.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE rdf:RDF [{ents}]>\n{RDF_ROOT} a="&a9;">\n</rdf:RDF>\n',
+                    encoding="utf-8")
+    with pytest.raises(TermnormError, match=r"bomb\.owl:3: not RDF/XML: not well-formed XML before the root "
+                                            r"element \(expat: limit on input amplification factor"):
+        read_ontology(path)

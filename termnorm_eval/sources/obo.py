@@ -98,10 +98,10 @@ def check_no_nul(path: Path, data: bytes, what: str = "OBO") -> None:
     """
     at = data.find(b"\x00")
     if at >= 0:
-        raise TermnormError(f"{path}:{_line_at(data, at)}: binary data (NUL byte), not an {what} text file")
+        raise TermnormError(f"{path}:{line_at(data, at)}: binary data (NUL byte), not an {what} text file")
 
 
-def _line_at(data: bytes, at: int) -> int:
+def line_at(data: bytes, at: int) -> int:
     """The number of the line that holds byte offset ``at``."""
     return data.count(b"\n", 0, at) + 1
 
@@ -112,7 +112,7 @@ def _checked_bytes(path: Path) -> bytes:
     _check_looks_like_obo(path, data[:4096])
     if not data.endswith(b"\n"):
         # A release file always ends with a newline; a missing one means a cut-off download.
-        raise TermnormError(f"{path}:{_line_at(data, len(data))}: file ends in the middle of a line "
+        raise TermnormError(f"{path}:{line_at(data, len(data))}: file ends in the middle of a line "
                             "(truncated download?)")
     _check_last_stanza(path, data)
     return data
@@ -142,7 +142,7 @@ def _check_last_stanza(path: Path, data: bytes, window: int = 1 << 16) -> None:
         return
     has = {tag: (b"\n" + tag + b":") in stanza for tag in (b"id", b"name")}
     if not all(has.values()):
-        line = _line_at(data, len(data)) - stanza.count(b"\n")
+        line = line_at(data, len(data)) - stanza.count(b"\n")
         missing = " and ".join(t.decode() for t, ok in has.items() if not ok)
         raise TermnormError(f"{path}:{line}: last [Term] stanza has no {missing} line (truncated file?)")
 
@@ -151,7 +151,7 @@ def _decode(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")  # -sig: drop a byte-order mark if there is one
     except UnicodeDecodeError as e:
-        line = _line_at(data, e.start)
+        line = line_at(data, e.start)
         raise TermnormError(f"{path}:{line}: garbled bytes, not UTF-8 text ({e.reason})") from None
 
 
