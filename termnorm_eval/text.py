@@ -3,7 +3,8 @@
 Python strings may hold lone UTF-16 surrogates ("\\ud800" in an API model's JSON, undecodable bytes
 in argv under ``surrogateescape``); UTF-8 cannot encode them, so tokenizers, file writers and the
 terminal raise on them. Every place that embeds, tokenizes or writes such text goes through
-``clean_text``. Counts read from files and servers are whole numbers ``0..MAX_COUNT`` (``parse_count``,
+``clean_text``. Names and synonyms of ontologies and gene tables go through ``clean_label`` as
+they are read. Counts read from files and servers are whole numbers ``0..MAX_COUNT`` (``parse_count``,
 ``is_count``, ``json_int``).
 """
 
@@ -42,6 +43,24 @@ def normalize_text(text: str) -> str:
     """Case- and whitespace-insensitive form of a name or symbol: what the lenient score compares, and
     what the release index looks names up by."""
     return " ".join(text.split()).rstrip(TRAILING).strip().casefold()
+
+
+# Every other C0 or C1 control character (ESC, BEL, DEL, ...): invisible, or a terminal command.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+
+
+def clean_label(text: str) -> str:
+    """A name or synonym as one line of plain text, what a model can be asked for and answer with.
+
+    Each run of whitespace, line and paragraph breaks included (tab, CR, LF, VT, FF, the separators
+    U+001C-001F, NEL U+0085, no-break and other Unicode spaces, U+2028, U+2029), becomes one space, and
+    none is left at either end; every other control character (C0, DEL, C1: ESC, BEL, ...) is removed;
+    lone surrogates become U+FFFD (``clean_text``). A label with none of these is returned as it is
+    (all labels of the pinned releases are). An empty result means the file gave no usable label.
+    """
+    if text.isprintable() and not text.startswith(" ") and not text.endswith(" ") and "  " not in text:
+        return text  # nearly every label: one C-speed scan
+    return " ".join(_CONTROL.sub("", clean_text(text)).split())
 
 
 MAX_COUNT = 2**53 - 1

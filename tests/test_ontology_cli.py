@@ -57,7 +57,8 @@ def test_cli_with_annotations_reports_the_bins(tmp_path: Path, capsys: pytest.Ca
           "--out", str(tmp_path / "doid")])
     text = capsys.readouterr().out
     assert "(pairs format, 144235 rows)" in text
-    assert ("pool      1778 of 6402 usable terms have popularity >= 1; the 4624 others are left out "
+    # DOID:14773 is ambiguous once the trailing space of DOID:0080022's synonym is dropped (issue 20)
+    assert ("pool      1777 of 6401 usable terms have popularity >= 1; the 4624 others are left out "
             "(--include-unannotated adds them as bin 0)") in text
     assert "16 bins x (30 train + 30 val); 4 fewer than asked for: the popularity values fill no more" in text
     assert "hold only unannotated" not in text

@@ -19,6 +19,7 @@ from sys import intern
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.text import clean_label
 
 GAF_COLUMNS = range(15, 18)  # GAF 1.0: 15, 2.0: 16, 2.1/2.2: 17
 
@@ -57,6 +58,15 @@ def _require(path: Path) -> None:
         raise TermnormError(f"{path}: file not found")
     if not path.is_file():
         raise TermnormError(f"{path}: not a regular file")
+
+
+def _label_counts(names: dict[str, int]) -> Counter[str]:
+    """Rows per protein name, the names made plain one-line text (``text.clean_label``)."""
+    counts: Counter[str] = Counter()
+    for name, rows in names.items():
+        if label := clean_label(name):
+            counts[label] += rows
+    return counts
 
 
 def read_gaf(path: str | Path) -> GafAnnotations:
@@ -120,7 +130,7 @@ def read_gaf(path: str | Path) -> GafAnnotations:
         raise TermnormError(f"{path}: no annotation rows, not a GAF file")
     acc_symbols = {acc: obj[0] for acc, obj in objects.items()}
     acc_pmids = {acc: obj[1] for acc, obj in objects.items() if obj[1]}
-    acc_names = {acc: Counter(obj[2]) for acc, obj in objects.items()}
+    acc_names = {acc: _label_counts(obj[2]) for acc, obj in objects.items()}
     acc_terms = {acc: obj[3] for acc, obj in objects.items()}
     # Symbol-keyed views for tables that have no UniProt accession.
     symbol_pmids: defaultdict[str, set[str]] = defaultdict(set)

