@@ -7,6 +7,12 @@ its folder through finetune (checkpoints; a rerun continues from the last one). 
 ``--from`` pick steps by name (``train-go``) or kind (``train``); a step whose inputs come from a
 step that is not finished is refused in one line.
 
+Nothing is written before every input is checked (``make_context``: model, paths, device,
+model_args; here: the folder, the steps' places and what they read). ``study.json`` goes in with
+the first step that writes (before its folder is put in place, or before a training starts in
+its own), so a folder with a step in it is always known as a study folder, and a folder that a
+failed first step made is removed again: nothing claims a study that has no step.
+
 Under `accelerate launch` or torchrun (``processes``) the first process runs the study as above;
 the others join the training steps only (termnorm-finetune's data parallel) and wait while the
 first one evaluates, analyses and reports. What runs next, or the error that stops the study, is
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -76,7 +83,7 @@ def run_study(cfg: StudyConfig, only: str | None = None, start: str | None = Non
     config = cfg.to_dict()
     out = ctx.out
     with contextlib.ExitStack() as held:
-        processes.from_main(main, lambda: _claim(ctx, steps, config, held))
+        processes.from_main(main, lambda: _lock(ctx, steps, chosen, config, held))
         started = time.perf_counter()
         ran = 0
         for i, step in enumerate(chosen, 1):
@@ -88,31 +95,86 @@ def run_study(cfg: StudyConfig, only: str | None = None, start: str | None = Non
             else:  # the first process alone; the others wait for its outcome
                 ran += processes.from_main(main, partial(_run_step, *where))
         if main:
-            records.write_study_file(out, config)
+            _claim(ctx)  # the config of this run, all its steps finished
         _say(f"done: {ran} step(s) run, {len(chosen) - ran} reused, {time.perf_counter() - started:.0f} s; "
              f"{out / 'report.md'}")
     processes.stop()
     return out
 
 
-def _claim(ctx: Context, steps: list[Step], config: dict[str, object], held: contextlib.ExitStack) -> None:
-    """Check the study folder, lock it (held until ``held`` closes) and write its study file."""
+def _lock(ctx: Context, steps: list[Step], chosen: list[Step], config: dict[str, object],
+          held: contextlib.ExitStack) -> None:
+    """Check the study folder and what the chosen steps read, and lock the folder (held until
+    ``held`` closes). Nothing is written in it yet: the study file goes in with the first step
+    (``_claim``), and a folder this run made goes again if the run fails before that."""
     out = ctx.out
+    for note in records.check_study_folder(out, config):  # refuse a foreign folder before locking
+        _say(note)
+    atomic.check_replaceable(out, "--out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TermnormError(f"--out {out}: cannot create its folder ({e.strerror})") from None
-    for note in records.check_study_folder(out, config):  # refuse a foreign folder before locking
-        _say(note)
     held.enter_context(atomic.output_lock(out, "--out"))
     records.check_study_folder(out, config)  # again, under the lock: the answer that counts
-    atomic.check_replaceable(out, "--out")
-    out.mkdir(exist_ok=True)
-    records.write_study_file(out, config)
+    for step in steps:
+        atomic.recover(out / step.name)  # what an interrupted run of a step left (we hold the lock)
+    _check_places(out, steps)
+    _check_dependencies(ctx, chosen)
+    if not out.exists():
+        held.enter_context(_removed_unless_claimed(out))
+        return
     known = {s.name for s in steps} | {records.STUDY_FILE, "report.md"}
     others = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in known)
     if others:  # e.g. a terminology dropped from the config: its folders stay, untouched
         _say(f"kept, not part of this config: {', '.join(others)}")
+
+
+def _check_places(out: Path, steps: list[Step]) -> None:
+    """Each step's folder, and the files at the top, must be what the study writes there: a
+    symbolic link would be replaced or followed, a file where a folder goes (or the reverse) fails
+    the step after it has run."""
+    places = [(out / s.name, True) for s in steps] + [(out / records.STUDY_FILE, False),
+                                                       (out / "report.md", False)]
+    for path, folder in places:
+        kind = "folder" if folder else "file"
+        if path.is_symlink():
+            wrong = "is a symbolic link"
+        elif path.exists() and path.is_dir() != folder:
+            wrong = "is a file" if folder else "is a folder"
+        else:
+            continue
+        raise TermnormError(f"{path}: {wrong}; the study writes its own {kind} there (move it away, or "
+                            "choose another --out)")
+
+
+def _check_dependencies(ctx: Context, chosen: list[Step]) -> None:
+    """Every step a chosen step reads is finished, or runs before it in this run."""
+    names = {s.name for s in chosen}
+    for step in chosen:
+        for dep in step.depends:
+            if dep not in names and not is_finished(ctx, ctx.steps[dep]):
+                raise TermnormError(f"step {step.name} needs step {dep}, which is not finished; run it "
+                                    f"first (--from {dep}, or without --only/--from)")
+
+
+@contextlib.contextmanager
+def _removed_unless_claimed(out: Path) -> Iterator[None]:
+    """The study folder this run creates goes again if the run fails before a step put anything in
+    it (a failed first evaluation, Ctrl-C): nothing is left that looks like a study."""
+    try:
+        yield
+    except BaseException:
+        if out.is_dir() and not (out / records.STUDY_FILE).exists():
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty: a staged step removes its temporary folder first
+        raise
+
+
+def _claim(ctx: Context) -> None:
+    """Write the study file: before a step's folder is put in place (or a training writes in its
+    own), so that every folder with a step in it is recognised as a study folder."""
+    records.write_study_file(ctx.out, ctx.cfg.to_dict())
 
 
 def _run_step(ctx: Context, step: Step, i: int, n: int) -> int:
@@ -124,20 +186,14 @@ def _run_step(ctx: Context, step: Step, i: int, n: int) -> int:
 
 
 def _should_run(ctx: Context, step: Step, i: int, n: int) -> bool:
-    """False when ``step`` is finished with the same inputs (said); a one-line error when a step it
-    reads is not finished."""
+    """False when ``step`` is finished with the same inputs (said)."""
     folder = ctx.out / step.name
-    atomic.recover(folder)  # what an interrupted run of this step left (we hold the study lock)
     head = f"[{i}/{n}] {step.name}"
     old = records.read_record(folder)
     lost = step.kind == "report" and not (ctx.out / "report.md").is_file()  # report.md removed by hand
     if old is not None and old["inputs"] == step.inputs and not lost:
         _say(f"{head}: finished earlier, reused")
         return False
-    for dep in step.depends:
-        if not is_finished(ctx, ctx.steps[dep]):
-            raise TermnormError(f"step {step.name} needs step {dep}, which is not finished; run it first "
-                                f"(--from {dep}, or without --only/--from)")
     if old is not None:
         changed = records.differences(old["inputs"], step.inputs)
         _say(f"{head}: inputs changed ({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''}); "
@@ -175,10 +231,13 @@ def _execute(ctx: Context, step: Step, i: int, n: int) -> None:
             report_md = outputs.pop("report_md", None)
             records.write_record(stage, records.make_record(step.name, step.inputs,
                                                             time.perf_counter() - t0, outputs))
+            _claim(ctx)
             atomic.replace_folder(stage, folder)
         if report_md is not None:  # the top-level report, once report/ (its figures) is in place
             atomic.write_file(ctx.out / "report.md", report_md)
     else:
+        if processes.is_main():
+            _claim(ctx)  # training writes in its folder from the start (checkpoints to resume from)
         outputs = step.run(step, folder)
         if processes.is_main():
             records.write_record(folder, records.make_record(step.name, step.inputs,

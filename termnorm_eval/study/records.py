@@ -8,8 +8,8 @@ the ones the current config gives; any difference reruns it, and the keys that d
 A training step also writes ``step.pending.json`` before it starts, so that a rerun knows whether
 the checkpoints there belong to the same training (resume) or to another one (start over).
 
-The study folder itself carries ``study.json``: a folder without it that is not empty is not a
-study folder, and is refused rather than written into.
+The study folder itself carries ``study.json`` (written with its first step, ``pipeline``): a
+folder without it that is not empty is not a study folder, and is refused rather than written into.
 """
 
 from __future__ import annotations

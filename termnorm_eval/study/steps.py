@@ -27,7 +27,7 @@ from typing import Any
 from termnorm_eval import __version__, atomic, processes
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.study import fingerprint, records
-from termnorm_eval.study.config import API_TYPES, CHAT_TYPES, TRAINABLE_TYPES, StudyConfig
+from termnorm_eval.study.config import API_TYPES, CHAT_TYPES, TRAINABLE_TYPES, StudyConfig, text_problem
 from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, task_names
 
 KINDS = ("base", "train", "eval", "sweep", "lexicalization", "report")
@@ -83,6 +83,7 @@ def resolve_model(cfg: StudyConfig) -> tuple[str, dict[str, Any]]:
         if not path.exists():
             if cfg.model.startswith(("/", ".", "~")):
                 raise TermnormError(f"--model {cfg.model}: model folder not found")
+            _check_hub_id(cfg.model)
             return cfg.model, {"name": cfg.model}  # a hub id: its name is all we know
     path = path.resolve()
     if not (path / "config.json").is_file():
@@ -91,6 +92,65 @@ def resolve_model(cfg: StudyConfig) -> tuple[str, dict[str, Any]]:
         return str(path), fingerprint.model_identity(path)
     except OSError as e:
         raise TermnormError(f"--model {path}: cannot read {e.filename} ({e.strerror})") from None
+
+
+def _check_hub_id(name: str) -> None:
+    """A name that is no folder here must be a hub id, or the first evaluation fails after the
+    study has started."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError as e:
+        why = (str(e).strip().splitlines() or ["invalid"])[0]
+        raise TermnormError(f"--model {name}: no such model folder, and not a hub id ({why})") from None
+
+
+def check_device(cfg: StudyConfig) -> None:
+    """``cfg.device`` must exist here when a step uses it (hf evaluation, the lexicalization
+    analysis): lm-eval quietly falls back to another device, the analysis fails after the
+    evaluations and the training."""
+    if cfg.device is None or not (cfg.model_type == "hf" or (cfg.lexicalization and cfg.model_type in
+                                                             TRAINABLE_TYPES)):
+        return
+    import torch
+
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = torch.backends.mps.is_available()
+    here = ["cpu", *(f"cuda:{i}" for i in range(cuda)), *(["mps"] if mps else [])]
+    try:
+        dev = torch.device(cfg.device)
+    except (RuntimeError, ValueError):
+        raise TermnormError(f"--device {cfg.device}: not a torch device (available: {', '.join(here)})"
+                            ) from None
+    index = dev.index or 0
+    exists = (dev.type == "cpu" and index == 0) or (dev.type == "cuda" and index < cuda) or (
+        dev.type == "mps" and mps and index == 0)
+    if not exists:
+        raise TermnormError(f"--device {cfg.device}: no such device here (available: {', '.join(here)})")
+
+
+def check_adapter_paths(ctx: Context) -> None:
+    """The adapter folders the study will make go into lm-eval's --model_args (peft=,
+    lora_local_path=, and the scoring commands finetune prints): refuse a study folder whose
+    paths lm-eval cannot carry before the first step, not at the first training."""
+    from termnorm_eval.harness import runner
+
+    if not ctx.cfg.train:
+        return
+    for key in ctx.selected:
+        for folder in (_adapter_folder(ctx, key), *(_adapter_folder(ctx, key, k) for k in ctx.cfg.sweep)):
+            problem = runner.model_arg_problem(str(folder))
+            if problem:
+                raise TermnormError(f"--out {ctx.out}: the adapter folder {folder} {problem}, which "
+                                    "lm-eval's --model_args cannot carry (it splits the list on commas); "
+                                    "choose a study folder without it")
+
+
+def _adapter_folder(ctx: Context, key: str, epoch: int | None = None) -> Path:
+    """The final adapter of ``key``'s training, or the one of epoch ``epoch`` of its sweep."""
+    train = ctx.out / f"train-{key}"
+    return train / ADAPTER if epoch is None else train / EPOCHS / f"epoch-{epoch}"
 
 
 def select(cfg: StudyConfig) -> dict[str, list[str]]:
@@ -156,7 +216,15 @@ def make_context(cfg: StudyConfig) -> Context:
     ctx = Context(cfg=cfg, out=Path(cfg.out).expanduser().absolute(), model_path=model_path,
                   model_identity=identity, data=data_identity(cfg, selected), selected=selected,
                   recipe=recipe_settings(cfg) if cfg.train else {}, include_path=include_path(cfg.data_dir))
-    model_args(ctx)  # a model type or path lm-eval cannot take: refused before any step runs
+    # Before any step runs: what lm-eval, the records or a device would refuse later.
+    for flag, text in (("--model", ctx.model_path), ("--out", str(ctx.out))):
+        problem = text_problem(text)
+        if problem:
+            raise TermnormError(f"{flag} {problem}")
+    check_model_args(ctx)
+    model_args(ctx)  # a model type or path lm-eval cannot take
+    check_adapter_paths(ctx)
+    check_device(cfg)
     ctx.chat = uses_chat_template(ctx)
     return ctx
 
@@ -200,30 +268,73 @@ def model_args(ctx: Context, adapter: Path | None = None) -> str:
     from termnorm_eval.harness import runner
 
     cfg = ctx.cfg
-    items: list[tuple[str, object, str]]
-    if cfg.model_type == "hf":
-        items = [("pretrained", ctx.model_path, "--model")]
-        if adapter is not None:
-            items.append(("peft", adapter, "adapter folder"))
-    elif cfg.model_type in API_TYPES:
-        items = [("model", ctx.model_path, "--model")]
-        if cfg.base_url:
-            items.append(("base_url", cfg.base_url, "--base-url"))
-        # No local tokenizer: the server applies the chat template and counts tokens itself.
-        items += [("num_concurrent", cfg.num_concurrent, "--num-concurrent"),
-                  ("max_retries", cfg.max_retries, "--max-retries"),
-                  ("tokenizer_backend", "None", "tokenizer_backend")]
-    elif cfg.model_type == "vllm":
+    if cfg.model_type == "vllm":
         return _vllm_model_args(ctx, adapter)
-    elif cfg.model_type == "vllm-server":
+    if cfg.model_type == "vllm-server":
         # The server's URL exists once run_eval has started it; what is checked here is that the
         # command can be built and run (every model_args key is a server option, vLLM is there).
         _vllm_server_argv(ctx, [])
         return ""
-    else:
-        raise TermnormError(f"--model-type {cfg.model_type}: unknown")
-    text = runner.model_args(items)
+    text = runner.model_args(_study_model_args(ctx, adapter))
     return f"{text},{cfg.model_args}" if cfg.model_args else text
+
+
+def _study_model_args(ctx: Context, adapter: Path | None) -> list[tuple[str, object, str]]:
+    """(key, value, what sets it) of the model_args the study gives lm-eval for hf and the API types."""
+    cfg = ctx.cfg
+    if cfg.model_type == "hf":
+        items: list[tuple[str, object, str]] = [("pretrained", ctx.model_path, "--model")]
+        if adapter is not None:
+            items.append(("peft", adapter, "the adapter folder"))
+        return items
+    if cfg.model_type in API_TYPES:
+        items = [("model", ctx.model_path, "--model")]
+        if cfg.base_url:
+            items.append(("base_url", cfg.base_url, "--base-url"))
+        # No local tokenizer: the server applies the chat template and counts tokens itself.
+        return [*items, ("num_concurrent", cfg.num_concurrent, "--num-concurrent"),
+                ("max_retries", cfg.max_retries, "--max-retries"),
+                ("tokenizer_backend", "None", "the study: the server applies the chat template")]
+    raise TermnormError(f"--model-type {cfg.model_type}: unknown")
+
+
+def owned_model_args(ctx: Context) -> dict[str, str]:
+    """model_args keys the study sets itself -> what sets them. lm-eval keeps the last of a repeated
+    key and the extra model_args come last, so such a key would silently replace the studied model
+    or its adapter while the records and report.md name the configured ones."""
+    from termnorm_eval.harness import vllm_engine
+
+    cfg = ctx.cfg
+    if cfg.model_type == "vllm-server":
+        return {"pretrained": "--model"}  # the server serves --model; the other keys are its options
+    if cfg.model_type == "vllm":
+        probe = vllm_engine.Adapter(ADAPTER, Path(ADAPTER), 1, None)
+        keys = vllm_engine.split_model_args(vllm_engine.vllm_model_args({"pretrained": "m"}, probe, 16, None,
+                                                                        None))
+        return {k: "--model" if k == "pretrained" else "the adapter folder" for k in [*keys, "peft"]}
+    owned = {key: source for key, _, source in _study_model_args(ctx, Path(ADAPTER))}
+    return owned | ({"base_url": "--base-url"} if cfg.model_type in API_TYPES else {})
+
+
+def check_model_args(ctx: Context) -> None:
+    """Refuse extra model_args (and vllm-server's server_args) that set what the study sets."""
+    from termnorm_eval.harness import vllm_engine
+
+    cfg = ctx.cfg
+    owned = owned_model_args(ctx)
+    for key, value in vllm_engine.split_model_args(cfg.model_args).items():
+        if key in owned:
+            raise TermnormError(f"--model-args {key}={value}: the study sets {key} itself ({owned[key]}) for "
+                                f"model_type {cfg.model_type}; remove it from model_args")
+    if cfg.model_type == "vllm-server" and cfg.server_args:
+        probe = vllm_engine.Adapter(ADAPTER, Path(ADAPTER), 1, None)
+        flags = {a for a in vllm_engine.server_argv("python", "m", [probe], max_lora_rank=16) if
+                 a.startswith("--")}
+        for arg in cfg.server_args:
+            flag = arg.split("=", 1)[0]
+            if flag in flags:
+                raise TermnormError(f"--server-args {arg}: the study sets {flag} itself (the model, the "
+                                    "adapter and the address it serves); remove it from server_args")
 
 
 def _vllm_model_args(ctx: Context, adapter: Path | None) -> str:
@@ -502,7 +613,7 @@ def plan(ctx: Context) -> list[Step]:
         for key, dirs in ctx.selected.items():
             tasks = all_tasks if cfg.cross_eval else task_names(key, dirs)
             train_step = f"train-{key}"
-            adapter = ctx.out / train_step / ADAPTER
+            adapter = _adapter_folder(ctx, key)
             add(Step(f"eval-{key}", "eval", _eval_inputs(ctx, tasks, train_step),
                      partial(_eval_step, ctx, tasks, adapter), depends=[train_step],
                      describe=f"{key} adapter on {len(tasks)} tasks"))
@@ -510,7 +621,7 @@ def plan(ctx: Context) -> list[Step]:
             for k in cfg.sweep:
                 tasks = task_names(key, dirs)
                 train_step = f"train-{key}"
-                adapter = ctx.out / train_step / EPOCHS / f"epoch-{k}"
+                adapter = _adapter_folder(ctx, key, k)
                 add(Step(f"sweep-{key}-e{k}", "sweep", _eval_inputs(ctx, tasks, train_step) | {"epoch": k},
                          partial(_eval_step, ctx, tasks, adapter), depends=[train_step],
                          describe=f"{key} adapter after epoch {k}"))
