@@ -150,3 +150,20 @@ def test_line_pronto_rejects_is_read_without_a_warning(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "warning:" not in proc.stderr
     assert (tmp_path / "o" / "hpo" / "train.jsonl").read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize(("count", "shown"), [("9223372036854775808", "9223372036854775808"),
+                                              ("9" * 5000, "999999999999... (5000 characters)")])
+def test_build_popularity_count_beyond_the_bound_is_one_line(tmp_path: Path, count: str, shown: str) -> None:
+    # issue 20, item 5: 2^63 was accepted (and overflowed pyarrow's int64 in every evaluation of the
+    # tasks built from it), 5000 digits were int()'s ValueError traceback
+    files = tmp_path / "files"
+    files.mkdir()
+    for name in ("hp.obo", "phenotype.hpoa"):
+        (files / name).symlink_to(mirrors.extract(name)[0])
+    table = tmp_path / "hpo-pop.tsv"
+    table.write_text(f"HP:0001250\t{count}\n", encoding="utf-8")
+    proc = termnorm("data", "build", "--out", str(tmp_path / "out"), "--sources", str(files),
+                    "--terminology", "hpo", "--popularity", str(table))
+    assert_one_line_error(proc, f"{table}:1: count {shown} of HP:0001250 is larger than 9007199254740991")
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from termnorm_cli import one_line_error
 
 from termnorm_eval.cli import main
 from termnorm_eval.sources.mirrors import extract
@@ -48,6 +49,23 @@ def test_cli_output_says_uniform_and_counts_problems(tmp_path: Path, capsys: pyt
             "--tasks 'termnorm_cl_*'") in text
     assert f"termnorm-finetune --model MODEL --terminology cl --data-dir {out}" in text
     assert (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(("flag", "count", "shown"), [
+    ("--popularity", "9223372036854775808", "count 9223372036854775808 of CL:0000000"),
+    ("--popularity", "7" * 5000, "count 777777777777... (5000 characters) of CL:0000000"),
+    ("--annotations", "7" * 5000, "count 777777777777... (5000 characters)"),
+])
+def test_count_beyond_the_bound_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                            count: str, shown: str) -> None:
+    # issue 20, item 5: 2^63 overflowed pyarrow's int64 in every evaluation of the tasks; 5000 digits
+    # were int()'s ValueError traceback
+    cl, _ = extract("cl.obo")
+    table = tmp_path / "counts.tsv"
+    table.write_text(f"CL:0000001\t3\nCL:0000000\t{count}\n", encoding="utf-8")
+    argv = ["add-ontology", str(cl), "--name", "cl", "--out", str(tmp_path / "out"), flag, str(table)]
+    one_line_error(argv, capsys, f"{table}:2: {shown} is larger than 9007199254740991 (2^53-1)")
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_with_annotations_reports_the_bins(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
