@@ -56,7 +56,8 @@ def clean_label(text: str) -> str:
     U+001C-001F, NEL U+0085, no-break and other Unicode spaces, U+2028, U+2029), becomes one space, and
     none is left at either end; every other control character (C0, DEL, C1: ESC, BEL, ...) is removed;
     lone surrogates become U+FFFD (``clean_text``). A label with none of these is returned as it is
-    (all labels of the pinned releases are). An empty result means the file gave no usable label.
+    (as every label of the releases the shipped splits come from is). An empty result means the file
+    gave no usable label.
     """
     if text.isprintable() and not text.startswith(" ") and not text.endswith(" ") and "  " not in text:
         return text  # nearly every label: one C-speed scan
