@@ -3,9 +3,10 @@
 * ``exact_match`` (strict, the study's rule): the raw response, trimmed of surrounding whitespace,
   equals the gold answer -- case-sensitively for identifiers and gene symbols, case-insensitively
   for names. No extraction, no canonicalization: ``GO0034629`` or ``The ID is GO:0034629`` is wrong.
-* ``lenient_match``: the *extracted* answer (see ``extraction``; identifiers in canonical form)
-  equals the gold answer or any alternative the record accepts (alt_ids, synonyms, previous
-  symbols, ...). Names and gene symbols compare case- and whitespace-insensitively.
+* ``lenient_match``: the *extracted* answer (``answer_of``: see ``extraction``; identifiers in
+  canonical form; the whole response when it is itself an accepted answer) equals the gold answer
+  or any alternative the record accepts (alt_ids, synonyms, previous symbols, ...). Names and gene
+  symbols compare case- and whitespace-insensitively. Whatever strict accepts, lenient accepts.
 * ``alignment``: not scored here; each document contributes ``(answer, gold, model_setting)``
   and the aggregation embeds all of them at once (see ``answer_similarity``).
 * ``exact_match_<low|mid|high>``: the strict score again, emitted only under the document's
@@ -23,7 +24,7 @@ from typing import Any
 from termnorm_eval.harness.extraction import extract
 from termnorm_eval.harness.validity import validity_metrics
 from termnorm_eval.harness.validity_names import PARSE_ERROR
-from termnorm_eval.text import normalize_text
+from termnorm_eval.text import clean_text, normalize_text
 
 
 def strict_match(response: str, gold: str, answer_kind: str) -> float:
@@ -46,6 +47,30 @@ def lenient_match(answer: str, alternatives: Sequence[str], answer_format: str) 
         return float(answer in alternatives)
     norm = normalize_text(answer)
     return float(any(norm == normalize_text(a) for a in alternatives))
+
+
+def answer_of(text: str, doc: dict[str, Any]) -> str:
+    """The answer ``text`` gives: ``extract()`` of it, unless the whole trimmed text is itself an
+    accepted answer that the extraction does not return.
+
+    The extraction reads a response as an answer line (its first line, without quotes, "Name:" or a
+    "The ... is" lead), which a label answered verbatim may not survive: "nuclear\nenvelope" (labels
+    of older builds kept an ontology's line breaks), a label in quotes, the HGNC symbol "OK". The
+    strict score compares the whole trimmed text; taking the whole text as the answer here makes the
+    lenient score, the answer similarity and the validity category see what strict saw, so a
+    strict-correct response is never lenient-wrong.
+    """
+    fmt, alternatives = doc["answer_format"], doc["alternatives"]
+    answer = extract(text, fmt, doc.get("id_prefix", ""), doc.get("id_local", ""))
+    whole = text.strip()
+    # Only a text of about an accepted answer's length can be one: a long response is never
+    # normalized here (a hostile megabyte costs nothing).
+    if not whole or whole == answer or len(whole) > 4 * max(map(len, alternatives), default=0) + 64:
+        return answer
+    if lenient_match(answer, alternatives, fmt):
+        return answer
+    line = clean_text(" ".join(whole.split()))
+    return line if lenient_match(line, alternatives, fmt) else answer
 
 
 class ExtractedAnswer(str):
@@ -76,10 +101,10 @@ class ExtractedAnswer(str):
 
 
 def extracted_response(response: Any, doc: dict[str, Any]) -> ExtractedAnswer:
-    """The filter's output for one response: the extracted answer, with the trimmed raw text."""
+    """The filter's output for one response: the answer it gives (``answer_of``), with the trimmed
+    raw text."""
     raw = "" if response is None else str(response)
-    answer = extract(raw, doc["answer_format"], doc.get("id_prefix", ""), doc.get("id_local", ""))
-    return ExtractedAnswer(answer, raw.strip())
+    return ExtractedAnswer(answer_of(raw, doc), raw.strip())
 
 
 def score_document(doc: dict[str, Any], response: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ are wrong.
 The plugin's tasks keep that order exactly: the study filter (``extract_study_responses``) hands the
 *parsed value* to the unchanged strict ``exact_match`` as the raw response, so the strict score is
 the study's score; ``lenient_match``, the validity metrics and ``alignment`` see the plugin's
-``extract()`` of that value (of the whole response when parsing failed), and ``parse_error`` says
+``answer_of()`` of that value (of the whole response when parsing failed), and ``parse_error`` says
 which documents failed to parse.
 
 Where the wording comes from (``StudyPrompt.origin``): the study's notebooks for GO term->ID, HPO
@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.harness.extraction import extract
-from termnorm_eval.harness.scoring import ExtractedAnswer
+from termnorm_eval.harness.scoring import ExtractedAnswer, answer_of
 from termnorm_eval.terminologies import BUILTIN, Direction, Terminology
 from termnorm_eval.text import clean_text
 
@@ -403,16 +402,15 @@ def study_answer(response: str, doc: dict[str, Any], key: str, shown: str | None
     """The study filter's output for one response.
 
     ``raw`` (what the strict score compares) is the parsed value, '' on a parse error (never equal
-    to a gold answer: the study scored parse errors wrong); the answer is ``extract()`` of the parsed
+    to a gold answer: the study scored parse errors wrong); the answer is ``answer_of()`` of the parsed
     value, or of the whole response when parsing failed (so the lenient score and the validity
     categories still see an identifier given outside the JSON).
     """
     value = parse_study_value(response, key)
-    fmt, prefix, local = doc["answer_format"], doc.get("id_prefix", ""), doc.get("id_local", "")
     if value is None:
-        return ExtractedAnswer(extract(response, fmt, prefix, local), "", True, shown)
+        return ExtractedAnswer(answer_of(response, doc), "", True, shown)
     value = clean_text(value)
-    return ExtractedAnswer(extract(value, fmt, prefix, local), value, False, shown)
+    return ExtractedAnswer(answer_of(value, doc), value, False, shown)
 
 
 # --- the hooks the generated utils.py binds to its data folder --------------------------------------
