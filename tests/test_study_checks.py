@@ -93,6 +93,22 @@ def test_an_out_folder_lm_eval_cannot_carry_is_refused_before_the_first_step(
     _nothing_written(out)
 
 
+@pytest.mark.parametrize("length", [300, 250])  # the folder's name; its lock file's, one dot and ".lock" more
+def test_an_out_name_the_file_system_cannot_hold_is_one_line(
+        tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], length: int) -> None:
+    one_line_error(["study", "--model", str(tiny_model), *BASE_ONLY, "--out", str(tmp_path / ("x" * length))],
+                   capsys, "--out", "is longer than this file system takes")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_name_the_file_system_cannot_hold_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o"
+    one_line_error(["study", "--model", str(tmp_path / ("m" * 300)), *BASE_ONLY, "--out", str(out)], capsys,
+                   "--model", "File name too long")
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------ item 10: device
 
 

@@ -72,8 +72,16 @@ def resolve_model(cfg: StudyConfig) -> tuple[str, dict[str, Any]]:
     assert cfg.model is not None
     if cfg.model_type in API_TYPES:
         return cfg.model, {"name": cfg.model, "base_url": cfg.base_url}
+    try:
+        return _local_model(cfg)
+    except OSError as e:  # a name too long, a folder or file that cannot be read
+        raise TermnormError(f"--model {cfg.model}: cannot read {e.filename or 'it'} ({e.strerror})") from None
+
+
+def _local_model(cfg: StudyConfig) -> tuple[str, dict[str, Any]]:
     from termnorm_eval import models
 
+    assert cfg.model is not None
     if cfg.model in models.MODELS and not Path(cfg.model).exists():
         if not models.is_prepared(cfg.model):
             print(f"termnorm study: preparing the {cfg.model} model (once, ~30 s)", file=sys.stderr)
@@ -88,10 +96,7 @@ def resolve_model(cfg: StudyConfig) -> tuple[str, dict[str, Any]]:
     path = path.resolve()
     if not (path / "config.json").is_file():
         raise TermnormError(f"--model {path}: not a model folder (no config.json)")
-    try:
-        return str(path), fingerprint.model_identity(path)
-    except OSError as e:
-        raise TermnormError(f"--model {path}: cannot read {e.filename} ({e.strerror})") from None
+    return str(path), fingerprint.model_identity(path)
 
 
 def _check_hub_id(name: str) -> None:
@@ -145,6 +150,25 @@ def check_adapter_paths(ctx: Context) -> None:
                 raise TermnormError(f"--out {ctx.out}: the adapter folder {folder} {problem}, which "
                                     "lm-eval's --model_args cannot carry (it splits the list on commas); "
                                     "choose a study folder without it")
+
+
+def check_name_lengths(out: Path) -> None:
+    """Each name in ``out``, and its lock file beside it, within the file system's limit on a name."""
+    import os
+
+    limit = 255
+    for folder in out.parents:  # the nearest one there is: its file system will hold the names
+        try:
+            if folder.is_dir():
+                limit = os.pathconf(folder, "PC_NAME_MAX")
+                break
+        except (OSError, ValueError):  # a name too long itself, a file system without the limit
+            continue
+    for name in (*out.parts[1:], atomic.lock_path(out).name):
+        size = len(os.fsencode(name))
+        if size > limit:
+            raise TermnormError(f"--out {out}: the name {name[:24]}... ({size} bytes) is longer than this "
+                                f"file system takes ({limit}); choose a shorter one")
 
 
 def _adapter_folder(ctx: Context, key: str, epoch: int | None = None) -> Path:
@@ -223,6 +247,7 @@ def make_context(cfg: StudyConfig) -> Context:
             raise TermnormError(f"{flag} {problem}")
     check_model_args(ctx)
     model_args(ctx)  # a model type or path lm-eval cannot take
+    check_name_lengths(ctx.out)
     check_adapter_paths(ctx)
     check_device(cfg)
     ctx.chat = uses_chat_template(ctx)
