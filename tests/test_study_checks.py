@@ -216,6 +216,16 @@ def test_a_lone_surrogate_in_the_config_file_is_one_line(
     assert [p.name for p in tmp_path.iterdir()] == ["study.yaml"]
 
 
+def test_a_lone_surrogate_in_the_recipe_is_one_line(
+        tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text('gguf_file: "x\\ud800.gguf"\n')
+    out = tmp_path / "o"
+    one_line_error(["study", "--model", str(tiny_model), *TRAINED, "--recipe", str(recipe),
+                    "--out", str(out)], capsys, str(recipe), "gguf_file", "UTF-8")
+    assert not out.exists()
+
+
 def test_a_step_folder_that_is_a_link_is_one_line_and_left_alone(
         tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from termnorm_eval.study.config import build_config

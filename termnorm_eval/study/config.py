@@ -206,25 +206,28 @@ list_item = _TYPES.list_item
 value_kind = _TYPES.value_kind
 
 
-def text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a setting: the study writes every setting into its JSON records as UTF-8,
-    and passes them on in command lines and lm-eval's model_args."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: "\ud800" in YAML, or a name in another encoding in argv
-        return f"must be UTF-8 text (got {short(text)}; a file name in another encoding? rename it)"
-    if not text.isprintable() and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
-        return f"must not hold control characters (got {short(text)})"
+def text_problem(value: Any) -> str | None:
+    """Why ``value`` (a text, or a list of them; other values pass) cannot be a setting: the study
+    writes every setting into its JSON records as UTF-8, and passes them on in command lines and
+    lm-eval's model_args."""
+    for text in value if isinstance(value, list) else [value]:
+        if not isinstance(text, str):
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: "\ud800" in YAML, a name in another encoding
+            return f"must be UTF-8 text (got {short(text)}; a file name in another encoding? rename it)"
+        if not text.isprintable() and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+            return f"must not hold control characters (got {short(text)})"
     return None
 
 
 def value_problem(key: str, value: Any) -> str | None:
     if value is None:
         return None
-    for text in value if isinstance(value, list) else [value]:
-        problem = text_problem(text) if isinstance(text, str) else None
-        if problem:
-            return problem
+    problem = text_problem(value)
+    if problem:
+        return problem
     options = choices(key)
     if options and value not in options:
         return f"must be one of {', '.join(options)} (got {short(value)})"

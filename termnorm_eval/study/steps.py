@@ -220,6 +220,10 @@ def recipe_settings(cfg: StudyConfig) -> dict[str, Any]:
     from finetune.config import load_config_file
 
     values: dict[str, Any] = load_config_file(cfg.recipe) if cfg.recipe else {}
+    for key, value in values.items():  # into the training steps' JSON records
+        problem = text_problem(value)
+        if problem:
+            raise TermnormError(f"{cfg.recipe}: config key {key!r} {problem}")
     clash = [k for k in values if k in STUDY_SETS]
     if clash:
         raise TermnormError(f"{cfg.recipe}: the study sets {', '.join(clash)} itself; remove it from the "
