@@ -42,6 +42,7 @@ class Hostile:
     url: str = ""
     script: list[str] = field(default_factory=list)
     default: str = "answer:GO:0000001"
+    models: str = "list"  # GET /v1/models: the list of one model "m", or "endless"
     requests: int = 0
     sent: list[int] = field(default_factory=list)  # body bytes per reply, in order
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,6 +61,9 @@ def _handler(state: Hostile) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:  # /v1/models, as check_served asks
+            if state.models == "endless":
+                self._endless()
+                return
             models = {"object": "list", "data": [{"id": "m"}]}
             self._send(200, "application/json", json.dumps(models).encode())
 
@@ -114,13 +118,13 @@ def _handler(state: Hostile) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(*script: str, default: str = "answer:GO:0000001") -> Iterator[Hostile]:
+def serve(*script: str, default: str = "answer:GO:0000001", models: str = "list") -> Iterator[Hostile]:
     """A hostile server answering ``script`` in order, then ``default``; stopped on exit."""
-    state = Hostile(script=list(script), default=default)
+    state = Hostile(script=list(script), default=default, models=models)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1/chat/completions"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield state

@@ -14,10 +14,18 @@ import hostile_api
 import pytest
 from termnorm_cli import run
 
+from termnorm_eval.harness import api_client
+
 pytest.importorskip("tenacity", reason="the api extra is not installed: pip install '.[api]'")
 pytest.importorskip("aiohttp", reason="the api extra is not installed: pip install '.[api]'")
 
 TASK = "termnorm_go_term2id_val"
+
+
+@pytest.fixture
+def no_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lm-eval's waits between tries (1 s and up) are not what these tests are about."""
+    monkeypatch.setattr(api_client, "wait_s", lambda attempt: 0.0)
 
 
 def _lm_eval_logs_here() -> None:
@@ -88,3 +96,44 @@ def test_the_study_records_nothing_for_a_200_without_choices_and_runs_the_step_o
     samples = [json.loads(line) for p in (out / "base/results").glob("*/samples_*.jsonl")
                for line in p.read_text().splitlines()]
     assert samples and all(s["resps"] == [["GO:0000001"]] for s in samples)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("reply", "why"), [
+    ("500", "HTTP 500"), ("429", "HTTP 429"), ("malformed", "not JSON"), ("html", "not JSON (text/html"),
+    ("deep", "nested too deeply"), ("empty-choices", "an empty list"), ("endless", "over 8 MiB"),
+])
+def test_termnorm_eval_says_why_the_api_model_did_not_answer_in_one_line(
+        reply: str, why: str, no_waits: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    with hostile_api.serve(default=reply) as server:
+        code, err = _eval(server.url, out, capsys)
+    assert code == 2, err[-3000:]
+    line = _one_error_line(err)
+    assert f"the API model at {server.url} did not answer after 2 tries: " in line and why in line, line
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_right_answers_are_kept_when_the_server_recovers_within_the_tries(
+        no_waits: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    with hostile_api.serve("429", "no-choices", default="answer:GO:0000001") as server:
+        code, err = _eval(server.url, out, capsys, tries=3)
+    assert code == 0, err[-3000:]
+    assert [s["resps"] for s in _samples(out)] == [[["GO:0000001"]]] * 2
+
+
+@pytest.mark.slow
+def test_the_samples_keep_a_capped_answer_that_says_it_was_cut(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    n = 5_000_000  # within the read cap: kept, cut to MAX_ANSWER_CHARS
+    with hostile_api.serve(default=f"big:{n}") as server:
+        code, err = _eval(server.url, out, capsys)
+    assert code == 0, err[-3000:]
+    cap = api_client.MAX_ANSWER_CHARS
+    for sample in _samples(out):
+        [[answer]] = sample["resps"]
+        assert answer == "A" * cap + f" [termnorm: answer cut at {cap} of {n} characters]"
+    assert sum(p.stat().st_size for p in out.rglob("*")) < 100_000  # not 2 x 5 MB

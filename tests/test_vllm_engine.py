@@ -17,6 +17,7 @@ import socket
 import sys
 from pathlib import Path
 
+import hostile_api
 import pytest
 import vllm_fake
 from termnorm_cli import one_line_error, run
@@ -295,3 +296,12 @@ def test_no_vllm_here_names_server_python(tiny_model: Path, fake_vllm: Path,
     one_line_error([*REACH, "--model-args", f"pretrained={tiny_model}"], capsys,
                    "vLLM is not installed in this Python", "--server-python")
     assert not (fake_vllm / "pid").exists()
+
+
+def test_an_endless_model_list_is_read_no_further_than_its_cap() -> None:
+    # check_served reads /v1/models of the server it scores (issue 20: bounded cost).
+    with hostile_api.serve(models="endless") as server, pytest.raises(
+            TermnormError, match=r"no model list from the server \(a response body over 1 MiB"):
+        vllm_engine.served_models(server.url)
+    [sent] = server.sent
+    assert sent < vllm_engine.MODEL_LIST_BYTES + (32 << 20)  # the cap, plus loopback's socket buffers

@@ -34,18 +34,19 @@ import os
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from lm_eval.models.openai_completions import LocalChatCompletion, OpenAIChatCompletion
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness import served
+from termnorm_eval.harness.served import CHUNK, CapExceeded, read_capped
 
 MAX_RESPONSE_BYTES = 8 << 20  # a chat answer of the study's 128 tokens is a few kB
 MAX_ANSWER_CHARS = 4000  # kept per document: far above any ID or term name the tasks ask for
 SHOWN_CHARS = 160  # of a bad body, in a message
 ERROR_BYTES = 4096  # read of the body of a status other than 2xx (for the message)
-CHUNK = 1 << 16
 NEEDED = ("aiohttp", "tenacity", "requests", "tqdm")  # lm-eval's `api` extra
 INSTALL = "pip install 'termnorm-eval[api]'"
 KEY_VARIABLE = "OPENAI_API_KEY"
@@ -76,30 +77,13 @@ def _shown(body: bytes) -> str:
     return repr(text[:SHOWN_CHARS] + ("..." if cut else ""))
 
 
-def _too_big() -> Unanswered:
-    return Unanswered(f"a response body over {MAX_RESPONSE_BYTES >> 20} MiB (stopped reading there)")
-
-
-def read_capped(chunks: Iterable[bytes], timeout: float) -> bytes:
-    """The body from ``chunks``, refused past ``MAX_RESPONSE_BYTES`` or ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    buf = bytearray()
-    for chunk in chunks:
-        buf += chunk
-        if len(buf) > MAX_RESPONSE_BYTES:
-            raise _too_big()
-        if time.monotonic() > deadline:
-            raise Unanswered(f"no complete response within {timeout:g} s")
-    return bytes(buf)
-
-
 async def aread_capped(content: Any) -> bytes:
-    """``read_capped`` for an aiohttp ``StreamReader`` (the session's timeout bounds the time)."""
+    """``served.read_capped`` for an aiohttp ``StreamReader`` (the session's timeout bounds the time)."""
     buf = bytearray()
     async for chunk in _chunks(content):
         buf += chunk
         if len(buf) > MAX_RESPONSE_BYTES:
-            raise _too_big()
+            raise served.over_cap(MAX_RESPONSE_BYTES)
     return bytes(buf)
 
 
@@ -141,7 +125,7 @@ def answer_of(status: int, content_type: str, body: bytes) -> dict[str, Any]:
 
 def reason(e: BaseException, timeout: float) -> str:
     """What went wrong with one request, in a few words."""
-    if isinstance(e, Unanswered):
+    if isinstance(e, (Unanswered, CapExceeded)):
         return str(e)
     if isinstance(e, asyncio.TimeoutError) or "Timeout" in type(e).__name__:
         return f"no answer within {timeout:g} s"
@@ -217,10 +201,10 @@ class _Guarded:
             try:
                 with requests.post(self.base_url, json=payload, headers=self.header,
                                    verify=self.verify_certificate, timeout=self.timeout, stream=True) as r:
-                    body = read_capped(r.iter_content(CHUNK), self.timeout) if r.ok else \
-                        next(r.iter_content(ERROR_BYTES), b"")
+                    body = read_capped(r.iter_content(CHUNK), MAX_RESPONSE_BYTES, self.timeout) if r.ok \
+                        else next(r.iter_content(ERROR_BYTES), b"")
                     return answer_of(r.status_code, r.headers.get("Content-Type", ""), body)
-            except (Unanswered, requests.RequestException, OSError) as e:
+            except (Unanswered, CapExceeded, requests.RequestException, OSError) as e:
                 time.sleep(self._failed(attempt, e))
 
     async def amodel_call(self, session: Any, sem: asyncio.Semaphore, messages: Any, *, generate: bool = True,
@@ -241,7 +225,7 @@ class _Guarded:
                         body = await aread_capped(r.content) if r.ok else await r.content.read(ERROR_BYTES)
                         outputs = answer_of(r.status, r.headers.get("Content-Type", ""), body)
                     break
-                except (Unanswered, aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                except (Unanswered, CapExceeded, aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
                     await asyncio.sleep(self._failed(attempt, e))
         except TermnormError:
             # The run fails: stop the other requests now, before lm-eval closes their session.

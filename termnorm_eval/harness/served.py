@@ -35,7 +35,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,30 @@ from termnorm_eval.errors import TermnormError
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 READY_PATHS = ("/health", "/v1/models")
 LOG_TAIL_LINES = 5
+CHUNK = 1 << 16
+
+
+class CapExceeded(Exception):
+    """A response body longer, or slower to arrive, than its reader allows."""
+
+
+def over_cap(limit: int) -> CapExceeded:
+    size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+    return CapExceeded(f"a response body over {size} (stopped reading there)")
+
+
+def read_capped(chunks: Iterable[bytes], limit: int, timeout: float) -> bytes:
+    """A response body from ``chunks``, ``CapExceeded`` past ``limit`` bytes or ``timeout`` s: a
+    server that sends without end costs neither unbounded memory nor unbounded time."""
+    deadline = time.monotonic() + timeout
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        if len(buf) > limit:
+            raise over_cap(limit)
+        if time.monotonic() > deadline:
+            raise CapExceeded(f"no complete response within {timeout:g} s")
+    return bytes(buf)
 
 
 def check_host(host: str) -> str:

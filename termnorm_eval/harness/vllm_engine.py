@@ -43,6 +43,7 @@ DEFAULT_MAX_LORA_RANK = 16  # vLLM's own default
 LORA_RANK_SLOTS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 CHAT_MODEL = "local-chat-completions"
+MODEL_LIST_BYTES = 1 << 20  # read of /v1/models: a list of names (a server lists a handful)
 # A served name goes into lm-eval's --model_args, a URL path and an output folder name.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # What makes two model folders the same network for a LoRA adapter: shapes the adapter's weights
@@ -330,13 +331,16 @@ def api_base(url: str) -> str:
 
 def served_models(base_url: str, timeout: float = 10.0) -> list[str]:
     """The model names a server lists at ``/v1/models`` (one-line error when it does not answer)."""
+    from termnorm_eval.harness import served
+
     url = f"{api_base(base_url)}/models"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if _is_loopback(url) else \
         urllib.request.build_opener()
     try:
         with opener.open(url, timeout=timeout) as r:
-            data = json.loads(r.read().decode("utf-8"))
-    except (urllib.error.URLError, OSError, ValueError) as e:
+            body = served.read_capped(iter(lambda: r.read(served.CHUNK), b""), MODEL_LIST_BYTES, timeout)
+        data = json.loads(body.decode("utf-8"))
+    except (urllib.error.URLError, OSError, ValueError, RecursionError, served.CapExceeded) as e:
         raise TermnormError(f"{url}: no model list from the server ({e})") from None
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list):
