@@ -76,3 +76,31 @@ def test_default_model_under_a_cache_path_with_a_comma_is_refused_before_prepari
     assert code == 2 and len(lines) == 1, err
     assert "TERMNORM_CACHE" in lines[0] and "contains a comma" in lines[0] and str(cache) in lines[0]
     assert prepared == [] and harness_calls == []  # nothing prepared (~30 s), nothing run
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub", "file/sub/r.json", "file.json/sub"])
+def test_an_output_path_that_cannot_be_a_folder_is_refused_before_running(
+        where: str, tmp_path: Path, harness_calls: list[list[str] | inprocess.Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # lm-eval only warns that it could not save the results, and exits 0 (issue 20).
+    for name in ("file", "file.json"):
+        (tmp_path / name).write_text("not a folder\n")
+    out = tmp_path / where
+    for via in ([], ["--via-cli"]):
+        code, err = _run(["eval", "--model-args", "pretrained=x", "--device", "cpu",
+                          "--output-path", str(out), *via], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith(f"termnorm: error: --output-path {out}: ") and "not a folder" in lines[0]
+    assert harness_calls == []
+    assert (tmp_path / "file").read_text() == "not a folder\n"
+
+
+def test_an_output_path_ending_in_json_names_a_file_beside_an_existing_one(
+        tmp_path: Path, harness_calls: list[list[str] | inprocess.Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # lm-eval writes NAME_<date>.json beside a .json output path: an existing NAME.json is fine.
+    (tmp_path / "r.json").write_text("{}\n")
+    code, err = _run(["eval", "--model-args", "pretrained=x", "--device", "cpu", "--output-path",
+                      str(tmp_path / "r.json")], capsys)
+    assert code == 0 and len(harness_calls) == 1, err

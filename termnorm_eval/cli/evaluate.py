@@ -192,6 +192,8 @@ def evaluate(
     runner.check_limit(limit)
     if log_samples and output_path is None:
         raise TermnormError("--log-samples needs --output-path")
+    if output_path is not None:
+        runner.check_output_path(output_path)
     if include_path is not None and not include_path.is_dir():
         raise TermnormError(f"--include-path {include_path}: not a folder")
     if include_path is None:  # the built-in tasks read the shipped splits: fail here, in one line

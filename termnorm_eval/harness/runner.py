@@ -141,6 +141,23 @@ def check_limit(limit: float | None, option: str = "--limit") -> float | None:
     return limit
 
 
+def check_output_path(path: Path, option: str = "--output-path") -> None:
+    """Refuse, before anything runs, an output path lm-eval could not write its results under: it
+    would only log a warning at the end and exit 0. lm-eval writes into the folder ``path``, or
+    for a path ending in ``.json`` beside it (``NAME_<date>.json``), creating the folders it needs."""
+    folder = path.parent if path.suffix == ".json" else path
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                if p == path:
+                    raise TermnormError(f"{option} {path}: exists and is not a folder")
+                raise TermnormError(f"{option} {path}: {p} is not a folder (lm-eval writes its results "
+                                    f"into {folder})")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise TermnormError(f"{option} {path}: cannot write in {p}")
+            return
+
+
 @dataclass
 class EvalCommand:
     model: str = "hf"
