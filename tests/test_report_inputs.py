@@ -213,3 +213,59 @@ def test_hostile_labels_and_model_names_are_escaped(tmp_path: Path, capsys) -> N
     # has no samples (unpaired, footnote 1)
     assert re.search(r"\| GO term2id \| a\\\|b.*\| \+25\.0 \[-23\.8, \+25\.0\]† \(\+25\.0\) \| "
                      r"\+25\.0 \(\+25\.0\) \[1\] \|", md)
+
+
+HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z!?]")
+
+
+def test_html_in_labels_paths_and_model_names_is_escaped(tmp_path: Path, capsys) -> None:
+    """report.md is Markdown, where raw HTML is live: a --label, a results file's model path and
+    the folder it lies in come out as text (``&lt;script&gt;``), never as tags; ``<br>`` (a line
+    break inside a cell) is the only tag the report writes."""
+    model = "/m/<img src=x onerror=alert(1)>base"
+    folder = tmp_path / "<i>runs</i>"
+    base = write_run(folder / "b", {T_TRAIN: (0.5, 0.5), T_VAL: (0.0, 0.0)}, samples=SAMPLES,
+                     model_args={"pretrained": model})
+    tuned = write_run(folder / "t", {T_TRAIN: (0.75, 0.75), T_VAL: (0.25, 0.25)}, samples=TUNED_SAMPLES,
+                      model_args={"pretrained": model, "peft": "/a/<b onclick=alert(2)>lora</b>"})
+    label = "<script>alert(1)</script> & <!-- x"
+    out = tmp_path / "out"
+    _report_ok(["--base", str(base), "--tuned", str(tuned), "--label", label, "--out", str(out)], capsys)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    tags = {m.group(0) for m in HTML_TAG.finditer(md.replace("<br>", ""))}
+    assert not tags, (tags, md)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;!-- x" in md  # the label, shown as typed
+    assert "&lt;img src=x onerror=alert(1)&gt;base" in md and "&lt;i&gt;runs&lt;/i&gt;" in md
+    assert "&lt;b onclick=alert(2)&gt;lora&lt;/b&gt;" in md
+    table_rows = [ln for ln in md.splitlines() if ln.startswith("|")]
+    assert len({len(_md_cells(ln)) for ln in table_rows}) == 2  # still rectangular tables
+    # the other outputs keep the text as it is (CSV, JSON): only Markdown needs the escape
+    rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert rep["tuned"][0]["label"] == label and rep["base"]["model_args"]["pretrained"] == model
+
+
+def test_the_studys_report_md_escapes_model_paths_and_file_values(tmp_path: Path) -> None:
+    """The study's report.md adds a header (the user's model path and name), a table of every run
+    and the lexicalization table (read from a file): the same escape as `termnorm report`."""
+    from types import SimpleNamespace
+
+    from termnorm_eval.report.results import load_run
+    from termnorm_eval.study import report as study_report
+
+    model = "/m/<script>alert(1)</script>`x"
+    cfg = SimpleNamespace(model_type="hf", model=model, epochs=[1, 2], sweep=[1], limit_pairs=4, limit=2)
+    ctx = SimpleNamespace(cfg=cfg, model_path=model, selected={"go": ["term2id"]})
+    lex = tmp_path / "lexicalization"
+    lex.mkdir()
+    (lex / "alignment.json").write_text(json.dumps({"rows": [
+        {"embedder": "<img src=x onerror=alert(2)>", "title": "GO | term", "split": "<b>val</b>", "n": 3,
+         "true_cos": 0.5, "random_cos": 0.1, "gap": 0.4, "top1": 1.0}]}), encoding="utf-8")
+    run = load_run(write_run(tmp_path / "<i>base</i>", {T_TRAIN: (0.5, 0.5)}), "base", "--base")
+    lines = [*study_report._header_lines(ctx, ["base", "report"]),  # type: ignore[arg-type]
+             *study_report._lexicalization_lines(lex), *study_report._scores_table({"<u>run</u>": run})]
+    md = "\n".join(lines)
+    assert not HTML_TAG.search(md.replace("`<step>/step.json`", "")), md  # a code span: literal
+    assert "# Study: script&gt;`x" in md  # the name of the model folder
+    assert "- model: /m/&lt;script&gt;alert(1)&lt;/script&gt;`x (hf)" in md
+    assert "| &lt;img src=x onerror=alert(2)&gt; | GO \\| term | &lt;b&gt;val&lt;/b&gt; | 3 | 0.500 |" in md
+    assert "| task | &lt;u&gt;run&lt;/u&gt; |" in md

@@ -500,7 +500,9 @@ def test_results_without_validity_metrics(tmp_path: Path, capsys) -> None:
     printed = _ok(
         ["--base", str(tmp_path / "ob"), "--tuned", str(tmp_path / "ot"), "--out", str(out2)], capsys
     )
-    assert render.VALIDITY_MISSING in printed and render.VALIDITY_MISSING in (out2 / "report.md").read_text()
+    md = (out2 / "report.md").read_text()
+    assert render.VALIDITY_MISSING in printed and render.md_cell(render.VALIDITY_MISSING) in md
+    assert "&lt;category&gt;" in md  # shown, not taken for an HTML tag
     assert json.loads((out2 / "report.json").read_text())["validity"] == []
     assert (out2 / "validity.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -7,6 +7,7 @@ marked with UNCLEAR.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -50,9 +51,12 @@ VALIDITY_MISSING = ("Answer validity: not shown, no results file holds validity_
 
 
 def md_cell(text: str) -> str:
-    """``text`` safe inside a Markdown table cell or list item: a ``|`` or a line break from a label
-    or a path would split the row. Backslashes are doubled first so ``\\|`` cannot undo the escape."""
-    text = clean_text(text).replace("\\", "\\\\").replace("|", "\\|")
+    """``text`` safe inside a Markdown table cell, list item or heading: a ``|`` or a line break from
+    a label or a path would split the row, and ``<``, ``>`` and ``&`` would be live HTML (a label
+    ``<script>...``); they become ``\\|``, ``<br>`` and entities, which render as the text itself.
+    Backslashes are doubled first so ``\\|`` cannot undo the escape. Every string of report.md that
+    comes from a user or a file goes through here (the one escape)."""
+    text = html.escape(clean_text(text).replace("\\", "\\\\").replace("|", "\\|"), quote=False)
     return "<br>".join(text.splitlines()) if text else text
 
 

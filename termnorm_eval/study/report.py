@@ -88,16 +88,20 @@ def _pct(x: float | None) -> str:
 
 
 def _scores_table(runs: dict[str, Run]) -> list[str]:
+    from termnorm_eval.report.render import md_cell
+
     tasks = sorted({t for r in runs.values() for t in r.tasks})
     names = list(runs)
-    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines = ["| task | " + " | ".join(map(md_cell, names)) + " |", "|---|" + "---:|" * len(names)]
     for t in tasks:
         cells = [_pct(runs[n].tasks[t].metrics.get(STRICT)) if t in runs[n].tasks else "" for n in names]
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_cell(t)} | " + " | ".join(cells) + " |")
     return lines
 
 
 def _lexicalization_lines(folder: Path) -> list[str]:
+    from termnorm_eval.report.render import md_cell
+
     try:
         data = json.loads((folder / "alignment.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -110,9 +114,27 @@ def _lexicalization_lines(folder: Path) -> list[str]:
             continue
         nums = [f"{v:.3f}" if isinstance(v, (int, float)) else "" for v in
                 (r.get(k) for k in ("true_cos", "random_cos", "gap", "top1"))]
-        lines.append(f"| {r.get('embedder', '')} | {r.get('title', '')} | {r.get('split', '')} | "
-                     f"{r.get('n', '')} | " + " | ".join(nums) + " |")
+        text = [md_cell(str(r.get(k, ""))) for k in ("embedder", "title", "split", "n")]
+        lines.append("| " + " | ".join(text + nums) + " |")
     return lines
+
+
+def _header_lines(ctx: Context, readers: list[str]) -> list[str]:
+    """The top of report.md: the model and the study's settings (model names and paths are the
+    user's: escaped, as every such string of report.md)."""
+    from termnorm_eval.report.render import md_cell
+
+    cfg = ctx.cfg
+    title = Path(ctx.model_path).name if cfg.model_type == "hf" else cfg.model
+    terms = ", ".join(f"{k} ({', '.join(d)})" for k, d in ctx.selected.items())
+    return [f"# Study: {md_cell(str(title))}", "",
+            f"- model: {md_cell(str(ctx.model_path))} ({md_cell(str(cfg.model_type))})",
+            f"- terminologies: {md_cell(terms)}",
+            f"- epochs: {', '.join(map(str, cfg.epochs))}"
+            + (" (one training run; the earlier epochs are its checkpoints)" if cfg.sweep else ""),
+            f"- training pairs per direction: {cfg.limit_pairs or 'all'}; documents per task: "
+            f"{cfg.limit or 'all'}",
+            f"- steps: {md_cell(', '.join(readers))} (records: `<step>/step.json`)", ""]
 
 
 def write(ctx: Context, stage: Path, readers: list[str]) -> dict[str, Any]:
@@ -124,14 +146,7 @@ def write(ctx: Context, stage: Path, readers: list[str]) -> dict[str, Any]:
     runs = {n: _load(ctx, n, "base" if n == "base" else n) for n in evals}
     base = runs["base"]
     files: dict[str, bytes | str] = {}
-    md = [f"# Study: {Path(ctx.model_path).name if cfg.model_type == 'hf' else cfg.model}", "",
-          f"- model: `{ctx.model_path}` ({cfg.model_type})",
-          "- terminologies: " + ", ".join(f"{k} ({', '.join(d)})" for k, d in ctx.selected.items()),
-          f"- epochs: {', '.join(map(str, cfg.epochs))}"
-          + (" (one training run; the earlier epochs are its checkpoints)" if cfg.sweep else ""),
-          f"- training pairs per direction: {cfg.limit_pairs or 'all'}; documents per task: "
-          f"{cfg.limit or 'all'}",
-          f"- steps: {', '.join(readers)} (records: `<step>/step.json`)", ""]
+    md = _header_lines(ctx, readers)
     finals = [n for n in evals if ctx.steps[n].kind == "eval"]
     if finals:
         rep = compare.build(base, [runs[n] for n in finals])
