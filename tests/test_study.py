@@ -161,6 +161,7 @@ def test_ctrl_c_in_training_exits_130_and_the_rerun_continues(
     assert "interrupted; run the same command to continue" in err
     assert records.read_record(out / "train-go") is None
     assert (out / "train-go/adapter/checkpoints/checkpoint-2").is_dir()
+    assert (out / records.STUDY_FILE).is_file()  # claimed before the training wrote: still our folder
     code, _, err = run(argv, capsys)
     assert code == 0, err
     assert "continuing the interrupted training" in err
