@@ -3,6 +3,8 @@ not a count or a fraction, a default-model path that --model_args cannot carry."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,64 @@ def test_an_output_path_ending_in_json_names_a_file_beside_an_existing_one(
     code, err = _run(["eval", "--model-args", "pretrained=x", "--device", "cpu", "--output-path",
                       str(tmp_path / "r.json")], capsys)
     assert code == 0 and len(harness_calls) == 1, err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--model", "hf,foo", "--model-args", "pretrained=x"], "--model hf,foo: not a model type of lm-eval"),
+    (["--model", "hf-typo", "--model-args", "pretrained=x"], "--model hf-typo: not a model type of lm-eval"),
+    (["--model-args", ""], "--model-args is empty"),
+    (["--model-args", " "], "--model-args is empty"),
+    (["--model-args", "pretrained=caf\udcc3"], "--model-args: not valid UTF-8 (byte 0xc3 at position 14)"),
+    (["--model-args", "pretrained=x", "--tasks", ","], "--tasks ',': an empty task name"),
+    (["--model-args", "pretrained=x", "--tasks", ""], "--tasks '': an empty task name"),
+    (["--model-args", "pretrained=x", "--tasks", "termnorm,,termnorm-go"], "an empty task name"),
+    (["--model-args", "pretrained=x", "--tasks", "termnorm_\udcff"], "--tasks: not valid UTF-8"),
+    (["--model-args", "pretrained=x", "--batch-size", "abc"], "--batch-size abc: a whole number from 1"),
+    (["--model-args", "pretrained=x", "--batch-size", "0"], "--batch-size 0: a whole number from 1"),
+    (["--model-args", "pretrained=x", "--batch-size", "auto:x"], "--batch-size auto:x: a whole number"),
+])
+def test_arguments_lm_eval_would_misread_or_trip_on_are_one_line(
+        argv: list[str], expected: str, harness_calls: list[list[str] | inprocess.Plan],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Today: tracebacks from lm-eval, or (--tasks '') its CLI reading the current folder's YAMLs.
+    for via in ([], ["--via-cli"]):
+        code, err = _run(["eval", "--device", "cpu", *argv, *via], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith("termnorm: error: ") and expected in lines[0], lines[0]
+    assert harness_calls == []
+
+
+@pytest.mark.parametrize("batch_size", ["1", "16", "auto", "auto:4"])
+def test_batch_sizes_lm_eval_takes_reach_it(batch_size: str, harness_calls: list[list[str] | inprocess.Plan],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(["eval", "--model-args", "pretrained=x", "--device", "cpu", "--batch-size", batch_size],
+                     capsys)
+    [plan] = harness_calls
+    assert code == 0 and isinstance(plan, inprocess.Plan) and plan.namespace.batch_size == batch_size, err
+
+
+def _termnorm_eval(argv: list[str], cwd: Path) -> str:
+    """The one error line of a real `termnorm eval` process (lm-eval's logging as a user sees it)."""
+    proc = subprocess.run([str(Path(sys.executable).with_name("termnorm")), "eval", *argv], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("termnorm: error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_an_unknown_task_is_one_line_from_the_cli(tiny_model: Path, tmp_path: Path) -> None:
+    # Not a termnorm task: lm-eval's CLI runs (in a child of ours) and raised "Tasks not found".
+    line = _termnorm_eval(["--model-args", f"pretrained={tiny_model}", "--device", "cpu", "--limit", "1",
+                           "--tasks", "termnorm_go_term2id_val,nonexistent"], tmp_path)
+    assert line == ("termnorm: error: --tasks nonexistent: no such task or group, neither a termnorm one nor "
+                    "one of the harness (lm_eval ls tasks lists them)")
+
+
+@pytest.mark.slow
+def test_more_fewshot_examples_than_the_split_holds_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    line = _termnorm_eval(["--model-args", f"pretrained={tiny_model}", "--device", "cpu", "--limit", "1",
+                           "--tasks", "termnorm_go_term2id_val", "--num-fewshot", "100000"], tmp_path)
+    assert line.startswith("termnorm: error: num_fewshot 100000: more examples than the few-shot split of a "
+                           "task holds (ValueError: Sample larger than population")

@@ -190,6 +190,13 @@ def evaluate(
         raise TermnormError(f"--model {model} with --engine {engine}: the engine chooses the harness "
                             "backend (drop --model)")
     runner.check_limit(limit)
+    if engine == "hf":
+        runner.check_model_type(model)
+    if model_args is not None and not runner.check_text(model_args, "--model-args").strip():
+        raise TermnormError("--model-args is empty; give key=value pairs, or leave it out for the default "
+                            "model")
+    runner.check_tasks(tasks)
+    runner.check_batch_size(batch_size)
     if log_samples and output_path is None:
         raise TermnormError("--log-samples needs --output-path")
     if output_path is not None:
