@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,53 @@ def test_an_api_model_is_refused_for_training(tmp_path: Path, capsys: pytest.Cap
     cfg = tmp_path / "study.yaml"
     cfg.write_text("model: gpt-4o\nmodel_type: openai-chat-completions\n")
     one_line_error(["study", "-c", str(cfg)], capsys, "openai-chat-completions", "never trained")
+
+
+def _termnorm(argv: list[str], env: dict[str, str] | None = None, hide: str | None = None) -> str:
+    """The one error line of a real `termnorm` process; ``hide``: a module it finds not installed."""
+    code = "from termnorm_eval.cli import main; main()"
+    if hide:
+        code = ("import importlib.util as u; f = u.find_spec; "
+                f"u.find_spec = lambda name, *a: None if name == {hide!r} else f(name, *a); {code}")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True,
+                          timeout=600)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("termnorm: error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return errors[0]
+
+
+STUDY_API = ["study", "--no-train", "--no-lexicalization", "--terminologies", "go", "--directions", "term2id",
+             "--limit", "2"]
+
+
+@needs_api
+@pytest.mark.slow
+def test_a_missing_openai_key_is_named_by_termnorm_eval_and_the_study(tmp_path: Path) -> None:
+    # Issue 20: the study said "API model at None did not answer"; termnorm eval gave a traceback.
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    wanted = ("the openai-chat-completions model reads the API key from the environment variable "
+              "OPENAI_API_KEY")
+    line = _termnorm(["eval", "--model", "openai-chat-completions", "--model-args", "model=gpt-4o", "--tasks",
+                      "termnorm_go_term2id_val", "--apply-chat-template", "--limit", "1"], env)
+    assert wanted in line
+    out = tmp_path / "study"
+    line = _termnorm([*STUDY_API, "--model", "gpt-4o", "--model-type", "openai-chat-completions",
+                      "--out", str(out)], env)
+    assert wanted in line and "None" not in line
+    assert not (out / "base").exists()
+
+
+@needs_api
+@pytest.mark.slow
+def test_a_missing_api_package_names_the_extra_to_install(tmp_path: Path) -> None:
+    # Issue 20: the study said "... did not answer after 3 retries: ModuleNotFoundError".
+    url = f"http://127.0.0.1:{served.free_port()}/v1/chat/completions"
+    wanted = "the local-chat-completions model needs tenacity (lm-eval's api extra): pip install " \
+             "'termnorm-eval[api]'"
+    line = _termnorm([*STUDY_API, "--model", "m", "--model-type", "local-chat-completions", "--base-url", url,
+                      "--out", str(tmp_path / "study")], hide="tenacity")
+    assert line == f"termnorm: error: {wanted}"
+    line = _termnorm(["eval", "--model", "local-chat-completions", "--model-args", f"model=m,base_url={url}",
+                      "--tasks", "termnorm_go_term2id_val", "--apply-chat-template", "--limit", "1"],
+                     hide="tenacity")
+    assert line == f"termnorm: error: {wanted}"

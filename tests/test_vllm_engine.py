@@ -139,6 +139,23 @@ def test_hf_engine_lora_becomes_peft(tmp_path: Path, tiny_model: Path, harness_c
     assert plan.namespace.model_args == {"pretrained": str(tiny_model), "peft": str(ad.resolve())}
 
 
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
+def test_an_adapter_path_with_a_comma_is_named_as_a_path_not_a_served_name(
+        engine: str, tmp_path: Path, tiny_model: Path, harness_calls: list[object],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # hf and vllm give the adapter as a path in --model_args; only vllm-server serves it by name.
+    monkeypatch.setattr(vllm_engine, "vllm_distribution_problem", lambda: None)
+    ad = _adapter(tmp_path / "com,ma", tiny_model)
+    line = one_line_error(["eval", "--engine", engine, "--model-args", f"pretrained={tiny_model}",
+                           "--lora", str(ad)], capsys, f"--lora {ad}: contains a comma")
+    assert "served name" not in line
+    assert harness_calls == []
+    base = _adapter(tmp_path / "base", tiny_model)  # the name vllm-server gives the base: a folder here
+    code, _, err = run(["eval", "--engine", engine, "--model-args", f"pretrained={tiny_model}",
+                        "--lora", str(base)], capsys)
+    assert code == 0 and len(harness_calls) == 1, err
+
+
 @pytest.mark.parametrize(("argv", "expected"), [
     (["eval", "--base-url", "http://127.0.0.1:1/v1"], "only with --engine vllm-server"),
     (["eval", "--engine", "vllm-server", "--base-url", "http://127.0.0.1:1/v1"], "--served-model"),

@@ -296,7 +296,8 @@ def _adapters(specs: list[str], args: dict[str, str], max_lora_rank: int, base_c
     base = args.get("pretrained")
     if specs and not base:
         raise TermnormError("--lora needs the base model as --model-args pretrained=...")
-    return vllm_engine.load_adapters(specs, base or "", max_lora_rank, base_check)
+    return vllm_engine.load_adapters(specs, base or "", max_lora_rank, base_check,
+                                     served=engine == "vllm-server")
 
 
 def _score_served(*, model_args: str | None, tasks: str, limit: float | None, num_fewshot: int | None,

@@ -63,15 +63,21 @@ class Adapter:
     base: str | None  # base_model_name_or_path
 
 
-def parse_lora(spec: str, option: str = "--lora") -> tuple[str, Path]:
-    """``NAME=DIR`` or ``DIR`` (the name is then the folder's name)."""
+def parse_lora(spec: str, option: str = "--lora", served: bool = True) -> tuple[str, Path]:
+    """``NAME=DIR`` or ``DIR`` (the name is then the folder's name). ``served``: the name is a
+    served name (vllm-server); else the folder goes into lm-eval's ``--model_args`` and the name
+    is not used."""
     name, sep, folder = spec.partition("=")
     if not sep:
         name, folder = Path(spec).name, spec
     if not folder:
         raise TermnormError(f"{option} {spec}: expected NAME=DIR or DIR")
-    check_name(name, f"{option} {spec}")
-    return name, Path(folder).expanduser()
+    path = Path(folder).expanduser()
+    if served:
+        check_name(name, f"{option} {spec}")
+    else:
+        runner.model_args([("lora", path, option)])  # a path --model_args cannot carry: one line
+    return name, path
 
 
 def check_name(name: str, where: str) -> str:
@@ -180,14 +186,14 @@ def check_base(adapter: Adapter, served_base: str) -> None:
 
 
 def load_adapters(specs: Sequence[str], base: str, max_lora_rank: int,
-                  base_check: bool = True) -> list[Adapter]:
+                  base_check: bool = True, served: bool = True) -> list[Adapter]:
     """Every ``--lora`` adapter, checked against the base and the rank limit before any start."""
     adapters: list[Adapter] = []
     for spec in specs:
-        name, folder = parse_lora(spec)
-        if name == BASE_NAME:
+        name, folder = parse_lora(spec, served=served)
+        if served and name == BASE_NAME:
             raise TermnormError(f"--lora {spec}: the served name {BASE_NAME!r} is the base model's")
-        if any(a.name == name for a in adapters):
+        if served and any(a.name == name for a in adapters):
             raise TermnormError(f"--lora {spec}: served name {name!r} given twice")
         adapter = read_adapter(name, folder)
         check_rank(adapter, max_lora_rank)
