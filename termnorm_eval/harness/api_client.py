@@ -1,10 +1,11 @@
-"""lm-eval's chat-completions models with a guarded client, for every run made through ``inprocess``.
+"""lm-eval's chat-completions models with a guarded client, for every run termnorm makes.
 
 lm-eval 0.4.13's client of ``local-chat-completions`` and ``openai-chat-completions``
 (``TemplateAPI.model_call``/``amodel_call``) reads a whole response body into memory (an endless
 body grew to 1.4 GB), takes a 200 without ``choices`` for an empty answer (a finished 0% run), logs
 a failed body verbatim and keeps any answer whole in the samples. While ``guarded()`` is active
-(``inprocess.run``: ``termnorm eval`` and the study), lm-eval's model lookup answers subclasses that
+(``inprocess.run`` and ``inprocess.cli``: ``termnorm eval`` either way, and the study), lm-eval's
+model lookup answers subclasses that
 
 - read at most ``MAX_RESPONSE_BYTES`` of a body, for at most the request ``timeout``;
 - take a response without a usable answer (a status other than 2xx, a body that is not JSON or is
