@@ -190,9 +190,15 @@ def evaluate(
         raise TermnormError(f"--model {model} with --engine {engine}: the engine chooses the harness "
                             "backend (drop --model)")
     runner.check_limit(limit)
+    from termnorm_eval.study.config import text_problem
+
+    for option, text in (("--model", model), ("--model-args", model_args), ("--tasks", tasks)):
+        problem = text_problem(text)  # lm-eval would write it into JSON or fail on it late
+        if problem:
+            raise TermnormError(f"{option} {problem}")
     if engine == "hf":
         runner.check_model_type(model)
-    if model_args is not None and not runner.check_text(model_args, "--model-args").strip():
+    if model_args is not None and not model_args.strip():
         raise TermnormError("--model-args is empty; give key=value pairs, or leave it out for the default "
                             "model")
     runner.check_tasks(tasks)

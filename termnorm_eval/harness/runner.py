@@ -124,18 +124,6 @@ def model_args(items: Iterable[tuple[str, object, str]]) -> str:
     return ",".join(parts)
 
 
-def check_text(value: str, option: str) -> str:
-    """``value`` when it is UTF-8 text; an argument the shell passed as other bytes (Python keeps
-    them as surrogates) would reach lm-eval's JSON and model lookups, which fail on it late."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:
-        byte = ord(value[e.start]) - 0xDC00 if "\udc80" <= value[e.start] <= "\udcff" else None
-        what = f"byte 0x{byte:02x}" if byte is not None else "a lone surrogate"
-        raise TermnormError(f"{option}: not valid UTF-8 ({what} at position {e.start})") from None
-    return value
-
-
 def check_model_type(model: str) -> None:
     """``model`` is one of lm-eval's model types (its registry; nothing heavy is imported)."""
     import difflib
@@ -143,7 +131,6 @@ def check_model_type(model: str) -> None:
     import lm_eval.models  # noqa: F401  (registers the names, lazily)
     from lm_eval.api.registry import model_registry
 
-    check_text(model, "--model")
     if model not in model_registry:
         close = difflib.get_close_matches(model, list(model_registry), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "e.g. hf, vllm, local-chat-completions"
@@ -153,7 +140,6 @@ def check_model_type(model: str) -> None:
 def check_tasks(tasks: str, option: str = "--tasks") -> None:
     """A comma-separated list without an empty name: lm-eval's CLI takes an empty one for the current
     folder and reads its YAML files as task configs."""
-    check_text(tasks, option)
     if any(not name.strip() for name in tasks.split(",")):
         raise TermnormError(f"{option} {tasks!r}: an empty task name; give task or group names separated "
                             "by commas")
