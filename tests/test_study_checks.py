@@ -32,6 +32,10 @@ def _nothing_written(out: Path) -> None:
 @pytest.mark.parametrize(("args", "key", "owner"), [
     ("pretrained=/elsewhere", "pretrained", "--model"),
     ("dtype=float32,peft=/some/adapter", "peft", "adapter"),
+    ("subfolder=other", "subfolder", "--model"),
+    ("gguf_file=m.gguf", "gguf_file", "--model"),
+    ("revision=v2", "revision", "--model"),
+    ("delta=/other/weights", "delta", "--model"),
 ])
 def test_hf_model_args_may_not_replace_the_model_or_the_adapter(
         tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: str, key: str,

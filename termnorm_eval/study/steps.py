@@ -327,6 +327,11 @@ def _study_model_args(ctx: Context, adapter: Path | None) -> list[tuple[str, obj
     raise TermnormError(f"--model-type {cfg.model_type}: unknown")
 
 
+# lm-eval hf/vllm model_args that pick other weights than `pretrained`'s folder (a revision, a
+# subfolder, a GGUF file in it, delta weights added to it).
+WEIGHT_CHOOSING_ARGS = ("revision", "subfolder", "gguf_file", "delta")
+
+
 def owned_model_args(ctx: Context) -> dict[str, str]:
     """model_args keys the study sets itself -> what sets them. lm-eval keeps the last of a repeated
     key and the extra model_args come last, so such a key would silently replace the studied model
@@ -336,13 +341,17 @@ def owned_model_args(ctx: Context) -> dict[str, str]:
     cfg = ctx.cfg
     if cfg.model_type == "vllm-server":
         return {"pretrained": "--model"}  # the server serves --model; the other keys are its options
+    # Keys that load other weights than the folder the study trains on and identifies by content.
+    weights = dict.fromkeys(WEIGHT_CHOOSING_ARGS, "--model: it chooses the weights")
     if cfg.model_type == "vllm":
         probe = vllm_engine.Adapter(ADAPTER, Path(ADAPTER), 1, None)
         keys = vllm_engine.split_model_args(vllm_engine.vllm_model_args({"pretrained": "m"}, probe, 16, None,
                                                                         None))
-        return {k: "--model" if k == "pretrained" else "the adapter folder" for k in [*keys, "peft"]}
+        return weights | {k: "--model" if k == "pretrained" else "the adapter folder" for k in [*keys, "peft"]}
     owned = {key: source for key, _, source in _study_model_args(ctx, Path(ADAPTER))}
-    return owned | ({"base_url": "--base-url"} if cfg.model_type in API_TYPES else {})
+    if cfg.model_type in API_TYPES:
+        return owned | {"base_url": "--base-url"}
+    return weights | owned
 
 
 def check_model_args(ctx: Context) -> None:
