@@ -347,7 +347,8 @@ def owned_model_args(ctx: Context) -> dict[str, str]:
         probe = vllm_engine.Adapter(ADAPTER, Path(ADAPTER), 1, None)
         keys = vllm_engine.split_model_args(vllm_engine.vllm_model_args({"pretrained": "m"}, probe, 16, None,
                                                                         None))
-        return weights | {k: "--model" if k == "pretrained" else "the adapter folder" for k in [*keys, "peft"]}
+        return weights | {k: "--model" if k == "pretrained" else "the adapter folder"
+                          for k in [*keys, "peft"]}
     owned = {key: source for key, _, source in _study_model_args(ctx, Path(ADAPTER))}
     if cfg.model_type in API_TYPES:
         return owned | {"base_url": "--base-url"}
