@@ -141,7 +141,7 @@ def test_gene_popularity_counts_only_focused_papers(genes) -> None:
 
 
 def test_hpo_pool_is_below_phenotypic_abnormality(sources: Path) -> None:
-    below = descendants(sources / "hp.obo", PHENOTYPIC_ABNORMALITY)
+    below = descendants(read_obo(sources / "hp.obo").terms, PHENOTYPIC_ABNORMALITY)
     assert "HP:0001250" in below and "HP:0000006" not in below  # Seizure yes, autosomal dominant no
     assert PHENOTYPIC_ABNORMALITY not in below
     manifest = store.read_manifest()

@@ -66,16 +66,22 @@ def _iri(term_id: str) -> str:
 
 
 def _to_obo_graphs(obo: Path, out: Path) -> Path:
-    """OBO Graphs JSON (github.com/geneontology/obographs) of every term pronto reads in ``obo``."""
+    """OBO Graphs JSON (github.com/geneontology/obographs) of every term pronto reads in ``obo``: names,
+    namespaces, alt_ids, synonyms with their type, is_a edges."""
     onto = _pronto(obo)
     nodes = []
+    edges: list[dict[str, str]] = []
     for t in onto.terms():
         # as the OBO-to-OWL translation does, every class gets its namespace, the default one too
         namespace = t.namespace or onto.metadata.default_namespace
         values = [{"pred": OIO + "hasOBONamespace", "val": namespace}] if namespace else []
         values += [{"pred": OIO + "hasAlternativeId", "val": a} for a in sorted(t.alternate_ids)]
         synonyms = [{"pred": SCOPE_PRED[s.scope], "val": s.description}
+                    | ({"synonymType": _iri(s.type.id) if ":" in s.type.id else f"{OBO}onto#{s.type.id}"}
+                       if s.type is not None else {})
                     for s in sorted(t.synonyms, key=lambda s: (s.scope, s.description))]
+        edges += [{"sub": _iri(t.id), "pred": "is_a", "obj": _iri(p.id)}
+                  for p in sorted(t.superclasses(distance=1, with_self=False), key=lambda p: p.id)]
         meta: dict[str, Any] = {"synonyms": synonyms, "basicPropertyValues": values}
         if t.obsolete:
             meta["deprecated"] = True
@@ -83,7 +89,7 @@ def _to_obo_graphs(obo: Path, out: Path) -> Path:
         if t.name is not None:
             node["lbl"] = t.name
         nodes.append(node)
-    graph = {"id": OBO + "cl.owl", "meta": {"basicPropertyValues": []}, "nodes": nodes, "edges": []}
+    graph = {"id": OBO + "cl.owl", "meta": {"basicPropertyValues": []}, "nodes": nodes, "edges": edges}
     out.write_text(json.dumps({"graphs": [graph]}, indent=1, ensure_ascii=False), encoding="utf-8")
     return out
 
@@ -108,6 +114,33 @@ def test_owl_and_obo_graphs_give_the_obo_records(made: dict[str, Path], kind: st
     assert other.parser == "pronto" and obo.parser == "tolerant"
     assert len(other.terms) == 2230 and other.terms == obo.terms
     assert sum(t.obsolete for t in other.terms) == 99 and sum(len(t.synonyms) for t in other.terms) > 1000
+
+
+def test_owl_and_obo_graphs_keep_synonym_types_and_parents(tmp_path: Path) -> None:
+    """300 terms of the real HPO 2025 release and all their is_a ancestors (pronto needs every parent;
+    lay terms are typed ``layperson``, the allelic requirement type is an HP id): OWL and OBO Graphs
+    JSON give the OBO reader's synonym types and parents."""
+    path = extract("hp.obo")[0]
+    hp = {t.id: t for t in read_obo(path).terms}
+    keep: set[str] = set()
+    stack = [t for t in list(hp)[1000:1300]]
+    while stack:
+        if (i := stack.pop()) not in keep:
+            keep.add(i)
+            stack += hp[i].parents
+    header, *stanzas = path.read_text(encoding="utf-8").split("\n[Term]\n")
+    obo = tmp_path / "hp-part.obo"
+    obo.write_text("\n[Term]\n".join([header, *(st for st in stanzas if st.split("\n", 1)[0][4:] in keep)]),
+                   encoding="utf-8")
+    ours = read_obo(obo)
+    assert {t.id for t in ours.terms} == keep
+    assert {"layperson", "abbreviation", ""} <= {ty for t in ours.terms for ty in t.synonym_types}
+    for other in (read_ontology(_to_owl(obo, tmp_path / "hp-part.owl")),
+                  read_ontology(_to_obo_graphs(obo, tmp_path / "hp-part.json"))):
+        assert other.parser == "pronto"
+        assert [(t.id, t.synonyms, t.synonym_types, t.parents) for t in other.terms] == [
+            (t.id, t.synonyms, t.synonym_types, t.parents) for t in ours.terms]
+    assert read_ontology(tmp_path / "hp-part.owl").synonym_typedefs["layperson"] == "layperson term"
 
 
 @pytest.mark.slow

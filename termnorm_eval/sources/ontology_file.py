@@ -19,6 +19,7 @@ import json
 import re
 import tempfile
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from termnorm_eval.sources.obo import (
     line_at,
     read_bytes,
     read_obo,
+    typed_synonyms,
 )
 from termnorm_eval.text import JsonIntegerTooLarge, clean_label, json_int
 
@@ -55,6 +57,9 @@ _UNSUPPORTED = (  # (start of the file, what it is)
     (re.compile(rb"(?:@prefix|@base|PREFIX\s|BASE\s)"), "Turtle (RDF)"),
 )
 _AT_LINE = re.compile(r"^(.*?),? at line (\d+) column \d+$", re.S)  # serde's error suffix
+OBO_PURL = "http://purl.obolibrary.org/obo/"
+_OBO_LOCAL = re.compile(r"([A-Za-z][A-Za-z0-9]*)_([^/#]+)")  # PREFIX_LOCAL after OBO_PURL: PREFIX:LOCAL
+SynonymTypes = dict[tuple[str, str], str]  # (term id, synonym text) -> type
 
 
 def _unsupported(path: Path, what: str) -> TermnormError:
@@ -161,8 +166,9 @@ def read_with_pronto(path: Path, fmt: str) -> OboResult:
     if utf16:
         data = _utf8_copy_of_xml(path, data)
     check_no_nul(path, data, FORMATS[fmt])
+    json_types: SynonymTypes = {}
     if fmt == "obojson":
-        _check_obo_graphs(path, data)
+        json_types = _obo_graphs_synonym_types(_check_obo_graphs(path, data))
     with contextlib.ExitStack() as scratch:
         source = path
         if utf16:  # pronto reads UTF-8 only: it reads the copy, errors name the file
@@ -170,11 +176,14 @@ def read_with_pronto(path: Path, fmt: str) -> OboResult:
             source.write_bytes(data)
         del data
         onto = _pronto_ontology(path, source, fmt)
-    terms = pronto_terms(onto, path)
+    problems: Counter[str] = Counter()
+    terms = pronto_terms(onto, path, problems, json_types)
     if not terms:
         what = "owl:Class" if fmt == "owl" else "CLASS node"
         raise TermnormError(f"{path}: no {what} found, not an ontology of terms")
-    return OboResult(path, terms, onto.metadata.data_version, "pronto")
+    typedefs = {t.id: t.description for t in onto.synonym_types()}
+    return OboResult(path, terms, onto.metadata.data_version, "pronto", problems=problems,
+                     synonym_typedefs=typedefs)
 
 
 def _pronto_ontology(path: Path, source: Path, fmt: str) -> Any:
@@ -208,10 +217,10 @@ def _utf8_copy_of_xml(path: Path, data: bytes) -> bytes:
     return _XML_ENCODING.sub(r"\1UTF-8\2", text, count=1).encode("utf-8")
 
 
-def _check_obo_graphs(path: Path, data: bytes) -> None:
-    """Checked before pronto sees it: fastobo panics (a Rust backtrace on stderr) on a JSON file
-    without graphs instead of raising. Integers are bounded (``text.json_int``): an OBO Graphs file
-    holds no count, and a longer one is a ValueError of Python's or a long conversion."""
+def _check_obo_graphs(path: Path, data: bytes) -> dict[str, Any]:
+    """The parsed document, checked before pronto sees it: fastobo panics (a Rust backtrace on stderr)
+    on a JSON file without graphs instead of raising. Integers are bounded (``text.json_int``): an OBO
+    Graphs file holds no count, and a longer one is a ValueError of Python's or a long conversion."""
     try:
         doc = json.loads(data.removeprefix(b"\xef\xbb\xbf"), parse_int=json_int)
     except JsonIntegerTooLarge as e:
@@ -227,25 +236,64 @@ def _check_obo_graphs(path: Path, data: bytes) -> None:
     graphs = doc.get("graphs") if isinstance(doc, dict) else None
     if not isinstance(graphs, list) or not graphs or not isinstance(graphs[0], dict):
         raise TermnormError(f"{path}: JSON without a 'graphs' list, not an OBO Graphs JSON file")
+    assert isinstance(doc, dict)
+    return doc
 
 
-def pronto_terms(onto: Any, path: Path | str) -> list[OboTerm]:
-    """Plain records of a ``pronto.Ontology``'s terms, through pronto's public API."""
+def compact_iri(iri: str) -> str:
+    """An OBO IRI as the id it stands for (``.../obo/HP_0034334`` -> ``HP:0034334``; a synonym type
+    ``.../obo/hp#layperson`` -> ``layperson``), as pronto compacts them; other IRIs unchanged."""
+    if "#" in iri:
+        return iri.rpartition("#")[2]
+    m = _OBO_LOCAL.fullmatch(iri[len(OBO_PURL):]) if iri.startswith(OBO_PURL) else None
+    return f"{m[1]}:{m[2]}" if m else iri
+
+
+def _obo_graphs_synonym_types(doc: dict[str, Any]) -> SynonymTypes:
+    """The ``synonymType`` of each exact synonym of an OBO Graphs document: pronto's JSON route
+    (fastobo-graphs) drops them, so they are read here."""
+    found: SynonymTypes = {}
+    for graph in doc["graphs"]:
+        nodes = graph.get("nodes") if isinstance(graph, dict) else None
+        for node in nodes if isinstance(nodes, list) else ():
+            meta = node.get("meta") if isinstance(node, dict) else None
+            synonyms = meta.get("synonyms") if isinstance(meta, dict) else None
+            for syn in synonyms if isinstance(synonyms, list) else ():
+                if (isinstance(syn, dict) and isinstance(syn.get("synonymType"), str)
+                        and isinstance(syn.get("val"), str) and isinstance(node.get("id"), str)
+                        and str(syn.get("pred", "")).endswith("hasExactSynonym")):
+                    found[compact_iri(node["id"]), syn["val"]] = compact_iri(syn["synonymType"])
+    return found
+
+
+def pronto_terms(onto: Any, path: Path | str, problems: Counter[str] | None = None,
+                 json_types: SynonymTypes | None = None) -> list[OboTerm]:
+    """Plain records of a ``pronto.Ontology``'s terms, through pronto's public API.
+
+    ``problems`` counts what ``obo.typed_synonyms`` counts; ``json_types`` are the synonym types
+    of an OBO Graphs file (``_obo_graphs_synonym_types``), which pronto does not keep.
+    """
     default_ns = onto.metadata.default_namespace
+    counted = problems if problems is not None else Counter()
+    given = json_types or {}
     terms: list[OboTerm] = []
     for t in onto.terms():
         try:
             synonyms = t.synonyms
+            exact = [(s.description, s.type.id if s.type is not None else given.get((t.id, s.description), "")
+                      ) for s in synonyms if s.scope == "EXACT"]
         except ValueError as e:  # pronto refuses a synonym whose type the file does not declare
             raise TermnormError(f"{path}: term {t.id}: {e} (pronto)") from None
-        exact = {clean_label(s.description) for s in synonyms if s.scope == "EXACT"}
+        # pronto keeps synonyms, alt_ids and parents in sets: sorted, so that records are reproducible
+        names, types = typed_synonyms(exact, counted)
         terms.append(OboTerm(
             id=t.id,
             name=clean_label(t.name) if t.name is not None else None,
             namespace=t.namespace or default_ns,
-            # pronto keeps synonyms and alt_ids in sets: sorted, so that records are reproducible
-            synonyms=tuple(sorted(exact - {""})),
+            synonyms=names,
             alt_ids=tuple(sorted(t.alternate_ids)),
             obsolete=bool(t.obsolete),
+            synonym_types=types,
+            parents=tuple(sorted({p.id for p in t.superclasses(distance=1, with_self=False)})),
         ))
     return terms

@@ -338,7 +338,7 @@ def _read_and_sample(
         if key == "go":
             candidates[key] = ontology_candidates(ontologies.pop(key), primary, go_aspect, secondary)
         else:
-            within = descendants(files["hpo_obo"], PHENOTYPIC_ABNORMALITY)
+            within = descendants(terms, PHENOTYPIC_ABNORMALITY)
             candidates[key] = ontology_candidates(ontologies.pop(key), primary, None, secondary, within,
                                                   outside="not_phenotypic_abnormality")
     if "gene" in keys:

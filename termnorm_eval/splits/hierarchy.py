@@ -1,38 +1,41 @@
-"""Which terms of an OBO file lie below a root by ``is_a`` (the HPO pool: Phenotypic abnormality).
+"""The ``is_a`` hierarchy of an ontology: the HPO pool (below Phenotypic abnormality) and the
+relatives the release index answers for (``release_index.ReleaseIndex.ancestors`` and kin).
 
-``sources.obo`` keeps no ``is_a`` lines (no record needs them), so this reads only ``[Stanza]``,
-``id`` and ``is_a`` lines, and only from a file ``read_obo`` has already accepted: every line it
-could meet has been checked there, so it raises nothing of its own.
+The readers keep each term's ``is_a`` parents (``OboTerm.parents``), read with the rest of the
+file: no second pass over it.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
-# "[Term]" and other stanza headers, "id: X" and "is_a: X ! comment" (the id is the first token).
-_LINES = re.compile(rb"^[ \t]*(?:\[([A-Za-z]+)\]|(id|is_a):[ \t]*([^\s!{]+))", re.MULTILINE)
+from termnorm_eval.sources.obo import OboTerm
 
 
-def descendants(path: Path, root: str) -> set[str]:
-    """Ids of the ``[Term]`` stanzas with an ``is_a`` path up to ``root`` (``root`` itself excluded)."""
-    children: defaultdict[bytes, list[bytes]] = defaultdict(list)
-    current: bytes | None = None
-    in_term = False
-    for m in _LINES.finditer(path.read_bytes()):
-        stanza, tag, value = m.groups()
-        if stanza is not None:
-            in_term, current = stanza == b"Term", None
-        elif in_term and tag == b"id":
-            current = value
-        elif in_term and current is not None:  # is_a
-            children[value].append(current)
-    found: set[bytes] = set()
-    stack = [root.encode()]
+def closure(start: str, step: Callable[[str], Iterable[str]]) -> set[str]:
+    """Everything reachable from ``start`` by repeated ``step`` (parents: the ancestors; children:
+    the descendants), ``start`` itself excluded unless a cycle leads back to it."""
+    found: set[str] = set()
+    stack = [start]
     while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return {i.decode() for i in found}
+        for nxt in step(stack.pop()):
+            if nxt not in found:
+                found.add(nxt)
+                stack.append(nxt)
+    return found
+
+
+def children_of(terms: Iterable[OboTerm]) -> dict[str, list[str]]:
+    """Parent id -> the ids of the terms that name it in an ``is_a`` line."""
+    children: defaultdict[str, list[str]] = defaultdict(list)
+    for t in terms:
+        for p in t.parents:
+            children[p].append(t.id)
+    return children
+
+
+def descendants(terms: Iterable[OboTerm], root: str) -> set[str]:
+    """Ids of the terms with an ``is_a`` path up to ``root`` (``root`` itself excluded)."""
+    children = children_of(terms)
+    return closure(root, lambda i: children.get(i, ())) - {root}
