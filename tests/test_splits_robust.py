@@ -59,6 +59,14 @@ def test_strata_are_thirds_of_the_actual_bin_count(tmp_path: Path, doid: tuple[P
             assert wrong[f"exact_match_{d['stratum']}"] == 0.0
         assert {f"exact_match_{s}" for s in store.STRATA} <= set(task.aggregation())
     assert store.bin_count("doid", r.out_dir) == n_bins
+    # the mention coverage of the manifest counts the same thirds (issue 21, item 4)
+    coverage = json.loads(r.manifest.read_text())["terminologies"]["doid"]["mentions"]["kinds"]["synonym"]
+    for split in ("train", "val"):
+        records = store.load_records("doid", split, r.out_dir)
+        for s in store.STRATA:
+            mine = [x for x in records if _third(x["bin"], n_bins) == s]
+            assert coverage["splits"][split]["by_stratum"][s] == {
+                "concepts": len(mine), "with_form": sum("synonym" in x["mentions"] for x in mine)}
 
 
 def test_manifest_whose_bin_counts_disagree_is_refused(tmp_path: Path, doid: tuple[Path, Path]) -> None:
@@ -121,3 +129,29 @@ def test_nul_byte_deep_in_an_obo_file_names_file_and_line(tmp_path: Path) -> Non
     assert line > 20000
     with pytest.raises(TermnormError, match=rf"hp\.obo:{line}: binary data \(NUL byte\)"):
         read_obo(path)
+
+
+# --- issue 21: records whose mentions break the rule are never written --------------------------------
+
+def _label_again(r: dict) -> None:
+    r["synonyms"].append("RENAL-AGENESIS")
+    r["synonym_types"]["RENAL-AGENESIS"] = ""
+    r["mentions"]["synonym"] = "RENAL-AGENESIS"
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (lambda r: r["mentions"].update(lay="Renal aplasia"), "mention lay='Renal aplasia' is no lay form"),
+    (lambda r: r["mentions"].update(synonym="Renal agenesis"), "mention synonym='Renal agenesis' is no "),
+    (lambda r: r["synonym_types"].pop("Renal aplasia"), "synonym_types must type exactly the synonyms"),
+    (_label_again, "mention synonym='RENAL-AGENESIS' is the label again"),
+])
+def test_check_split_refuses_a_broken_mention(change, problem: str) -> None:
+    from termnorm_eval.splits.checks import check_split
+
+    train = [json.loads(json.dumps(r)) for r in store.load_records("hpo", "train")]  # a private copy
+    val = store.load_records("hpo", "val")
+    check_split("hpo", train, val)
+    (agenesis,) = [r for r in train if r["name"] == "Renal agenesis"]
+    change(agenesis)
+    with pytest.raises(TermnormError, match=rf"hpo/train HP:0000104: {problem}"):
+        check_split("hpo", train, val)

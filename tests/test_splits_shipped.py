@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import json
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,10 @@ from termnorm_eval.splits import store
 from termnorm_eval.terminologies import BUILTIN, SPLITS
 
 KEYS = ("gene", "go", "hpo")
-ONTOLOGY_FIELDS = {"id", "name", "synonyms", "alt_ids", "popularity", "popularity_secondary", "bin", "aspect"}
-GENE_FIELDS = ONTOLOGY_FIELDS | {"symbol", "protein_name", "prev_symbols", "alias_symbols"}
+COMMON_FIELDS = {"id", "name", "synonyms", "alt_ids", "popularity", "popularity_secondary", "bin", "aspect",
+                 "mentions"}
+ONTOLOGY_FIELDS = COMMON_FIELDS | {"synonym_types"}
+GENE_FIELDS = COMMON_FIELDS | {"symbol", "protein_name", "prev_symbols", "alias_symbols"}
 MAX_GENES = 100  # the shipped build's max_genes_per_reference
 
 
@@ -168,7 +172,10 @@ def _obo_terms(path: Path) -> dict[str, dict]:
             elif tag == "is_a":
                 cur.setdefault("is_a", []).append(value.split()[0])
             elif tag == "synonym" and value.split('" ', 1)[1].startswith("EXACT"):
-                cur["synonyms"].append(value[1:].split('" ', 1)[0].replace('\\"', '"'))
+                text = value[1:].split('" ', 1)[0].replace('\\"', '"')
+                cur["synonyms"].append(text)
+                words = value.split('" ', 1)[1].split()
+                cur.setdefault("types", {})[text] = words[1] if len(words) > 1 and words[1][0] != "[" else ""
     return terms
 
 
@@ -283,3 +290,103 @@ def test_gene_records_match_hgnc_and_gaf() -> None:
     tp53 = rows["HGNC:11998"]
     assert tp53["Approved name"] == "tumor protein p53"
     assert sum(r["protein_name"] is not None for s in SPLITS for r in _records("gene", s)) > 1000
+
+
+# --- mentions (issue 21): types, the usable-form rule, the seeded choice, coverage --------------------
+
+def _fold(text: str) -> str:  # case and punctuation folded, as the data card defines it
+    return re.sub(r"[\W_]+", " ", text.casefold()).strip()
+
+
+def _lenient(text: str) -> str:  # what the lenient score compares (case, spacing, trailing punctuation)
+    return " ".join(text.split()).rstrip(".,;:!?").strip().casefold()
+
+
+def _chosen(forms: list[str], ident: str, kind: str, seed: int = 0) -> str:
+    forms = sorted(forms)
+    return forms[int(hashlib.sha256(f"{seed}:{ident}:{kind}".encode()).hexdigest(), 16) % len(forms)]
+
+
+def _check_ontology_mentions(key: str, terms: dict[str, dict]) -> Counter:
+    live = {i: t for i, t in terms.items() if not t["obsolete"] and t.get("name")}
+    owners: dict[str, set[str]] = defaultdict(set)
+    for i, t in live.items():
+        for s in (t["name"], *t["synonyms"]):
+            owners[_lenient(s)].add(i)
+    kinds: Counter = Counter()
+    for split in SPLITS:
+        for r in _records(key, split):
+            types = live[r["id"]].get("types", {})
+            assert r["synonym_types"] == {s: types[s] for s in r["synonyms"]}, r["id"]
+            usable: dict[str, list[str]] = defaultdict(list)
+            for s, ty in types.items():
+                kind = {"layperson": "lay", "obsolete_synonym": None}.get(ty, "synonym")
+                if kind and owners[_lenient(s)] == {r["id"]} and _fold(s) != _fold(r["name"]):
+                    usable[kind].append(s)
+            assert r["mentions"] == {k: _chosen(f, r["id"], k) for k, f in usable.items()}, r["id"]
+            kinds.update((split, k) for k in r["mentions"])
+    return kinds
+
+
+def test_hpo_synonym_types_and_mentions_follow_the_release() -> None:
+    kinds = _check_ontology_mentions("hpo", _obo_terms(mirrors.extract("hp.obo")[0]))
+    # "Fused inner lips" (layperson) for Fused labia minora, one of the issue's examples
+    (fused,) = [r for r in _records("hpo", "train") if r["id"] == "HP:0000063"]
+    assert fused["mentions"] == {"lay": "Fused inner lips"}
+    assert fused["synonym_types"] == {"Fused inner lips": "layperson"}
+    assert kinds == {("train", "synonym"): 285, ("val", "synonym"): 309,
+                     ("train", "lay"): 154, ("val", "lay"): 178}
+
+
+@pytest.mark.slow
+def test_go_synonym_types_and_mentions_follow_the_release() -> None:
+    kinds = _check_ontology_mentions("go", _obo_terms(mirrors.extract("go.obo")[0]))
+    assert kinds == {("train", "synonym"): 313, ("val", "synonym"): 330}  # GO types no synonym layperson
+
+
+def test_gene_mentions_follow_hgnc() -> None:
+    with mirrors.extract("hgnc_complete_set.txt")[0].open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+
+    def symbols(row: dict, column: str) -> list[str]:
+        return [s.strip() for s in row[column].split(",") if s.strip()]
+
+    owners: dict[str, set[str]] = defaultdict(set)  # symbols, aliases and previous symbols of approved genes
+    for row in rows:
+        if row["Status"] == "Approved":
+            for column in ("Alias symbols", "Previous symbols"):
+                for s in (row["Approved symbol"], *symbols(row, column)):
+                    owners[_lenient(s)].add(row["HGNC ID"])
+    kinds: Counter = Counter()
+    for split in SPLITS:
+        for r in _records("gene", split):
+            usable = {kind: [s for s in r[field] if owners[_lenient(s)] == {r["id"]}
+                             and _fold(s) != _fold(r["symbol"])]
+                      for kind, field in (("alias", "alias_symbols"), ("prev", "prev_symbols"))}
+            assert r["mentions"] == {k: _chosen(f, r["id"], k) for k, f in usable.items() if f}, r["id"]
+            kinds.update((split, k) for k in r["mentions"])
+    # RHAG's aliases RH50A, CD241, SLC42A1: one asked, chosen by the seeded hash
+    (rhag,) = [r for s in SPLITS for r in _records("gene", s) if r["symbol"] == "RHAG"]
+    assert rhag["mentions"] == {"alias": "CD241"}
+    assert kinds == {("train", "alias"): 462, ("val", "alias"): 481,
+                     ("train", "prev"): 216, ("val", "prev"): 246}
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_mention_coverage_in_the_manifest(key: str, manifest: dict) -> None:
+    t = manifest["terminologies"][key]
+    mentions = t["mentions"]
+    assert mentions["seed"] == manifest["parameters"]["seed"] == 0 and "sha256" in mentions["choice"]
+    expected_kinds = ("alias", "prev") if key == "gene" else ("synonym", "lay")
+    assert sorted(mentions["kinds"]) == sorted(expected_kinds)
+    for kind, entry in mentions["kinds"].items():
+        for split in SPLITS:
+            records = _records(key, split)
+            cells = entry["splits"][split]["by_stratum"]
+            for name, bins in (("low", range(0, 7)), ("mid", range(7, 14)), ("high", range(14, 20))):
+                mine = [r for r in records if r["bin"] in bins]
+                with_form = sum(kind in r["mentions"] for r in mine)
+                assert cells[name] == {"concepts": len(mine), "with_form": with_form}
+            assert entry["splits"][split]["with_form"] == sum(kind in r["mentions"] for r in records)
+    assert t["mention_kinds"] == {k: {s: e["splits"][s]["with_form"] for s in SPLITS}
+                                  for k, e in mentions["kinds"].items() if e["splits"]["train"]["with_form"]}

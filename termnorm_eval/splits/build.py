@@ -27,7 +27,7 @@ from termnorm_eval.sources.hpoa import read_hpoa
 from termnorm_eval.sources.mirrors import sha256_file
 from termnorm_eval.sources.obo import OboResult
 from termnorm_eval.sources.popularity import read_popularity_table
-from termnorm_eval.splits import release_index
+from termnorm_eval.splits import mentions, release_index
 from termnorm_eval.splits.balance import UNANNOTATED, balanced_sample, check_seed
 from termnorm_eval.splits.candidates import (
     MAX_GENES_PER_REFERENCE,
@@ -172,9 +172,14 @@ def sample_terminology(
         strata=cands.strata() if strata else None, label=spec.key, secondary=cands.secondary,
         include_unannotated=include_unannotated, ranked=ranked,
     )
+
+    def pick(ident: str) -> dict[str, str]:
+        return mentions.pick(cands.forms.get(ident, {}), seed, ident)
+
     out: dict[str, list[dict[str, Any]]] = {}
     for name, chosen in (("train", split.train), ("val", split.val)):
-        out[name] = [{**cands.records[i], "bin": b} for i, b in sorted(chosen.items())]
+        out[name] = [{**cands.records[i], "bin": b, "mentions": pick(i)}
+                     for i, b in sorted(chosen.items())]
     gene = spec.kind == "gene"
     check_split(spec.key, out["train"], out["val"], gene=gene,
                 id_prefix=spec.id_prefix if own_prefix_only else None)
@@ -190,6 +195,10 @@ def sample_terminology(
     }
     if cands.facts:
         stats["popularity_facts"] = dict(cands.facts)
+    kinds = mentions.GENE_KINDS if gene else mentions.ONTOLOGY_KINDS
+    summary = mentions.summary(kinds, cands.forms, out, seed, n_bins=len(split.bins))
+    stats["mentions"] = summary
+    stats["mention_kinds"] = mentions.mention_kinds(summary)
     return BuiltTerminology(spec, out["train"], out["val"], stats)
 
 

@@ -11,6 +11,9 @@ owns is dropped: it would let a wrong answer score.
 
 Each record carries two popularity numbers: ``popularity`` (what the bins rank by) and
 ``popularity_secondary`` (what breaks its ties); which counts they are is in ``build.POPULARITY``.
+Ontology records carry each kept synonym's type (``synonym_types``). The usable mention forms of
+each candidate (``mentions``) are kept beside the records (``Candidates.forms``): the sampler picks
+one per kind for the records it draws.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.gaf import GafAnnotations
 from termnorm_eval.sources.hgnc import HgncGene
 from termnorm_eval.sources.obo import OboResult, OboTerm
+from termnorm_eval.splits.mentions import Forms, gene_forms, ontology_forms
 from termnorm_eval.text import normalize_text
 
 GO_ASPECTS = {"biological_process": "BP", "molecular_function": "MF", "cellular_component": "CC"}
@@ -40,6 +44,7 @@ class Candidates:
     excluded: Counter[str] = field(default_factory=Counter)  # concepts left out, by reason
     notes: Counter[str] = field(default_factory=Counter)  # fields left out of kept records
     facts: dict[str, Any] = field(default_factory=dict)  # about the popularity counts, for the manifest
+    forms: dict[str, Forms] = field(default_factory=dict)  # id -> usable mention forms by kind (``mentions``)
 
     @property
     def popularity(self) -> dict[str, int]:
@@ -115,6 +120,7 @@ def ontology_candidates(
     shared = _Owners(strings).shared
     lenient = _Owners(strings, key=normalize_text)
     records: dict[str, dict[str, Any]] = {}
+    forms: dict[str, Forms] = {}
     for t in live:
         assert t.name is not None
         if t.name.casefold() in shared:
@@ -128,15 +134,18 @@ def ontology_candidates(
             excluded["no_aspect"] += 1
             continue
         synonyms = []
+        typed: dict[str, str] = {}
         if t.synonyms:
             folded = t.name.casefold()
-            for s in t.synonyms:
+            for s, type_ in zip(t.synonyms, t.synonym_types, strict=True):
                 if s.casefold() == folded:
                     continue
                 if not lenient.unique(s):
                     notes["ambiguous_synonyms_dropped"] += 1
                     continue
                 synonyms.append(s)
+                typed[s] = type_
+            forms[t.id] = ontology_forms(t.name, typed, notes)
         records[t.id] = {
             "id": t.id,
             "name": t.name,
@@ -145,8 +154,9 @@ def ontology_candidates(
             "popularity": annotation_count(t, annotated),
             "popularity_secondary": annotation_count(t, secondary) if secondary else 0,
             "aspect": a,
+            "synonym_types": typed,
         }
-    return Candidates(records, +excluded, +notes)
+    return Candidates(records, +excluded, +notes, forms=forms)
 
 
 def go_aspect(term: OboTerm) -> str | None:
@@ -214,7 +224,11 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
     # A previous symbol is a lenient answer only while no other approved gene (of any locus type)
     # has it as its symbol or previous symbol: SLC18A1's previous symbol VAT1 is a gene of its own.
     answer_owners = _Owners(((g.id, (g.symbol, *g.prev_symbols)) for g in approved), key=normalize_text)
+    # A mention (alias or previous symbol asked for its gene) must not also be another gene's alias.
+    mention_owners = _Owners(((g.id, (g.symbol, *g.alias_symbols, *g.prev_symbols)) for g in approved),
+                             key=normalize_text)
     records: dict[str, dict[str, Any]] = {}
+    forms: dict[str, Forms] = {}
     for g in coding:
         if not owners.unique(g.name):
             excluded["ambiguous_name"] += 1
@@ -230,6 +244,7 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
             notes["no_protein_name"] += 1
         prev = [s for s in g.prev_symbols if answer_owners.unique(s)]
         notes["ambiguous_prev_symbols_dropped"] += len(g.prev_symbols) - len(prev)
+        forms[g.id] = gene_forms(g.symbol, g.alias_symbols, prev, mention_owners.unique, notes)
         records[g.id] = {
             "id": g.id,
             "name": g.name,
@@ -250,7 +265,7 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
         "references_over_limit": len(over),
         "largest_references": [{"pmid": p, "genes": n} for n, p in sorted(over, reverse=True)[:5]],
     }
-    return Candidates(records, +excluded, +notes, facts)
+    return Candidates(records, +excluded, +notes, facts, forms)
 
 
 def candidate_bound(path: Path, obo: bool) -> tuple[int, str]:

@@ -9,13 +9,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.splits import mentions
 
 # Record fields whose values are names (compared case-insensitively across splits).
 NAME_FIELDS = ("name", "synonyms", "protein_name", "symbol")
 ID_FIELDS = ("id", "alt_ids")
-ONTOLOGY_FIELDS = ("id", "name", "synonyms", "alt_ids", "popularity", "popularity_secondary", "bin",
-                   "aspect")
-GENE_FIELDS = (*ONTOLOGY_FIELDS, "symbol", "protein_name", "prev_symbols", "alias_symbols")
+COMMON_FIELDS = ("id", "name", "synonyms", "alt_ids", "popularity", "popularity_secondary", "bin", "aspect",
+                 "mentions")
+ONTOLOGY_FIELDS = (*COMMON_FIELDS, "synonym_types")
+GENE_FIELDS = (*COMMON_FIELDS, "symbol", "protein_name", "prev_symbols", "alias_symbols")
 
 
 def _values(record: dict[str, Any], fields: Iterable[str]) -> Iterable[str]:
@@ -25,6 +27,22 @@ def _values(record: dict[str, Any], fields: Iterable[str]) -> Iterable[str]:
             yield from (x for x in v if x)
         elif v:
             yield v
+
+
+def _mention_problem(r: dict[str, Any], gene: bool) -> str | None:
+    """What is wrong with a record's ``synonym_types`` and ``mentions`` (``splits.mentions``), if anything."""
+    if not gene and set(r["synonym_types"]) != set(r["synonyms"]):
+        return "synonym_types must type exactly the synonyms"
+    for kind, form in r["mentions"].items():
+        if gene:
+            source = {"alias": r["alias_symbols"], "prev": r["prev_symbols"]}.get(kind)
+        else:
+            source = [s for s, t in r["synonym_types"].items() if mentions.synonym_kind(t) == kind]
+        if source is None or form not in source:
+            return f"mention {kind}={form!r} is no {kind} form of the record"
+        if mentions.fold(form) == mentions.fold(r["symbol"] if gene else r["name"]):
+            return f"mention {kind}={form!r} is the label again"
+    return None
 
 
 def check_split(
@@ -49,6 +67,9 @@ def check_split(
             if not all(isinstance(r[f], int) for f in ("popularity", "popularity_secondary", "bin")):
                 raise TermnormError(f"{key}/{split} {r['id']}: popularity, popularity_secondary and bin must "
                                     "be integers")
+            problem = _mention_problem(r, gene)
+            if problem:
+                raise TermnormError(f"{key}/{split} {r['id']}: {problem}")
     for fields, what, fold in ((ID_FIELDS, "identifier", False), (NAME_FIELDS, "name", True)):
         seen: dict[str, str] = {}
         for r in train:

@@ -10,6 +10,7 @@ from typing import Any
 
 from termnorm_eval.splits.histogram import FILE as HISTOGRAM
 from termnorm_eval.splits.histogram import render_histogram
+from termnorm_eval.splits.store import STRATA
 from termnorm_eval.terminologies import TASK_VERSION
 
 LICENCES = """\
@@ -22,8 +23,8 @@ LICENCES = """\
 - **Human Phenotype Ontology**: provided by the HPO consortium / Monarch Initiative under the
   [HPO licence](https://hpo.jax.org/license) (free use with attribution; the ontology must not be
   modified and redistributed as HPO). This build does **not modify** the ontology: it copies term
-  identifiers, names and exact synonyms verbatim, with the release they come from. Cite: Gargano et
-  al., *The Human Phenotype Ontology in 2024*, Nucleic Acids Res 52(D1), 2024.
+  identifiers, names, exact synonyms and their types verbatim, with the release they come from.
+  Cite: Gargano et al., *The Human Phenotype Ontology in 2024*, Nucleic Acids Res 52(D1), 2024.
   "This service/product uses the Human Phenotype Ontology (version given above)."
 - **HGNC** gene symbols, names and identifiers: HUGO Gene Nomenclature Committee
   ([genenames.org](https://www.genenames.org)), freely usable; cite Seal et al., *Genenames.org: the
@@ -77,8 +78,18 @@ DEFINITIONS = """\
    is in the same split. The build checks this before writing and the test suite re-checks the
    shipped files.
 9. **Records.** One JSON object per line, sorted by id: `id`, `name`, `synonyms` (exact),
-   `alt_ids`, `popularity`, `popularity_secondary`, `bin`, `aspect` (GO only); genes add `symbol`,
-   `protein_name` (null when the GAF gives none), `prev_symbols`, `alias_symbols`.
+   `alt_ids`, `popularity`, `popularity_secondary`, `bin`, `aspect` (GO only), `mentions`; GO and
+   HPO add `synonym_types` (each synonym's OBO synonym type, e.g. `layperson`, `""` when untyped);
+   genes add `symbol`, `protein_name` (null when the GAF gives none), `prev_symbols`, `alias_symbols`.
+10. **Mentions.** `mentions` holds, per kind, the one form (not the label) that the mention tasks ask
+   about the concept: `synonym` (an exact synonym not typed `layperson` or `obsolete_synonym`) and
+   `lay` (typed `layperson`) for GO and HPO, `alias` (an alias symbol) and `prev` (a previous symbol)
+   for genes. A form is usable only when one concept owns it (compared as the lenient score compares;
+   genes: no other approved gene has it as symbol, alias or previous symbol) and it differs from the
+   concept's label or approved symbol after case and punctuation folding. Among a concept's usable
+   forms of a kind one is chosen by a hash of seed, id and kind, so adding or removing a concept never
+   changes another's form. Forms left out are counted under `notes`; the rule, the seed and the
+   coverage below are in `manifest.json` (`mentions`, `mention_kinds`).
 """
 
 
@@ -123,9 +134,32 @@ def _sources_table(sources: dict[str, Any]) -> list[str]:
 def _index_line(key: str, counts: dict[str, int] | None) -> list[str]:
     if not counts:
         return []
+    links = f", {counts['is_a']} is_a links between live terms" if counts.get("is_a") else ""
     return [f"- Release index (`{key}/index.tsv.gz`, what answer validity looks answers up in): "
             f"{counts['live']} live, {counts['obsolete']} obsolete and {counts['alt']} alternative "
-            f"identifiers, {counts['names']} names and exact synonyms."]
+            f"identifiers, {counts['names']} names and exact synonyms{links}."]
+
+
+def _fraction(cell: dict[str, int]) -> str:
+    return f"{cell['with_form']} / {cell['concepts']}"
+
+
+def mention_coverage(manifest: dict[str, Any]) -> list[str]:
+    """Per mention task and split: concepts with a usable form, overall and per popularity stratum."""
+    lines = ["| task | with a usable form | " + " | ".join(STRATA) + " |",
+             "|---|---:|" + "---:|" * len(STRATA)]
+    none = []
+    for key, t in manifest["terminologies"].items():
+        for kind, entry in t.get("mentions", {}).get("kinds", {}).items():
+            if not any(v["with_form"] for v in entry["splits"].values()):
+                none.append(f"{key}: no concept has a usable `{kind}` form, so there is no "
+                            f"`{entry['direction']}` task.")
+                continue
+            for split, v in entry["splits"].items():
+                cells = [_fraction(v["by_stratum"][s]) for s in STRATA]
+                lines.append(f"| `termnorm_{key}_{entry['direction']}_{split}` | {_fraction(v)} | "
+                             + " | ".join(cells) + " |")
+    return [*lines, "", *none] if none else lines
 
 
 def _terminology_facts(key: str, t: dict[str, Any]) -> list[str]:
@@ -155,7 +189,7 @@ def _terminology_facts(key: str, t: dict[str, Any]) -> list[str]:
         f"{binning.get('requested_bins', '?')}"
         + (f"; {merged} merged: the values could not fill more" if merged else "") + "). "
         + (f"Wide bins: {wide}." if wide else "No bin holds one value for more than 1.5 equal bins' worth."),
-        f"- Excluded: {excluded}. Fields left out of kept records: {notes}.",
+        f"- Excluded: {excluded}. Counted in kept records (fields and mention forms left out): {notes}.",
         *_index_line(key, t.get("release_index")),
         "",
         *_bin_table(t),
@@ -192,6 +226,10 @@ def render_data_card(manifest: dict[str, Any]) -> str:
             ""]
     for key, t in manifest["terminologies"].items():
         out += _terminology_facts(key, t)
+    out += ["## Mention coverage", "",
+            "Concepts with a usable mention form (definition 10 below), of all concepts, per split and "
+            "popularity stratum (thirds of the bins); each is one document of the mention task.", "",
+            *mention_coverage(manifest), ""]
     out += ["## Source releases", "", *_sources_table(manifest["sources"]), ""]
     out += ["HGNC's custom-download TSV carries no release tag: its provenance is the mirror above. For "
             "the official `hgnc_complete_set.txt` the latest `date_modified` is recorded instead.",

@@ -11,8 +11,13 @@ same layout under its output folder)::
 Record fields: ``id``, ``name``, ``synonyms``, ``alt_ids``, ``popularity`` (int, what the bins
 rank by), ``popularity_secondary`` (int, what breaks its ties), ``bin`` (0 = least popular, or
 the ``unannotated`` bin when the manifest labels bin 0 so; GO: the bin within its aspect),
-``aspect`` (GO: BP/MF/CC, else null); genes add ``symbol``, ``protein_name`` (null when the GAF
-gives none), ``prev_symbols`` (those no other gene owns), ``alias_symbols``.
+``aspect`` (GO: BP/MF/CC, else null), ``mentions`` (``{kind: form}``: the one form each mention
+direction asks about the concept, only the kinds it has a usable form of; ``splits.mentions``);
+ontology records add ``synonym_types`` (``{synonym: OBO synonym type}``, ``""`` when untyped); genes
+add ``symbol``, ``protein_name`` (null when the GAF gives none), ``prev_symbols`` (those no other gene
+owns), ``alias_symbols``. The manifest's ``terminologies.<key>.mention_kinds`` (``{kind: {split:
+concepts with a form}}``, only kinds some split has) says which mention tasks the terminology can
+have; ``terminologies.<key>.mentions`` holds the rule, the seed and the coverage per stratum.
 
 The popularity strata (low/mid/high) are thirds of the build's own bin count (``bin_count``, from
 the manifest), and the record caches are keyed on each file's identity (``file_key``), so a

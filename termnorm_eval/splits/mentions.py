@@ -1,0 +1,138 @@
+"""Mentions: the words other than the label by which a concept is named (issue 21).
+
+Each record carries ``mentions`` (``{kind: form}``): for each kind the concept has a *usable* form
+of, the ONE form the mention direction of that kind asks about. Ontologies have the kinds
+``synonym`` (exact synonyms) and ``lay`` (exact synonyms typed ``layperson``: HPO's lay terms),
+genes ``alias`` (alias symbols) and ``prev`` (previous symbols).
+
+A form is usable when
+
+- one concept owns it, compared as the lenient score compares (``text.normalize_text``): for an
+  ontology, no other live term has it as name or exact synonym (the records' ``synonyms`` already
+  keep only those); for a gene, no other approved gene has it as symbol, alias or previous symbol;
+- it differs from the concept's own label (genes: approved symbol) after ``fold``, so the question
+  is not the label question again;
+- of its kind: ``synonym`` takes exact synonyms of any type but ``layperson`` and
+  ``obsolete_synonym``, ``lay`` those typed ``layperson``; an ``obsolete_synonym`` is never asked.
+
+Among a concept's usable forms of one kind, the choice is seeded and local to the concept (adding
+or removing another concept never changes it): ``choose``. ``RULE`` and ``CHOICE`` say this in the
+manifest, beside the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from termnorm_eval.sources.obo import OBSOLETE_SYNONYM
+from termnorm_eval.splits.store import STRATA, stratum
+
+# kind -> the direction (task) that asks about it: termnorm_<key>_<direction>_<split>
+DIRECTIONS = {"synonym": "synonym2id", "lay": "lay2id", "alias": "alias2symbol", "prev": "prev2symbol"}
+ONTOLOGY_KINDS = ("synonym", "lay")
+GENE_KINDS = ("alias", "prev")
+LAYPERSON = "layperson"
+
+RULE = ("usable: owned by one concept (text.normalize_text; ontologies: no other live term has it as name or "
+        "exact synonym; genes: no other approved gene has it as symbol, alias or previous symbol) and "
+        "different from the concept's label (genes: approved symbol) after folding (casefold, every run of "
+        "non-alphanumerics one space, stripped); synonym: exact synonyms not typed layperson or "
+        "obsolete_synonym; lay: exact synonyms typed layperson; alias: alias symbols; prev: previous symbols")
+CHOICE = "sorted(usable forms)[int(sha256(f'{seed}:{id}:{kind}').hexdigest(), 16) % len(forms)]"
+
+Forms = dict[str, list[str]]  # kind -> the concept's usable forms, sorted
+
+_NON_ALNUM = re.compile(r"[\W_]+")
+
+
+def fold(text: str) -> str:
+    """Case and punctuation folded: casefold, every run of non-alphanumerics one space, stripped."""
+    return _NON_ALNUM.sub(" ", text.casefold()).strip()
+
+
+def synonym_kind(type_: str) -> str | None:
+    """The mention kind of an exact synonym of this type (None: never asked)."""
+    if type_ == OBSOLETE_SYNONYM:
+        return None
+    return "lay" if type_ == LAYPERSON else "synonym"
+
+
+def ontology_forms(name: str, typed: Mapping[str, str], notes: Counter[str]) -> Forms:
+    """Usable forms by kind of a term named ``name`` whose kept exact synonyms are ``typed``
+    (form -> type; each already owned by this term alone); ``notes`` counts what is not usable."""
+    label = fold(name)
+    forms: Forms = {}
+    for form, type_ in typed.items():
+        kind = synonym_kind(type_)
+        if kind is None:
+            notes["mention_obsolete_synonyms"] += 1
+        elif fold(form) == label:
+            notes["mention_forms_same_as_label"] += 1
+        else:
+            forms.setdefault(kind, []).append(form)
+    return {k: sorted(v) for k, v in forms.items()}
+
+
+def gene_forms(symbol: str, aliases: Iterable[str], prevs: Iterable[str], unique: Callable[[str], bool],
+               notes: Counter[str]) -> Forms:
+    """Usable forms by kind of a gene; ``unique(s)``: no other approved gene has ``s`` as symbol,
+    alias or previous symbol. ``prevs``: the record's previous symbols (no other gene's symbol or
+    previous symbol already), so what ``unique`` drops of them is another gene's alias."""
+    label = fold(symbol)
+    forms: Forms = {}
+    for kind, values, owned in (("alias", aliases, "mention_aliases_owned_by_another_gene"),
+                                ("prev", prevs, "mention_prev_symbols_alias_of_another_gene")):
+        for form in values:
+            if not unique(form):
+                notes[owned] += 1
+            elif fold(form) == label:
+                notes["mention_forms_same_as_symbol"] += 1
+            else:
+                forms.setdefault(kind, []).append(form)
+    return {k: sorted(set(v)) for k, v in forms.items()}
+
+
+def choose(forms: Sequence[str], seed: int, ident: str, kind: str) -> str:
+    """The one form of ``kind`` asked about concept ``ident`` (``forms``: its usable ones, sorted)."""
+    digest = hashlib.sha256(f"{seed}:{ident}:{kind}".encode()).hexdigest()
+    return forms[int(digest, 16) % len(forms)]
+
+
+def pick(forms: Forms, seed: int, ident: str) -> dict[str, str]:
+    """The record's ``mentions``: one form per kind the concept has usable forms of."""
+    return {kind: choose(f, seed, ident, kind) for kind, f in forms.items() if f}
+
+
+def summary(kinds: Sequence[str], forms: Mapping[str, Forms], splits: Mapping[str, Sequence[dict[str, Any]]],
+            seed: int, n_bins: int) -> dict[str, Any]:
+    """The manifest's ``mentions``: rule, seed, and per kind how many candidates have a usable form
+    and how many concepts of each split do, per popularity stratum (thirds of the ``n_bins`` bins)."""
+    out: dict[str, Any] = {"rule": RULE, "choice": CHOICE, "seed": seed, "kinds": {}}
+    for kind in kinds:
+        per_split: dict[str, Any] = {}
+        for split, records in splits.items():
+            strata = {s: {"concepts": 0, "with_form": 0} for s in STRATA}
+            for r in records:
+                cell = strata[stratum(r["bin"], n_bins)]
+                cell["concepts"] += 1
+                cell["with_form"] += kind in r["mentions"]
+            with_form = sum(c["with_form"] for c in strata.values())
+            per_split[split] = {"concepts": len(records), "with_form": with_form, "by_stratum": strata}
+        candidates = sum(1 for f in forms.values() if f.get(kind))
+        out["kinds"][kind] = {"direction": DIRECTIONS[kind], "candidates": candidates, "splits": per_split}
+    return out
+
+
+def mention_kinds(summary_: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """Kind -> concepts with a form per split, for the kinds some split has forms of: the mention tasks
+    a terminology can have (one per kind and split whose count is not 0)."""
+    out: dict[str, dict[str, int]] = {}
+    for kind, entry in summary_["kinds"].items():
+        counts = {split: v["with_form"] for split, v in entry["splits"].items()}
+        if any(counts.values()):
+            out[kind] = counts
+    return out
