@@ -188,6 +188,41 @@ def test_index_holds_the_whole_release() -> None:
     assert len(go.status) > 45_000 and len(gene.status) > 45_000
 
 
+def test_index_knows_the_is_a_hierarchy_of_the_release() -> None:
+    """Each live GO/HPO term's is_a parents, from the same release as the records (item 7 of issue 21)."""
+    from termnorm_eval.sources import mirrors
+    from termnorm_eval.sources.obo import read_obo
+    from termnorm_eval.splits.hierarchy import descendants
+
+    go, hpo, gene = _index("go"), _index("hpo"), _index("gene")
+    hp_terms = read_obo(mirrors.extract("hp.obo")[0]).terms
+    assert hpo.parents_of("HP:0001250") == ("HP:0012638",)  # Seizure is_a Abnormal nervous system physiology
+    assert hpo.parents_of("HP:0002279") == ("HP:0012638",)  # an alt_id of Seizure: its term's parents
+    assert "HP:0001250" in hpo.children_of("HP:0012638")
+    assert {"HP:0000118", "HP:0000001"} <= hpo.ancestors("HP:0001250")  # up to the root
+    assert hpo.descendants("HP:0000118") == descendants(hp_terms, "HP:0000118")
+    assert "HP:0001250" in hpo.ancestors(next(iter(hpo.children_of("HP:0001250"))))
+    live = {t.id: t.parents for t in hp_terms if not t.obsolete}
+    assert {i: hpo.parents_of(i) for i in live} == live
+    # nucleus is_a intracellular membrane-bounded organelle
+    assert go.parents_of("GO:0005634") == ("GO:0043231",)
+    assert "GO:0005575" in go.ancestors("GO:0005634")  # cellular_component
+    assert hpo.parents_of("HP:0000001") == () and gene.parents_of("HGNC:11998") == () and not gene.parents
+    manifest = json.loads((shipped_data_dir() / "manifest.json").read_text())
+    assert manifest["terminologies"]["hpo"]["release_index"]["is_a"] == sum(len(p) for p in live.values())
+
+
+def test_index_of_an_earlier_build_without_parents_still_loads(tmp_path: Path) -> None:
+    """An add-ontology output written before the parents column: every lookup but the hierarchy."""
+    text = gzip.decompress((shipped_data_dir() / "hpo" / ri.FILE_NAME).read_bytes()).decode()
+    old = tmp_path / ri.FILE_NAME
+    without = "".join(line.rpartition("\t")[0] + "\n" for line in text.splitlines())  # the last column
+    old.write_bytes(gzip.compress(without.encode()))
+    idx, new = ri.load(old), _index("hpo")
+    assert idx.status == new.status and idx.names == new.names and idx.parents == {}
+    assert idx.ancestors("HP:0001250") == set()
+
+
 def test_malformed_index_is_one_line_naming_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / ri.FILE_NAME
     good = gzip.decompress((shipped_data_dir() / "hpo" / ri.FILE_NAME).read_bytes()).decode()

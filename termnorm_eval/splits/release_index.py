@@ -5,17 +5,20 @@ another concept, an obsolete one or an invented one needs the whole release. The
 ``add-ontology``) writes ``<key>/index.tsv.gz`` beside the splits, from the same parsed sources:
 one row per identifier, sorted, gzip with a zero timestamp (so a rebuild is byte-identical)::
 
-    id <TAB> status <TAB> primary <TAB> aspect <TAB> names <TAB> symbols <TAB> other_symbols
+    id <TAB> status <TAB> primary <TAB> aspect <TAB> names <TAB> symbols <TAB> other_symbols <TAB> parents
 
 * ``status``: ``live``, ``obsolete`` (GO/HPO obsolete terms, withdrawn HGNC entries) or ``alt``
   (an alt_id; ``primary`` names the term it stands for; empty otherwise);
 * ``aspect``: GO's BP/MF/CC, else empty;
 * ``names``: the name and the EXACT synonyms (genes: the approved name), joined by U+001F;
 * ``symbols`` (genes): the approved symbol; ``other_symbols``: ``+ALIAS`` (alias symbols, still in
-  use) and ``-PREV`` (previous symbols), joined by U+001F.
+  use) and ``-PREV`` (previous symbols), joined by U+001F;
+* ``parents`` (live ontology terms): the ``is_a`` parents in the same release, joined by U+001F
+  (genes: empty). Files written before this column existed (7 columns) still load, without parents.
 
 ``load`` reads one file once per process (cached by file identity) into dictionaries the
-validity classification (``harness.validity``) looks answers up in.
+validity classification (``harness.validity``) looks answers up in; ``ReleaseIndex.parents_of``,
+``children_of``, ``ancestors`` and ``descendants`` answer the hierarchy questions.
 """
 
 from __future__ import annotations
@@ -30,15 +33,17 @@ from pathlib import Path
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.hgnc import HgncGene
 from termnorm_eval.sources.obo import OboTerm
+from termnorm_eval.splits.hierarchy import closure
 from termnorm_eval.text import normalize_text
 
 FILE_NAME = "index.tsv.gz"
-COLUMNS = ("id", "status", "primary", "aspect", "names", "symbols", "other_symbols")
+COLUMNS = ("id", "status", "primary", "aspect", "names", "symbols", "other_symbols", "parents")
+COLUMNS_BEFORE_PARENTS = COLUMNS[:-1]  # the files of earlier builds
 SEP = "\x1f"  # ASCII unit separator: never part of a name
 STATUSES = ("live", "obsolete", "alt")
 
 Owners = str | tuple[str, ...]
-Row = tuple[str, str, str, str, Sequence[str], Sequence[str], Sequence[str]]
+Row = tuple[str, str, str, str, Sequence[str], Sequence[str], Sequence[str], Sequence[str]]
 
 
 def _field(text: str) -> str:
@@ -53,12 +58,13 @@ def rows_from_obo(terms: Iterable[OboTerm], aspect_of: dict[str, str] | None = N
     for t in terms:
         names = [n for n in (t.name, *t.synonyms) if n]
         aspect = aspects.get(t.id, "") if not t.obsolete else ""
-        rows[t.id] = (t.id, "obsolete" if t.obsolete else "live", "", aspect, names, (), ())
+        status = "obsolete" if t.obsolete else "live"
+        rows[t.id] = (t.id, status, "", aspect, names, (), (), t.parents if status == "live" else ())
     for t in terms:  # alt_ids second: a primary id that is also another term's alt_id stays primary
         for alt in t.alt_ids:
             if alt not in rows:
                 aspect = aspects.get(t.id, "") if not t.obsolete else ""
-                rows[alt] = (alt, "obsolete" if t.obsolete else "alt", t.id, aspect, (), (), ())
+                rows[alt] = (alt, "obsolete" if t.obsolete else "alt", t.id, aspect, (), (), (), ())
     return [rows[k] for k in sorted(rows)]
 
 
@@ -69,28 +75,30 @@ def rows_from_hgnc(genes: Iterable[HgncGene]) -> list[Row]:
         status = "live" if g.status == "Approved" else "obsolete"
         others = [f"+{s}" for s in g.alias_symbols] + [f"-{s}" for s in g.prev_symbols]
         names, symbols = [g.name] if g.name else [], [g.symbol] if g.symbol else []
-        rows.append((g.id, status, "", "", names, symbols, others))
+        rows.append((g.id, status, "", "", names, symbols, others, ()))
     return sorted(rows, key=lambda r: r[0])
 
 
 def render(rows: Iterable[Row]) -> bytes:
     """The compressed file content; deterministic (gzip mtime 0)."""
     lines = ["\t".join(COLUMNS) + "\n"]
-    for id_, status, primary, aspect, names, symbols, others in rows:
+    for id_, status, primary, aspect, names, symbols, others, parents in rows:
         cells = [_field(id_), status, _field(primary), aspect,
                  SEP.join(_field(n) for n in names), SEP.join(_field(s) for s in symbols),
-                 SEP.join(_field(s) for s in others)]
+                 SEP.join(_field(s) for s in others), SEP.join(_field(p) for p in parents)]
         lines.append("\t".join(cells) + "\n")
     # level 6: 1.4% larger than 9 at 40% of its time (the build has a speed budget)
     return gzip.compress("".join(lines).encode("utf-8"), compresslevel=6, mtime=0)
 
 
 def summary(rows: Sequence[Row]) -> dict[str, int]:
-    """Counts for the manifest: identifiers by status and names."""
+    """Counts for the manifest: identifiers by status, names, and is_a links (ontologies)."""
     out = {s: 0 for s in STATUSES}
     for r in rows:
         out[r[1]] += 1
     out["names"] = sum(len(r[4]) for r in rows)
+    if any(r[7] for r in rows):
+        out["is_a"] = sum(len(r[7]) for r in rows)
     return out
 
 
@@ -108,18 +116,44 @@ class ReleaseIndex:
     names: dict[str, Owners] = field(default_factory=dict)  # live ids named so (name or EXACT synonym)
     symbols: dict[str, Owners] = field(default_factory=dict)  # live genes with this approved/alias symbol
     previous: dict[str, Owners] = field(default_factory=dict)  # genes that had it (previous, withdrawn)
+    parents: dict[str, Owners] = field(default_factory=dict)  # live term -> its is_a parent(s)
+    _children: dict[str, Owners] | None = field(default=None, repr=False, compare=False)  # made on first use
 
     def concept(self, identifier: str) -> str:
         """The term an identifier stands for (an alt_id's primary term; else itself)."""
         return self.primary.get(identifier, identifier)
 
+    def parents_of(self, identifier: str) -> tuple[str, ...]:
+        """The is_a parents of a term (an alt_id: of its term); () for a root, a gene or an unknown id."""
+        return _as_tuple(self.parents.get(self.concept(identifier)))
+
+    def children_of(self, identifier: str) -> tuple[str, ...]:
+        """The terms that name this one as an is_a parent (the reverse map is made once, on first use)."""
+        if self._children is None:
+            children: dict[str, Owners] = {}
+            for child, found in self.parents.items():
+                for parent in _as_tuple(found):
+                    _add(children, parent, child)
+            self._children = children
+        return _as_tuple(self._children.get(self.concept(identifier)))
+
+    def ancestors(self, identifier: str) -> set[str]:
+        """Every term above this one by is_a (a few dozen at most in GO and HPO: cheap per document)."""
+        return closure(self.concept(identifier), self.parents_of)
+
+    def descendants(self, identifier: str) -> set[str]:
+        """Every term below this one by is_a: large near a root (all of GO below biological_process), so
+        to ask whether ``b`` is below ``a``, prefer ``a in index.ancestors(b)``."""
+        return closure(self.concept(identifier), self.children_of)
+
+
+def _as_tuple(found: Owners | None) -> tuple[str, ...]:
+    return () if found is None else (found,) if isinstance(found, str) else found
+
 
 def owners(table: dict[str, Owners], text: str) -> tuple[str, ...]:
     """The owners of a name or symbol in one of the index's tables (folded like the lenient score)."""
-    found = table.get(normalize_text(text))
-    if found is None:
-        return ()
-    return (found,) if isinstance(found, str) else found
+    return _as_tuple(table.get(normalize_text(text)))
 
 
 def _add(table: dict[str, Owners], key: str, owner: str) -> None:
@@ -155,17 +189,21 @@ def parse(path: Path, data: bytes) -> ReleaseIndex:
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise TermnormError(f"{path}: not a release index ({type(e).__name__}: {e})") from None
     lines = text.split("\n")
-    if lines[0].split("\t") != list(COLUMNS):
+    header = lines[0].split("\t")
+    if header not in (list(COLUMNS), list(COLUMNS_BEFORE_PARENTS)):
         raise TermnormError(f"{path}:1: not a release index header (expected {', '.join(COLUMNS)})")
+    width = len(header)
     index = ReleaseIndex(path=path, digest=hashlib.sha256(data).hexdigest()[:16])
     for lineno, line in enumerate(lines[1:], start=2):
         if not line:
             continue
         cells = line.split("\t")
-        if len(cells) != len(COLUMNS) or cells[1] not in STATUSES:
+        if len(cells) != width or cells[1] not in STATUSES:
             raise TermnormError(f"{path}:{lineno}: malformed release index row")
-        id_, status, primary, aspect, names, symbols, others = cells
+        id_, status, primary, aspect, names, symbols, others, *rest = cells
         index.status[id_] = status
+        if rest and rest[0]:
+            index.parents[id_] = tuple(rest[0].split(SEP)) if SEP in rest[0] else rest[0]
         if primary:
             index.primary[id_] = primary
         if aspect:
