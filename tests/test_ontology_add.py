@@ -62,7 +62,9 @@ def test_cl_counts_and_problems(cl_out: AddOntologyResult) -> None:
     assert r.prefix_counts == {"CL": 2230}
     # Real problems of this release: 99 obsolete terms, 2 names shared by two terms, 6 exact
     # synonyms shared with another term (its def line 18306, which pronto rejects, is no problem).
-    assert r.problems == {"obsolete": 99, "ambiguous_name": 2, "ambiguous_synonyms_dropped": 6}
+    # 115 exact synonyms are the label again after folding case and punctuation: never asked as mentions
+    assert r.problems == {"obsolete": 99, "ambiguous_name": 2, "ambiguous_synonyms_dropped": 6,
+                          "mention_forms_same_as_label": 115}
     assert r.counts == {"terms_in_file": 2230, "terms_kept": 2230, "candidates": 2129,
                         "train": 600, "val": 600}
     assert r.warnings == []
@@ -97,6 +99,37 @@ def test_cl_manifest_and_splits(cl_out: AddOntologyResult) -> None:
     assert all(r["popularity"] == 0 and r["bin"] == 0 and r["id"].startswith("CL:") for r in train + val)
     names = {r["name"].casefold() for r in train + val}
     assert len(names) == 1200  # ambiguous names were excluded: every name points at one term
+
+
+def test_cl_records_carry_synonym_types_mentions_and_the_index_parents(cl_out: AddOntologyResult) -> None:
+    """The same fields as the shipped GO and HPO records (issue 21), and the mention tasks it can have."""
+    from termnorm_eval.splits import release_index
+
+    records = [json.loads(line) for f in (cl_out.train_file, cl_out.val_file)
+               for line in f.read_text().splitlines()]
+    assert all(set(r["synonym_types"]) == set(r["synonyms"]) for r in records)
+    assert all(set(r["mentions"]) <= {"synonym"} for r in records)  # CL 2014 types no exact synonym
+    assert cl_out.mention_kinds == {"synonym": {"train": 205, "val": 211}}
+    assert cl_out.mention_note == "synonym2id 205 train, 211 val"
+    manifest = json.loads(cl_out.manifest.read_text())
+    entry = manifest["terminologies"]["cl"]
+    assert entry["mention_kinds"] == cl_out.mention_kinds
+    assert entry["mentions"]["seed"] == 0 and entry["mentions"]["kinds"]["synonym"]["candidates"] > 600
+    assert "`termnorm_cl_synonym2id_val` | 211 / 600" in (cl_out.out_dir / "DATA_CARD.md").read_text()
+    idx = release_index.load(cl_out.out_dir / "cl" / release_index.FILE_NAME)
+    assert idx.parents_of("CL:0000540") == ("CL:0000393", "CL:0000404", "CL:0002319")  # neuron
+    assert "CL:0000000" in idx.ancestors("CL:0000540")  # cell
+
+
+def test_ontology_without_synonyms_gets_no_mention_kinds(tmp_path: Path, cl_obo: Path) -> None:
+    bare = tmp_path / "bare.obo"
+    bare.write_text("".join(line for line in cl_obo.read_text(encoding="utf-8").splitlines(keepends=True)
+                            if not line.startswith("synonym:")), encoding="utf-8")
+    r = add_ontology(bare, name="bare", out=tmp_path / "out", bins=1, per_bin=100)
+    assert r.mention_kinds == {} and r.mention_note == "no exact synonyms: no synonym tasks"
+    manifest = json.loads(r.manifest.read_text())
+    assert manifest["terminologies"]["bare"]["mention_kinds"] == {}
+    assert all(line.count('"mentions": {}') == 1 for line in r.train_file.read_text().splitlines())
 
 
 def test_cl_is_deterministic_and_seeded(tmp_path: Path, cl_obo: Path, cl_out: AddOntologyResult) -> None:
@@ -161,7 +194,8 @@ def test_doid_with_gene_annotations(tmp_path: Path) -> None:
     # 21 synonyms dropped: 20 shared case-insensitively, one more as the lenient score compares.
     # 12 ambiguous names: DOID:14773's "cartilage-hair hypoplasia" is also an exact synonym of
     # DOID:0080022, written "Cartilage-Hair Hypoplasia " (a trailing space, dropped as labels are read)
-    assert r.problems == {"obsolete": 2384, "ambiguous_name": 12, "ambiguous_synonyms_dropped": 21}
+    assert r.problems == {"obsolete": 2384, "ambiguous_name": 12, "ambiguous_synonyms_dropped": 21,
+                          "mention_forms_same_as_label": 43}
     assert r.counts["candidates"] == 6401 and r.counts["annotation_rows"] == 144235
     # only the 1777 diseases with an annotated gene are ranked; their gene counts are too coarse for 20
     # bins of >= 60 without splitting a count (403 diseases have exactly one gene), so bins merge

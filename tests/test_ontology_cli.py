@@ -45,10 +45,23 @@ def test_cli_output_says_uniform_and_counts_problems(tmp_path: Path, capsys: pyt
     assert "     99  obsolete terms left out" in text
     assert "      2  terms left out: their name is also the name" in text
     assert "popularity NONE: no --annotations given, so 600 train + 600 val terms were drawn" in text
+    assert "mentions  synonym2id 205 train, 211 val" in text
     assert (f"lm_eval --model hf --model_args pretrained=MODEL --include_path {out} "
             "--tasks 'termnorm_cl_*'") in text
     assert f"termnorm-finetune --model MODEL --terminology cl --data-dir {out}" in text
     assert (out / "manifest.json").is_file()
+
+
+def test_cli_says_when_an_ontology_has_no_synonyms(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    cl, _ = extract("cl.obo")
+    bare = tmp_path / "bare.obo"  # the real Cell Ontology without its synonym lines
+    bare.write_text("".join(line for line in cl.read_text(encoding="utf-8").splitlines(keepends=True)
+                            if not line.startswith("synonym:")), encoding="utf-8")
+    _ok(["add-ontology", str(bare), "--name", "bare", "--out", str(tmp_path / "out"), "--per-bin", "10"])
+    lines = capsys.readouterr().out.splitlines()
+    said = [line for line in lines if line.startswith("mentions")]
+    assert said == ["mentions  no exact synonyms: no synonym tasks"]
 
 
 @pytest.mark.parametrize(("flag", "count", "shown"), [

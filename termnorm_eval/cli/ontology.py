@@ -138,6 +138,7 @@ def add_ontology_command(
         console.print("problems  none")
     for w in result.warnings:
         console.print(f"warning   {w}")
+    console.print(f"mentions  {result.mention_note}")
     if result.uniform:
         console.print(f"popularity NONE: no --annotations given, so {c['train']} train + {c['val']} val "
                       "terms were drawn uniformly at random (one bin, popularity 0); the popularity strata "

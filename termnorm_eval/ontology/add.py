@@ -51,6 +51,7 @@ from termnorm_eval.ontology.source import is_url, resolve_source, url_file_name
 from termnorm_eval.sources.fetch import DownloadLimits, ProgressHook
 from termnorm_eval.sources.obo import OboResult
 from termnorm_eval.sources.ontology_file import read_ontology
+from termnorm_eval.splits.mentions import DIRECTIONS, ONTOLOGY_KINDS
 from termnorm_eval.terminologies import BUILTIN, SPLITS, ontology_terminology
 
 MADE_BY = "termnorm add-ontology"
@@ -67,6 +68,12 @@ PROBLEM_TEXT: dict[str, str] = {
     "no_name": "terms without a name left out",
     "ambiguous_name": "terms left out: their name is also the name or exact synonym of another term",
     "ambiguous_synonyms_dropped": "exact synonyms dropped: shared with another term",
+    "undeclared_synonym_types": "exact synonyms of a type no synonymtypedef declares (kept, typed as "
+                                "written)",
+    "synonym_type_conflicts": "exact synonyms given twice with different types (one type kept)",
+    "mention_forms_same_as_label": "exact synonyms not asked as mentions: the label again after case and "
+                                   "punctuation folding",
+    "mention_obsolete_synonyms": "exact synonyms typed obsolete_synonym: never asked as mentions",
     "annotation_not_rows_skipped": "NOT-qualified annotation rows skipped",
     "annotation_rows_empty_field": "annotation rows with an empty field skipped",
     "annotation_ids_other_prefix": "annotated ids of other prefixes ignored",
@@ -104,6 +111,10 @@ class AddOntologyResult:
     unannotated_bins: int = 0  # with annotations: bins whose terms all have popularity 0
     pool: dict[str, Any] = field(default_factory=dict)  # the sampler's binning facts (ranked, unannotated)
     warnings: list[str] = field(default_factory=list)
+    # kind (synonym, lay) -> concepts with a usable form per split, only kinds some split has
+    # (manifest ``mention_kinds``): the mention tasks this ontology can have
+    mention_kinds: dict[str, dict[str, int]] = field(default_factory=dict)
+    mention_note: str = ""  # one line on them (e.g. "no exact synonyms: no synonym tasks")
 
     @property
     def uniform(self) -> bool:
@@ -188,6 +199,25 @@ def _apply_popularity(records: dict[str, dict[str, Any]], ann: Annotations, pref
         1 for i in ann.ids() if i.startswith(prefix + ":") and i not in known
     )
     return problems
+
+
+def mention_note(kinds: dict[str, dict[str, int]], synonyms_in_file: int) -> str:
+    """One line on the mention tasks an ontology gets (``kinds``: the manifest's ``mention_kinds``)."""
+    if not kinds:
+        if not synonyms_in_file:
+            return "no exact synonyms: no synonym tasks"
+        return (f"no usable exact synonym ({synonyms_in_file} in the file, each shared, the label again or "
+                "obsolete): no synonym tasks")
+    parts = []
+    for kind in ONTOLOGY_KINDS:
+        counts = kinds.get(kind)
+        if counts:
+            missing = [s for s, n in counts.items() if not n]
+            parts.append(f"{DIRECTIONS[kind]} " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+                         + (f" (no {' or '.join(missing)} task: no usable form there)" if missing else ""))
+        elif kind == "synonym":
+            parts.append("no usable non-lay exact synonym: no synonym2id tasks")
+    return "; ".join(parts)
 
 
 def _need_message(name: str, have: int, bins: int, per_bin: int, uniform: bool, excluded: dict[str, int]
@@ -359,6 +389,7 @@ def add_ontology(
                                ranked=not uniform).with_index(index_rows)
         counts = {"terms_in_file": len(all_ids), "terms_kept": len(obo.terms), "candidates": have,
                   "train": len(b.train), "val": len(b.val)}
+        note = mention_note(b.stats["mention_kinds"], sum(len(t.synonyms) for t in obo.terms))
         if ann is not None:
             counts["annotation_rows"] = ann.rows
         if not uniform:
@@ -428,5 +459,5 @@ def add_ontology(
         counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
         parser=obo.parser, annotation_format=ann.format if ann else None, warnings=list(obo.warnings),
         unannotated_bins=0 if uniform else sum(1 for x in b.stats["bins"] if x["popularity_max"] == 0),
-        pool=dict(b.stats["binning"]),
+        pool=dict(b.stats["binning"]), mention_kinds=dict(b.stats["mention_kinds"]), mention_note=note,
     )

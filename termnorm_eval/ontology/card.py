@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from termnorm_eval.splits.datacard import mention_coverage
+
 UNIFORM = "none (uniform sample)"  # the manifest's popularity when no annotation file was given
 
 
@@ -36,6 +38,13 @@ def render_card(manifest: dict[str, Any]) -> str:
                      f"split) over the ranked candidates, {p['per_bin']} train + {p['per_bin']} val per "
                      f"bin; {zero} of {len(t['bins'])} bins hold only popularity 0; the top bin reaches "
                      f"{t['bins'][-1]['popularity_max']}.")
+    if "mentions" in t:
+        lines += ["", "## Mention coverage", "",
+                  "Terms with a usable mention form (an exact synonym owned by this term alone, not its "
+                  "label again after case and punctuation folding; `lay`: typed `layperson`), per split "
+                  "and popularity stratum; one is chosen per term by a seeded hash (`mentions` in the "
+                  "manifest).",
+                  "", *mention_coverage(manifest)]
     lines += ["", "## What was left out or changed", ""]
     if t.get("problems"):
         lines += ["| count | what |", "|---:|---|"]
