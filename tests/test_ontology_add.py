@@ -62,9 +62,7 @@ def test_cl_counts_and_problems(cl_out: AddOntologyResult) -> None:
     assert r.prefix_counts == {"CL": 2230}
     # Real problems of this release: 99 obsolete terms, 2 names shared by two terms, 6 exact
     # synonyms shared with another term (its def line 18306, which pronto rejects, is no problem).
-    # 115 exact synonyms are the label again after folding case and punctuation: never asked as mentions
-    assert r.problems == {"obsolete": 99, "ambiguous_name": 2, "ambiguous_synonyms_dropped": 6,
-                          "mention_forms_same_as_label": 115}
+    assert r.problems == {"obsolete": 99, "ambiguous_name": 2, "ambiguous_synonyms_dropped": 6}
     assert r.counts == {"terms_in_file": 2230, "terms_kept": 2230, "candidates": 2129,
                         "train": 600, "val": 600}
     assert r.warnings == []
@@ -114,7 +112,9 @@ def test_cl_records_carry_synonym_types_mentions_and_the_index_parents(cl_out: A
     manifest = json.loads(cl_out.manifest.read_text())
     entry = manifest["terminologies"]["cl"]
     assert entry["mention_kinds"] == cl_out.mention_kinds
-    assert entry["mentions"]["seed"] == 0 and entry["mentions"]["kinds"]["synonym"]["candidates"] > 600
+    assert entry["mentions"]["seed"] == 0
+    # exact synonyms that are the label again after folding case and punctuation are never asked
+    assert entry["mentions"]["dropped"] == {"train": {"same_as_label": 36}, "val": {"same_as_label": 32}}
     assert "`termnorm_cl_synonym2id_val` | 211 / 600" in (cl_out.out_dir / "DATA_CARD.md").read_text()
     idx = release_index.load(cl_out.out_dir / "cl" / release_index.FILE_NAME)
     assert idx.parents_of("CL:0000540") == ("CL:0000393", "CL:0000404", "CL:0002319")  # neuron
@@ -194,8 +194,7 @@ def test_doid_with_gene_annotations(tmp_path: Path) -> None:
     # 21 synonyms dropped: 20 shared case-insensitively, one more as the lenient score compares.
     # 12 ambiguous names: DOID:14773's "cartilage-hair hypoplasia" is also an exact synonym of
     # DOID:0080022, written "Cartilage-Hair Hypoplasia " (a trailing space, dropped as labels are read)
-    assert r.problems == {"obsolete": 2384, "ambiguous_name": 12, "ambiguous_synonyms_dropped": 21,
-                          "mention_forms_same_as_label": 43}
+    assert r.problems == {"obsolete": 2384, "ambiguous_name": 12, "ambiguous_synonyms_dropped": 21}
     assert r.counts["candidates"] == 6401 and r.counts["annotation_rows"] == 144235
     # only the 1777 diseases with an annotated gene are ranked; their gene counts are too coarse for 20
     # bins of >= 60 without splitting a count (403 diseases have exactly one gene), so bins merge

@@ -9,7 +9,7 @@ import pytest
 
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources import mirrors
-from termnorm_eval.sources.gaf import read_gaf
+from termnorm_eval.sources.gaf import read_gaf, read_whole
 from termnorm_eval.sources.hgnc import read_hgnc
 from termnorm_eval.sources.hpoa import read_hpoa
 
@@ -87,6 +87,33 @@ def test_gaf_truncated_gzip(tmp_path: Path, gaf_path: Path) -> None:
     p.write_bytes(gaf_path.read_bytes()[:200_000])
     with pytest.raises(TermnormError, match=r"cut\.gaf\.gz:\d+: cannot read"):
         read_gaf(p)
+
+
+def test_gaf_read_whole_on_another_thread_gives_the_same_annotations(gaf, gaf_path: Path,
+                                                                     tmp_path: Path) -> None:
+    """The build decompresses the GAF on a worker thread (``read_whole``) while it parses the OBO
+    files: the same annotations; a broken file gives None, and read_gaf then names its line."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        text = pool.submit(read_whole, gaf_path).result()
+    assert text is not None and read_gaf(gaf_path, text) == gaf
+    cut = tmp_path / "cut.gaf.gz"
+    cut.write_bytes(gaf_path.read_bytes()[:200_000])
+    assert read_whole(cut) is None
+
+
+def test_build_names_the_line_of_a_cut_gaf(tmp_path: Path, gaf_path: Path) -> None:
+    from termnorm_eval.splits.build import build_splits
+
+    term = "[Term]\nid: GO:0008150\nname: biological_process\nnamespace: biological_process\n"
+    (tmp_path / "go.obo").write_text("format-version: 1.2\n\n" + term, encoding="utf-8")
+    (tmp_path / "goa_human.gaf.gz").write_bytes(gaf_path.read_bytes()[:200_000])
+    with pytest.raises(TermnormError) as cut:
+        read_gaf(tmp_path / "goa_human.gaf.gz")
+    with pytest.raises(TermnormError) as built:
+        build_splits(tmp_path, ["go"])
+    assert str(built.value) == str(cut.value) and ": cannot read" in str(cut.value)
 
 
 def test_gaf_missing(tmp_path: Path) -> None:

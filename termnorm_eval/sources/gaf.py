@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,19 @@ def _label_counts(names: dict[str, int]) -> Counter[str]:
     return counts
 
 
-def read_gaf(path: str | Path) -> GafAnnotations:
+def read_whole(path: Path) -> str | None:
+    """The whole text of a GAF file (gzip or plain), or None when it cannot be read so: a broken file
+    is then read by ``read_gaf`` itself, whose error names the line. The build calls this on another
+    thread while it parses the OBO files (zlib lets it), and hands the text to ``read_gaf``."""
+    try:
+        data = path.read_bytes()
+        return (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error):
+        return None
+
+
+def read_gaf(path: str | Path, text: str | None = None) -> GafAnnotations:
+    """The annotations of a GAF file; ``text``: its content when read already (``read_whole``)."""
     path = Path(path)
     _require(path)
     out = GafAnnotations(path, None)
@@ -81,7 +94,7 @@ def read_gaf(path: str | Path) -> GafAnnotations:
     seen_header = False
     lineno = 0
     try:
-        with open_text(path) as fh:
+        with open_text(path) if text is None else io.StringIO(text, newline="") as fh:
             for lineno, line in enumerate(fh, 1):
                 if line[0] == "!":
                     seen_header = True

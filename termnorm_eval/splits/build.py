@@ -9,19 +9,22 @@ and a previous build stays intact until the new one is complete.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import gc
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources import obo
 from termnorm_eval.sources.fetch import FETCH_MANIFEST  # written by `termnorm data fetch` beside the files
-from termnorm_eval.sources.gaf import read_gaf
+from termnorm_eval.sources.gaf import read_gaf, read_whole
 from termnorm_eval.sources.hgnc import read_hgnc
 from termnorm_eval.sources.hpoa import read_hpoa
 from termnorm_eval.sources.mirrors import sha256_file
@@ -43,6 +46,7 @@ from termnorm_eval.splits.store import MANIFEST
 from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology
 
 FORMAT_VERSION = 1
+T = TypeVar("T")
 
 # Role -> accepted file names in a sources folder (exactly one of them must be there).
 SOURCE_NAMES: dict[str, tuple[str, ...]] = {
@@ -91,11 +95,39 @@ class BuiltTerminology:
     stats: dict[str, Any] = field(default_factory=dict)  # candidates, excluded, bins, ...
     index: bytes | None = None  # the release index (``release_index``), written as <key>/index.tsv.gz
 
-    def with_index(self, rows: Sequence[release_index.Row]) -> BuiltTerminology:
-        """This terminology with the release index of ``rows`` (counted in the manifest)."""
-        self.index = release_index.render(rows)
+    def with_index(self, rows: Sequence[release_index.Row], background: Background | None = None
+                   ) -> BuiltTerminology:
+        """This terminology with the release index of ``rows`` (counted in the manifest); with
+        ``background``, compressed there (``index`` is set by ``background.finish()``)."""
+        text = release_index.render_text(rows)
+        if background is None:
+            self.index = release_index.compress(text)
+        else:
+            background.run(lambda: setattr(self, "index", release_index.compress(text)))
         self.stats["release_index"] = release_index.summary(rows)
         return self
+
+
+class Background:
+    """One worker thread for the build's C-speed work (sha256 of the sources, gzip of the indexes):
+    hashlib and zlib let the Python parsing go on meanwhile, on another core. ``finish`` waits for
+    all of it and raises what any job raised."""
+
+    def __init__(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="termnorm-build")
+        self._jobs: list[concurrent.futures.Future[Any]] = []
+
+    def run(self, job: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future = self._pool.submit(job)
+        self._jobs.append(future)
+        return future
+
+    def finish(self) -> None:
+        for job in self._jobs:
+            job.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 Progress = Callable[[str], None]
@@ -173,14 +205,15 @@ def sample_terminology(
         include_unannotated=include_unannotated, ranked=ranked,
     )
 
-    def pick(ident: str) -> dict[str, str]:
-        return mentions.pick(cands.forms.get(ident, {}), seed, ident)
-
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, chosen in (("train", split.train), ("val", split.val)):
-        out[name] = [{**cands.records[i], "bin": b, "mentions": pick(i)}
-                     for i, b in sorted(chosen.items())]
     gene = spec.kind == "gene"
+    out: dict[str, list[dict[str, Any]]] = {}
+    dropped: dict[str, Counter[str]] = {}  # per split: owned forms not asked (mentions.usable)
+    for name, chosen in (("train", split.train), ("val", split.val)):
+        counts = dropped[name] = Counter()
+        out[name] = [{**cands.records[i], "bin": b} for i, b in sorted(chosen.items())]
+        for r in out[name]:
+            owned = cands.owned.get(r["id"], {}) if gene else None
+            r["mentions"] = mentions.of_record(r, owned, seed, counts)
     check_split(spec.key, out["train"], out["val"], gene=gene,
                 id_prefix=spec.id_prefix if own_prefix_only else None)
     stats = {
@@ -196,7 +229,7 @@ def sample_terminology(
     if cands.facts:
         stats["popularity_facts"] = dict(cands.facts)
     kinds = mentions.GENE_KINDS if gene else mentions.ONTOLOGY_KINDS
-    summary = mentions.summary(kinds, cands.forms, out, seed, n_bins=len(split.bins))
+    summary = mentions.summary(kinds, out, dropped, seed, n_bins=len(split.bins))
     stats["mentions"] = summary
     stats["mention_kinds"] = mentions.mention_kinds(summary)
     return BuiltTerminology(spec, out["train"], out["val"], stats)
@@ -285,9 +318,19 @@ def build_splits(
     tables = PopularityTables.read(popularity_tables)  # a broken table fails before the parse
     for key in keys:  # a design no source file could fill fails now, not after the parse
         check_capacity(key, files[NEEDS[key][0]], bins, per_bin, obo=key != "gene")
-    with _cyclic_gc_paused():
-        return _read_and_sample(files, keys, bins, per_bin, seed, progress,
-                                _Options(include_unannotated, tables, max_genes_per_reference))
+    background = Background()
+    try:
+        gaf = files.get("go_gaf")
+        gaf_text = background.run(functools.partial(read_whole, gaf)) if gaf is not None else None
+        digests = {role: background.run(functools.partial(sha256_file, path)) for role, path in files.items()}
+        with _cyclic_gc_paused():
+            out = _read_and_sample(files, keys, bins, per_bin, seed, progress,
+                                   _Options(include_unannotated, tables, max_genes_per_reference, background,
+                                            digests, gaf_text))
+        background.finish()
+        return out
+    finally:
+        background.close()
 
 
 @contextlib.contextmanager
@@ -308,6 +351,9 @@ class _Options:
     include_unannotated: bool
     tables: PopularityTables
     max_genes_per_reference: int
+    background: Background
+    digests: Mapping[str, concurrent.futures.Future[str]]  # role -> sha256 of its file, being computed
+    gaf_text: concurrent.futures.Future[str | None] | None  # the GAF's text, being read (gaf.read_whole)
 
 
 def _read_and_sample(
@@ -326,7 +372,7 @@ def _read_and_sample(
         warnings.extend(ontologies[key].warnings)
     progress("reading annotation tables" + (" and genes" if "gene" in keys else ""))
     annotated: dict[str, tuple[Mapping[str, set[str]], Mapping[str, set[str]]]] = {}
-    gaf = read_gaf(files["go_gaf"]) if "go_gaf" in files else None
+    gaf = read_gaf(files["go_gaf"], options.gaf_text.result()) if options.gaf_text is not None else None
     if gaf is not None:
         versions["go_gaf"] = gaf.data_version
         annotated["go"] = gaf.term_genes, gaf.term_pmids
@@ -369,11 +415,12 @@ def _read_and_sample(
         built[key] = sample_terminology(
             BUILTIN[key], cands, bins, per_bin, seed, strata=key == "go", popularity=popularity,
             secondary=SECONDARY[key], pool=pool, include_unannotated=options.include_unannotated
-        ).with_index(index_rows.pop(key))
+        ).with_index(index_rows.pop(key), options.background)
         built[key].stats["popularity_source"] = f"table {table}" if table else "annotations"
     progress("recording sources")
     sources = {
-        files[role].name: {"role": role, **source_provenance(files[role], versions.get(role))}
+        files[role].name: {"role": role, **source_provenance(files[role], versions.get(role),
+                                                             options.digests[role].result())}
         for role in sorted(files, key=lambda r: files[r].name)
     }
     table_sources, table_warnings = options.tables.provenance(candidates)

@@ -11,9 +11,9 @@ owns is dropped: it would let a wrong answer score.
 
 Each record carries two popularity numbers: ``popularity`` (what the bins rank by) and
 ``popularity_secondary`` (what breaks its ties); which counts they are is in ``build.POPULARITY``.
-Ontology records carry each kept synonym's type (``synonym_types``). The usable mention forms of
-each candidate (``mentions``) are kept beside the records (``Candidates.forms``): the sampler picks
-one per kind for the records it draws.
+Ontology records carry each kept synonym's type (``synonym_types``). A gene's aliases and previous
+symbols that no other approved gene has (the ones ``mentions`` may ask) are kept beside the records
+(``Candidates.owned``); the sampler picks each drawn record's ``mentions`` (``splits.mentions``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.gaf import GafAnnotations
 from termnorm_eval.sources.hgnc import HgncGene
 from termnorm_eval.sources.obo import OboResult, OboTerm
-from termnorm_eval.splits.mentions import Forms, gene_forms, ontology_forms
+from termnorm_eval.splits.mentions import Forms, gene_owned
 from termnorm_eval.text import normalize_text
 
 GO_ASPECTS = {"biological_process": "BP", "molecular_function": "MF", "cellular_component": "CC"}
@@ -44,7 +44,7 @@ class Candidates:
     excluded: Counter[str] = field(default_factory=Counter)  # concepts left out, by reason
     notes: Counter[str] = field(default_factory=Counter)  # fields left out of kept records
     facts: dict[str, Any] = field(default_factory=dict)  # about the popularity counts, for the manifest
-    forms: dict[str, Forms] = field(default_factory=dict)  # id -> usable mention forms by kind (``mentions``)
+    owned: dict[str, Forms] = field(default_factory=dict)  # gene id -> aliases, previous symbols it alone has
 
     @property
     def popularity(self) -> dict[str, int]:
@@ -120,7 +120,6 @@ def ontology_candidates(
     shared = _Owners(strings).shared
     lenient = _Owners(strings, key=normalize_text)
     records: dict[str, dict[str, Any]] = {}
-    forms: dict[str, Forms] = {}
     for t in live:
         assert t.name is not None
         if t.name.casefold() in shared:
@@ -145,7 +144,6 @@ def ontology_candidates(
                     continue
                 synonyms.append(s)
                 typed[s] = type_
-            forms[t.id] = ontology_forms(t.name, typed, notes)
         records[t.id] = {
             "id": t.id,
             "name": t.name,
@@ -156,7 +154,7 @@ def ontology_candidates(
             "aspect": a,
             "synonym_types": typed,
         }
-    return Candidates(records, +excluded, +notes, forms=forms)
+    return Candidates(records, +excluded, +notes)
 
 
 def go_aspect(term: OboTerm) -> str | None:
@@ -228,7 +226,7 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
     mention_owners = _Owners(((g.id, (g.symbol, *g.alias_symbols, *g.prev_symbols)) for g in approved),
                              key=normalize_text)
     records: dict[str, dict[str, Any]] = {}
-    forms: dict[str, Forms] = {}
+    owned: dict[str, Forms] = {}
     for g in coding:
         if not owners.unique(g.name):
             excluded["ambiguous_name"] += 1
@@ -244,7 +242,7 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
             notes["no_protein_name"] += 1
         prev = [s for s in g.prev_symbols if answer_owners.unique(s)]
         notes["ambiguous_prev_symbols_dropped"] += len(g.prev_symbols) - len(prev)
-        forms[g.id] = gene_forms(g.symbol, g.alias_symbols, prev, mention_owners.unique, notes)
+        owned[g.id] = gene_owned(g.alias_symbols, prev, mention_owners.unique, notes)
         records[g.id] = {
             "id": g.id,
             "name": g.name,
@@ -265,7 +263,7 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
         "references_over_limit": len(over),
         "largest_references": [{"pmid": p, "genes": n} for n, p in sorted(over, reverse=True)[:5]],
     }
-    return Candidates(records, +excluded, +notes, facts, forms)
+    return Candidates(records, +excluded, +notes, facts, owned)
 
 
 def candidate_bound(path: Path, obo: bool) -> tuple[int, str]:

@@ -88,8 +88,10 @@ DEFINITIONS = """\
    genes: no other approved gene has it as symbol, alias or previous symbol) and it differs from the
    concept's label or approved symbol after case and punctuation folding. Among a concept's usable
    forms of a kind one is chosen by a hash of seed, id and kind, so adding or removing a concept never
-   changes another's form. Forms left out are counted under `notes`; the rule, the seed and the
-   coverage below are in `manifest.json` (`mentions`, `mention_kinds`).
+   changes another's form. Gene aliases and previous symbols that another gene owns are counted under
+   `notes`, the records' forms not asked (the label again, obsolete synonyms) per split under
+   `mentions.dropped`; the rule, the seed and the coverage below are in `manifest.json` (`mentions`,
+   `mention_kinds`).
 """
 
 
@@ -148,18 +150,23 @@ def mention_coverage(manifest: dict[str, Any]) -> list[str]:
     """Per mention task and split: concepts with a usable form, overall and per popularity stratum."""
     lines = ["| task | with a usable form | " + " | ".join(STRATA) + " |",
              "|---|---:|" + "---:|" * len(STRATA)]
-    none = []
+    notes = []
     for key, t in manifest["terminologies"].items():
+        dropped = t.get("mentions", {}).get("dropped", {})
+        if any(dropped.values()):
+            notes.append(f"{key}: forms of the records not asked: " + "; ".join(
+                f"{split} " + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in c.items())
+                for split, c in dropped.items() if c) + ".")
         for kind, entry in t.get("mentions", {}).get("kinds", {}).items():
             if not any(v["with_form"] for v in entry["splits"].values()):
-                none.append(f"{key}: no concept has a usable `{kind}` form, so there is no "
-                            f"`{entry['direction']}` task.")
+                notes.append(f"{key}: no concept has a usable `{kind}` form, so there is no "
+                             f"`{entry['direction']}` task.")
                 continue
             for split, v in entry["splits"].items():
                 cells = [_fraction(v["by_stratum"][s]) for s in STRATA]
                 lines.append(f"| `termnorm_{key}_{entry['direction']}_{split}` | {_fraction(v)} | "
                              + " | ".join(cells) + " |")
-    return [*lines, "", *none] if none else lines
+    return [*lines, "", *(f"- {n}" for n in notes)] if notes else lines
 
 
 def _terminology_facts(key: str, t: dict[str, Any]) -> list[str]:

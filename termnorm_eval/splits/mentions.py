@@ -61,39 +61,46 @@ def synonym_kind(type_: str) -> str | None:
     return "lay" if type_ == LAYPERSON else "synonym"
 
 
-def ontology_forms(name: str, typed: Mapping[str, str], notes: Counter[str]) -> Forms:
-    """Usable forms by kind of a term named ``name`` whose kept exact synonyms are ``typed``
-    (form -> type; each already owned by this term alone); ``notes`` counts what is not usable."""
-    label = fold(name)
+def by_type(synonym_types: Mapping[str, str], dropped: Counter[str]) -> Forms:
+    """An ontology record's exact synonyms (form -> type; each owned by the term alone) by mention kind;
+    ``dropped`` counts the obsolete ones, never asked."""
     forms: Forms = {}
-    for form, type_ in typed.items():
+    for form, type_ in synonym_types.items():
         kind = synonym_kind(type_)
         if kind is None:
-            notes["mention_obsolete_synonyms"] += 1
-        elif fold(form) == label:
-            notes["mention_forms_same_as_label"] += 1
+            dropped["obsolete_synonym"] += 1
         else:
             forms.setdefault(kind, []).append(form)
-    return {k: sorted(v) for k, v in forms.items()}
+    return forms
 
 
-def gene_forms(symbol: str, aliases: Iterable[str], prevs: Iterable[str], unique: Callable[[str], bool],
+def gene_owned(aliases: Iterable[str], prevs: Iterable[str], unique: Callable[[str], bool],
                notes: Counter[str]) -> Forms:
-    """Usable forms by kind of a gene; ``unique(s)``: no other approved gene has ``s`` as symbol,
-    alias or previous symbol. ``prevs``: the record's previous symbols (no other gene's symbol or
-    previous symbol already), so what ``unique`` drops of them is another gene's alias."""
-    label = fold(symbol)
+    """A gene's aliases and previous symbols that no other approved gene has as symbol, alias or
+    previous symbol (``unique``); ``prevs``: the record's (no other gene's symbol or previous symbol
+    already), so what ``unique`` drops of them is another gene's alias. ``notes`` counts the drops."""
     forms: Forms = {}
-    for kind, values, owned in (("alias", aliases, "mention_aliases_owned_by_another_gene"),
-                                ("prev", prevs, "mention_prev_symbols_alias_of_another_gene")):
+    for kind, values, note in (("alias", aliases, "mention_aliases_owned_by_another_gene"),
+                               ("prev", prevs, "mention_prev_symbols_alias_of_another_gene")):
         for form in values:
-            if not unique(form):
-                notes[owned] += 1
-            elif fold(form) == label:
-                notes["mention_forms_same_as_symbol"] += 1
-            else:
+            if unique(form):
                 forms.setdefault(kind, []).append(form)
-    return {k: sorted(set(v)) for k, v in forms.items()}
+            else:
+                notes[note] += 1
+    return forms
+
+
+def usable(forms: Forms, label: str, dropped: Counter[str]) -> Forms:
+    """The forms (owned by the concept, by kind) that are not its ``label`` again after ``fold``,
+    sorted and distinct; ``dropped`` counts the others."""
+    own = fold(label)
+    out: Forms = {}
+    for kind, values in forms.items():
+        kept = sorted({f for f in values if fold(f) != own})
+        dropped["same_as_label"] += len(set(values)) - len(kept)
+        if kept:
+            out[kind] = kept
+    return out
 
 
 def choose(forms: Sequence[str], seed: int, ident: str, kind: str) -> str:
@@ -107,11 +114,24 @@ def pick(forms: Forms, seed: int, ident: str) -> dict[str, str]:
     return {kind: choose(f, seed, ident, kind) for kind, f in forms.items() if f}
 
 
-def summary(kinds: Sequence[str], forms: Mapping[str, Forms], splits: Mapping[str, Sequence[dict[str, Any]]],
-            seed: int, n_bins: int) -> dict[str, Any]:
-    """The manifest's ``mentions``: rule, seed, and per kind how many candidates have a usable form
-    and how many concepts of each split do, per popularity stratum (thirds of the ``n_bins`` bins)."""
-    out: dict[str, Any] = {"rule": RULE, "choice": CHOICE, "seed": seed, "kinds": {}}
+def of_record(record: Mapping[str, Any], owned: Forms | None, seed: int, dropped: Counter[str]
+              ) -> dict[str, str]:
+    """A record's ``mentions``: a gene's from ``owned`` (``gene_owned``, asked instead of its symbol),
+    an ontology term's (``owned`` None) from its ``synonym_types`` (asked instead of its name)."""
+    if owned is None:
+        forms = usable(by_type(record["synonym_types"], dropped), record["name"], dropped)
+    else:
+        forms = usable(owned, record["symbol"], dropped)
+    return pick(forms, seed, record["id"])
+
+
+def summary(kinds: Sequence[str], splits: Mapping[str, Sequence[dict[str, Any]]],
+            dropped: Mapping[str, Counter[str]], seed: int, n_bins: int) -> dict[str, Any]:
+    """The manifest's ``mentions``: rule, seed, and per kind how many concepts of each split have a
+    usable form, overall and per popularity stratum (thirds of the ``n_bins`` bins); per split, the
+    owned forms that are not asked (``dropped``: the label again, obsolete synonyms)."""
+    out: dict[str, Any] = {"rule": RULE, "choice": CHOICE, "seed": seed, "kinds": {},
+                           "dropped": {split: dict(sorted((+c).items())) for split, c in dropped.items()}}
     for kind in kinds:
         per_split: dict[str, Any] = {}
         for split, records in splits.items():
@@ -122,8 +142,7 @@ def summary(kinds: Sequence[str], forms: Mapping[str, Forms], splits: Mapping[st
                 cell["with_form"] += kind in r["mentions"]
             with_form = sum(c["with_form"] for c in strata.values())
             per_split[split] = {"concepts": len(records), "with_form": with_form, "by_stratum": strata}
-        candidates = sum(1 for f in forms.values() if f.get(kind))
-        out["kinds"][kind] = {"direction": DIRECTIONS[kind], "candidates": candidates, "splits": per_split}
+        out["kinds"][kind] = {"direction": DIRECTIONS[kind], "splits": per_split}
     return out
 
 
