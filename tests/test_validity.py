@@ -54,10 +54,10 @@ def test_go_identifier_answers_of_every_category() -> None:
     idx = _index("go")
     doc = _doc("go", "term2id", lambda d: idx.aspect.get(d["item_id"]) == "CC")
     gold = doc["answer"]
-    same_aspect = _ids("go", "live", lambda i, x: x.aspect.get(i) == "CC" and i != gold)
+    same_aspect = _ids("go", "live", lambda i, x: x.aspect.get(i) == "CC" and _unrelated(x, gold, i))
     other_aspect = _ids("go", "live", lambda i, x: x.aspect.get(i) == "BP")
     obsolete = _ids("go", "obsolete")
-    alt_of_other = _ids("go", "alt", lambda i, x: x.concept(i) != gold)
+    alt_of_other = _ids("go", "alt", lambda i, x: _unrelated(x, gold, x.concept(i)))
     digit = "1" if gold[-1] != "1" else "2"
     near = gold[:-1] + digit
     unused = next(f"GO:{n:07d}" for n in range(9_999_999, 0, -1) if f"GO:{n:07d}" not in idx.status)
@@ -66,9 +66,11 @@ def test_go_identifier_answers_of_every_category() -> None:
         f"  {gold}\n": "correct",  # trimmed, as the study compares
         f"The GO identifier is {gold}.": "lenient_only",
         gold.replace(":", "_"): "lenient_only",
-        same_aspect: "wrong_real" if not _one_digit(same_aspect, gold) else "near_miss",
+        # GO has an is_a hierarchy: a live term of the same aspect is classed by its relation to the
+        # gold (test_validity_hierarchy.py has every relation)
+        same_aspect: "wrong_unrelated" if not _one_digit(same_aspect, gold) else "near_miss",
         other_aspect: "wrong_other_aspect",
-        alt_of_other: ("wrong_real" if idx.aspect.get(idx.concept(alt_of_other)) == "CC"
+        alt_of_other: ("wrong_unrelated" if idx.aspect.get(idx.concept(alt_of_other)) == "CC"
                        else "wrong_other_aspect"),
         obsolete: "obsolete",
         unused: "nonexistent",
@@ -89,6 +91,12 @@ def test_go_identifier_answers_of_every_category() -> None:
     assert got == cases
 
 
+def _unrelated(idx: ri.ReleaseIndex, gold: str, term: str) -> bool:
+    """Neither the same term, an is_a ancestor or descendant of it, nor a sibling."""
+    return (term != gold and term not in idx.ancestors(gold) and gold not in idx.ancestors(term)
+            and set(idx.parents_of(gold)).isdisjoint(idx.parents_of(term)))
+
+
 def _one_digit(a: str, b: str) -> bool:
     return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
@@ -106,8 +114,11 @@ def test_hpo_and_hgnc_identifiers() -> None:
     assert category(hpo, "HP:1234567") == "prompt_example"
     assert category(hpo, _ids("hpo", "obsolete", lambda i, x: not _one_digit(i, hpo["answer"]))) == "obsolete"
     assert category(hpo, "GO:0005634") == "other_terminology"
-    live = _ids("hpo", "live", lambda i, x: i != hpo["answer"] and not _one_digit(i, hpo["answer"]))
-    assert category(hpo, live) == "wrong_real"  # HPO has no aspects
+    gold = hpo["answer"]
+    live = _ids("hpo", "live", lambda i, x: _unrelated(x, gold, i) and not _one_digit(i, gold))
+    assert category(hpo, live) == "wrong_unrelated"  # HPO has no aspects; its is_a hierarchy: no relative
+    gene_doc = _doc("gene", "name2id", lambda d: d["answer"] != "HGNC:11998")
+    assert category(gene_doc, "HGNC:11998") == "wrong_real"  # HGNC has no hierarchy
     gene = _doc("gene", "name2id")
     withdrawn = _ids("gene", "obsolete", lambda i, x: not _one_digit(i, gene["answer"]))
     assert category(gene, withdrawn) == "obsolete"

@@ -55,7 +55,8 @@ STUDY_PREFIX = "termnorm-study"
 FILTER_NAME = "extract"
 # The scores of every plain task, in results order. The validity shares: higher is better for
 # the two right kinds of answer (strict; only lenient), lower for every kind of wrong one.
-SCORE_METRICS: tuple[str, ...] = ("exact_match", "lenient_match", "alignment",
+# hierarchy_credit: strict, with half a point for the gold's is_a parent or child (validity_names).
+SCORE_METRICS: tuple[str, ...] = ("exact_match", "lenient_match", validity_names.CREDIT, "alignment",
                                   *(f"exact_match_{s}" for s in STRATA))
 RIGHT_CATEGORIES = ("correct", "lenient_only")
 VALIDITY_METRICS: tuple[str, ...] = validity_names.METRICS
