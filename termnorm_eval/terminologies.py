@@ -4,14 +4,32 @@ Splits store one JSON record per concept (see ``splits.store``); a *direction* s
 that record is asked about and which field is the gold answer. Harness tasks, fine-tuning data and
 the lexicalization analysis all render items from the same ``Direction`` so that what is trained is
 exactly what is scored.
+
+Two sorts of direction (issue 21):
+
+* **label directions** (``Terminology.directions``): the study's questions about a concept's own
+  label, symbol or identifier (term2id, name2symbol, ...). What fine-tuning trains on by default
+  and what the study runs.
+* **mention directions** (``Terminology.mention_directions``): the same records asked through
+  another of the concept's words, the one form ``mentions.<kind>`` the split build chose for it
+  (``splits.mentions``): ``synonym2id`` and ``lay2id`` (ontologies), ``alias2symbol`` and
+  ``prev2symbol`` (genes). Each ``mirrors`` a label direction: the same gold answer and lenient
+  answers (minus the asked form itself), the same prompts with the form in place of the label
+  (ontologies) or prompts that say what the symbol is (genes). ``Direction.mention`` is the kind,
+  None for label directions.
+
+``Terminology.all_directions`` is both, the tasks; ``Terminology.direction(name)`` finds either.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
+
+from termnorm_eval.text import normalize_text
 
 AnswerKind = Literal["id", "name"]
 # "gene": HGNC-style records (symbol, name, protein name; gene checks when building); "ontology":
@@ -26,8 +44,13 @@ TARGET_DELIMITER = " "
 
 # The version of every termnorm task (harness ``metadata.version``). 2.0: the benchmark v2 splits
 # (annotated pools, tie-respecting bins, gene popularity without mass-annotation papers, no lenient
-# answer owned by another concept). ``termnorm report`` refuses to compare scores across versions.
-TASK_VERSION = 2.0
+# answer owned by another concept). 3.0: the mention tasks (synonym2id, lay2id, alias2symbol,
+# prev2symbol) join the groups termnorm, termnorm-<key>, termnorm-train/-val, and every document
+# says whether its prompt shows its answer (answer_in_prompt; exact_match_shown/_hidden). The label
+# tasks' documents and scores are unchanged, but the group rows are not.
+# ``termnorm report`` refuses to compare scores across versions.
+TASK_VERSION = 3.0
+SPLITS = ("train", "val")  # train: what fine-tuning sees (memorization); val: held out
 
 
 def input_text(question: str) -> str:
@@ -52,21 +75,50 @@ def id_pattern(id_prefix: str, id_local: str) -> re.Pattern[str]:
     )
 
 
+def field_value(record: dict[str, Any], field: str) -> Any:
+    """A record's value of ``field``; a dotted field reads inside an object (``mentions.synonym``).
+    None when absent."""
+    value: Any = record
+    for part in field.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
 @dataclass(frozen=True)
 class Direction:
     """One way of asking: ``source`` field of a record in, ``target`` field out."""
 
     name: str  # e.g. "term2id"; part of the task name
-    source: str  # record field shown in the question
+    source: str  # record field shown in the question; dotted for a mention ("mentions.synonym")
     target: str  # record field holding the gold answer
     answer_kind: AnswerKind  # "id": case-sensitive identifier; "name": case-insensitive text
     templates: tuple[str, ...]  # templates[0] is the evaluation prompt; all are used for training
     lenient_fields: tuple[str, ...] = ()  # record fields whose values also count as correct (lenient)
+    # The mention kind asked ("synonym", "lay", "alias", "prev": the record's mentions.<kind>); None
+    # for a label direction.
+    mention: str | None = None
+    # A mention direction: the label direction whose question it asks through another form (same
+    # target and lenient answers); None for a label direction.
+    mirrors: str | None = None
+    # The splits that have documents (an added ontology may have no usable form in one split).
+    splits: tuple[str, ...] = SPLITS
+
+    @property
+    def label_direction(self) -> str:
+        """The label direction this one is (itself) or mirrors: what pairs a mention cell with its label
+        cell in a report."""
+        return self.mirrors or self.name
+
+    def source_value(self, record: dict[str, Any]) -> Any:
+        """What the question shows of ``record`` (the label, identifier, symbol or mention form)."""
+        return field_value(record, self.source)
 
     def prompt(self, record: dict[str, Any], terminology: Terminology, variant: int = 0) -> str:
         template = self.templates[variant % len(self.templates)]
         return template.format(
-            source=record[self.source],
+            source=self.source_value(record),
             label=terminology.label,
             example=terminology.id_example,
         )
@@ -75,15 +127,23 @@ class Direction:
         return str(record[self.target])
 
     def alternatives(self, record: dict[str, Any]) -> list[str]:
-        """Gold answer plus everything the lenient score accepts (synonyms, alt_ids, ...)."""
+        """Gold answer plus everything the lenient score accepts (synonyms, alt_ids, ...).
+
+        A mention direction accepts what its label direction accepts except the asked form itself,
+        compared as the lenient score compares: echoing the previous symbol asked about is no answer.
+        """
         out = [self.answer(record)]
         for f in self.lenient_fields:
             out.extend(str(v) for v in record.get(f) or [] if v)
+        if self.mention is not None:
+            asked = normalize_text(str(self.source_value(record)))
+            out = out[:1] + [a for a in out[1:] if normalize_text(a) != asked]
         return list(dict.fromkeys(out))
 
     def applies_to(self, record: dict[str, Any]) -> bool:
-        """A record takes part in this direction only when both sides are present."""
-        return bool(record.get(self.source)) and bool(record.get(self.target))
+        """A record takes part in this direction only when both sides are present (a mention
+        direction: when the record has a form of its kind)."""
+        return bool(self.source_value(record)) and bool(record.get(self.target))
 
 
 @dataclass(frozen=True)
@@ -93,9 +153,16 @@ class Terminology:
     id_prefix: str  # CURIE prefix of its identifiers: "GO", "HP", "HGNC"
     id_local: str  # regex of the local part: r"\d{7}"
     id_example: str  # a well-formed identifier shown in prompts (not a real term on purpose)
-    directions: tuple[Direction, ...]
+    directions: tuple[Direction, ...]  # the label directions (what the study trains and asks)
     description: str = ""
     kind: TerminologyKind = "ontology"
+    # The mention directions (``Direction.mention`` set), each mirroring one of ``directions``.
+    mention_directions: tuple[Direction, ...] = ()
+
+    @property
+    def all_directions(self) -> tuple[Direction, ...]:
+        """Label directions, then mention directions: every task of the terminology."""
+        return self.directions + self.mention_directions
 
     @property
     def id_regex(self) -> re.Pattern[str]:
@@ -106,10 +173,11 @@ class Terminology:
         return f"{self.id_prefix}:{local}"
 
     def direction(self, name: str) -> Direction:
-        for d in self.directions:
+        """A label or mention direction by name."""
+        for d in self.all_directions:
             if d.name == name:
                 return d
-        known = ", ".join(d.name for d in self.directions)
+        known = ", ".join(d.name for d in self.all_directions)
         raise KeyError(f"terminology {self.key!r} has no direction {name!r} (known: {known})")
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +235,29 @@ def _ontology_directions(term_word: str = "term") -> tuple[Direction, ...]:
     return (term2id, id2term)
 
 
+def _mention_of(label: Direction, name: str, kind: str, templates: tuple[str, ...] | None = None,
+                splits: tuple[str, ...] = SPLITS) -> Direction:
+    """A mention direction mirroring ``label``: the record's ``mentions.<kind>`` asked instead of
+    its label, for the same gold and lenient answers (``templates``: the label's when None)."""
+    return Direction(name=name, source=f"mentions.{kind}", target=label.target, answer_kind=label.answer_kind,
+                     templates=label.templates if templates is None else templates,
+                     lenient_fields=label.lenient_fields, mention=kind, mirrors=label.name, splits=splits)
+
+
+# Ontology mention kinds and their directions: exact synonyms (not lay), lay terms (HPO's
+# ``layperson`` synonym type). Their prompts are term2id's with the form in place of the label, so
+# only the words asked about change between a label task and its mention tasks.
+ONTOLOGY_MENTIONS = {"synonym": "synonym2id", "lay": "lay2id"}
+
+
+def _ontology_mention_directions(kinds: dict[str, tuple[str, ...]]) -> tuple[Direction, ...]:
+    """The mention directions of an ontology whose records have forms of ``kinds`` (kind -> the splits
+    that have any), in ``ONTOLOGY_MENTIONS`` order."""
+    term2id = _ontology_directions()[0]
+    return tuple(_mention_of(term2id, name, kind, splits=kinds[kind])
+                 for kind, name in ONTOLOGY_MENTIONS.items() if kinds.get(kind))
+
+
 GO = Terminology(
     key="go",
     label="GO",
@@ -175,6 +266,7 @@ GO = Terminology(
     id_example="GO:1234567",
     directions=_ontology_directions(),
     description="Gene Ontology, all three aspects (BP, MF, CC)",
+    mention_directions=_ontology_mention_directions({"synonym": SPLITS}),
 )
 
 HPO = Terminology(
@@ -185,6 +277,7 @@ HPO = Terminology(
     id_example="HP:1234567",
     directions=_ontology_directions(),
     description="Human Phenotype Ontology, Phenotypic abnormality subtree (HP:0000118)",
+    mention_directions=_ontology_mention_directions({"synonym": SPLITS, "lay": SPLITS}),
 )
 
 _GENE_DIRECTIONS = (
@@ -272,6 +365,36 @@ _GENE_DIRECTIONS = (
     ),
 )
 
+# Gene mentions: an alias symbol, a previous symbol, asked for the approved symbol (name2symbol's
+# answers). The prompts say which kind of symbol is shown: "the gene <symbol>" would read as a
+# question about a symbol that is already approved.
+_GENE_MENTION_DIRECTIONS = (
+    _mention_of(_GENE_DIRECTIONS[0], "alias2symbol", "alias", (
+        'What is the official HGNC gene symbol of the human gene with the alias symbol "{source}"? '
+        "Answer with the gene symbol only.",
+        'Give the HGNC symbol of the human gene also known by the alias "{source}". '
+        "Reply with the symbol only.",
+        'Which gene symbol does HGNC approve for the gene with the alias symbol "{source}"? '
+        "Answer with the symbol only.",
+        'Map the human gene alias "{source}" to the gene\'s approved HGNC symbol. '
+        "Answer with the symbol only.",
+        '"{source}" is an alias symbol of a human gene. What is its official symbol? '
+        "Answer with the symbol only.",
+    )),
+    _mention_of(_GENE_DIRECTIONS[0], "prev2symbol", "prev", (
+        'What is the current official HGNC gene symbol of the human gene whose previous symbol is '
+        '"{source}"? Answer with the gene symbol only.',
+        'Give the current HGNC symbol of the human gene formerly symbolized "{source}". '
+        "Reply with the symbol only.",
+        'Which gene symbol does HGNC now approve for the gene with the previous symbol "{source}"? '
+        "Answer with the symbol only.",
+        'Map the previous human gene symbol "{source}" to the gene\'s current HGNC symbol. '
+        "Answer with the symbol only.",
+        '"{source}" is a previous symbol of a human gene. What is its current official symbol? '
+        "Answer with the symbol only.",
+    )),
+)
+
 GENE = Terminology(
     key="gene",
     label="HGNC",
@@ -282,17 +405,38 @@ GENE = Terminology(
     description="Approved protein-coding human genes: HGNC symbol, approved name, HGNC ID, "
     "UniProt protein name",
     kind="gene",
+    mention_directions=_GENE_MENTION_DIRECTIONS,
 )
 
 BUILTIN: dict[str, Terminology] = {t.key: t for t in (GO, HPO, GENE)}
-SPLITS = ("train", "val")  # train: what fine-tuning sees (memorization); val: held out
+
+
+MentionKinds = dict[str, dict[str, int]]  # a manifest's mention_kinds: kind -> split -> concepts with a form
+
+
+def _mention_splits(mention_kinds: MentionKinds | None) -> dict[str, tuple[str, ...]]:
+    """kind -> the splits with forms of it, from a manifest's ``mention_kinds``; a kind no ontology
+    has is a ValueError."""
+    if mention_kinds is not None and not isinstance(mention_kinds, dict):
+        raise ValueError("mention_kinds must be an object (kind -> split -> concepts with a form)")
+    out: dict[str, tuple[str, ...]] = {}
+    for kind, counts in (mention_kinds or {}).items():
+        if kind not in ONTOLOGY_MENTIONS:
+            raise ValueError(f"mention_kinds: {kind!r} is no ontology mention kind "
+                             f"({', '.join(ONTOLOGY_MENTIONS)})")
+        if not isinstance(counts, dict):
+            raise ValueError(f"mention_kinds.{kind} must be an object of counts per split")
+        out[kind] = tuple(s for s in SPLITS if counts.get(s))
+    return out
 
 
 def ontology_terminology(
     key: str, label: str, id_prefix: str, id_local: str = r"\d+", id_example: str | None = None,
-    description: str = "",
+    description: str = "", mention_kinds: MentionKinds | None = None,
 ) -> Terminology:
-    """A terminology for any OBO ontology (used by add-ontology): term->ID and ID->term."""
+    """A terminology for any OBO ontology (used by add-ontology): term->ID and ID->term, and the
+    mention directions of the kinds ``mention_kinds`` (a manifest's: kind -> split -> concepts with a
+    form) lists, each on the splits that have a form (none: no mention directions)."""
     if not re.fullmatch(r"[a-z][a-z0-9]*", key):
         raise ValueError(f"ontology short name {key!r} must be lower-case letters and digits")
     return Terminology(
@@ -303,11 +447,22 @@ def ontology_terminology(
         id_example=id_example or f"{id_prefix}:1234567",
         directions=_ontology_directions(),
         description=description,
+        mention_directions=_ontology_mention_directions(_mention_splits(mention_kinds)),
     )
 
 
-def terminology_from_dict(spec: dict[str, Any]) -> Terminology:
-    """Inverse of ``Terminology.to_dict`` (built-in keys return the built-in definition)."""
+def with_mention_kinds(term: Terminology, mention_kinds: MentionKinds) -> Terminology:
+    """An added ontology with the mention directions its build found forms for (the manifest's
+    ``mention_kinds``); a built-in terminology is returned as it is."""
+    if BUILTIN.get(term.key) == term:
+        return term
+    return dataclasses.replace(
+        term, mention_directions=_ontology_mention_directions(_mention_splits(mention_kinds)))
+
+
+def terminology_from_dict(spec: dict[str, Any], mention_kinds: MentionKinds | None = None) -> Terminology:
+    """Inverse of ``Terminology.to_dict`` (built-in keys return the built-in definition); an added
+    ontology's mention directions come from its manifest entry's ``mention_kinds``."""
     if spec.get("key") in BUILTIN:
         return BUILTIN[spec["key"]]
     return ontology_terminology(
@@ -317,4 +472,5 @@ def terminology_from_dict(spec: dict[str, Any]) -> Terminology:
         id_local=spec.get("id_local", r"\d+"),
         id_example=spec.get("id_example"),
         description=spec.get("description", ""),
+        mention_kinds=mention_kinds,
     )

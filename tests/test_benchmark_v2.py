@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness.dataset import make_doc
 from termnorm_eval.harness.scoring import score_document
 from termnorm_eval.sources.fetch import fetch_mirror
@@ -299,29 +300,40 @@ def test_data_card_and_histogram_show_the_bins() -> None:
     assert runs == 5 * 20  # five panels (GO BP, CC, MF, HPO, genes) of 20 bars
 
 
-def test_task_version_is_2_and_reports_refuse_version_1(tmp_path: Path) -> None:
+def test_task_version_is_3_and_reports_refuse_other_versions(tmp_path: Path) -> None:
+    """3.0: mention tasks in the groups, answer_in_prompt on every document (issue 21)."""
+    from termnorm_eval.harness.taskgen import GROUP_VERSION, STUDY_TEMPLATE_FILE, TEMPLATE_FILE
     from termnorm_eval.report import compare
     from termnorm_eval.report.results import load_run
 
-    assert TASK_VERSION == 2.0
-    for path in (REPO / "tasks").glob("*termnorm*"):
-        if path.suffix == ".yaml" and "version" in path.read_text():
+    assert TASK_VERSION == 3.0 and GROUP_VERSION == 3.0
+    for path in (REPO / "tasks").iterdir():
+        if path.name.startswith("_group_") or path.name in (TEMPLATE_FILE, STUDY_TEMPLATE_FILE):
             # groups carry their own version (taskgen.GROUP_VERSION: what their rows mean)
-            want = "version: 2.1" if path.name.startswith("_group_") else "version: 2.0"
-            assert want in path.read_text(), path.name
+            assert "metadata:\n  version: 3.0\n" in path.read_text(), path.name
     task = "termnorm_go_term2id_train"
 
-    def run(folder: Path, version: float, score: float):
+    def write(folder: Path, version: float, score: float, stamp: str = "2026-01-01T00-00-00.000000") -> None:
         sub = folder / "__model"
-        sub.mkdir(parents=True)
-        (sub / "results_2026-01-01T00-00-00.000000.json").write_text(json.dumps({
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"results_{stamp}.json").write_text(json.dumps({
             "results": {task: {"alias": task, "exact_match,extract": score, "lenient_match,extract": score}},
             "versions": {task: version}, "n-samples": {task: {"original": 600, "effective": 600}},
             "config": {"model": "hf", "model_args": {"pretrained": str(folder)}},
         }))
+
+    def run(folder: Path, version: float, score: float):
+        write(folder, version, score)
         return load_run(folder, folder.name, "--base")
 
-    rep = compare.build(run(tmp_path / "v1", 1.0, 0.2), [run(tmp_path / "v2", TASK_VERSION, 0.6)])
-    tuned = [r for r in rep.rows if r.task == task and r.run == "v2"]
-    assert len(tuned) == 1 and tuned[0].strict == 0.6 and tuned[0].delta_strict is None
-    assert any(f"task version {TASK_VERSION}" in n for n in rep.footnotes.texts)
+    for old in (1.0, 2.0):  # v2's label tasks scored the same documents, but its groups meant less
+        base, tuned_run = run(tmp_path / f"v{old}", old, 0.2), run(tmp_path / f"v3-{old}", TASK_VERSION, 0.6)
+        rep = compare.build(base, [tuned_run])
+        tuned = [r for r in rep.rows if r.task == task and r.run == f"v3-{old}"]
+        assert len(tuned) == 1 and tuned[0].strict == 0.6 and tuned[0].delta_strict is None
+        assert any(f"task version {TASK_VERSION}" in n for n in rep.footnotes.texts)
+    mixed = tmp_path / "mixed"  # one run's files of two versions: refused, never merged
+    write(mixed, 2.0, 0.2)
+    write(mixed, TASK_VERSION, 0.2, "2026-01-02T00-00-00.000000")
+    with pytest.raises(TermnormError, match=r"one run holds termnorm task version 2\.0 .* and 3\.0 "):
+        load_run(mixed, "mixed", "--base")

@@ -78,7 +78,7 @@ def test_group_validity_shares_sum_to_one(go_run: dict) -> None:
     for task in GO_TASKS:  # the model answered what it was built to answer
         assert {s["resps"][0][0] for s in go_run["samples"][task]} == {ANSWER}, task
     group = res["groups"]["termnorm-go"]
-    assert res["versions"]["termnorm-go"] == str(taskgen.GROUP_VERSION) == "2.1"
+    assert res["versions"]["termnorm-go"] == str(taskgen.GROUP_VERSION) == "3.0"
     shares = {c: group[f"{vn.metric(c)},{F}"] for c in vn.CATEGORIES}
     assert math.isclose(sum(shares.values()), 1.0), shares
     # half the group's tasks ask for identifiers (the prompt's example copied), half for names

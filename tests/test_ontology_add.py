@@ -68,7 +68,8 @@ def test_cl_counts_and_problems(cl_out: AddOntologyResult) -> None:
     assert r.warnings == []
     assert r.uniform and r.popularity == UNIFORM and r.bins == 1
     assert r.tasks == ["termnorm_cl_term2id_train", "termnorm_cl_term2id_val",
-                       "termnorm_cl_id2term_train", "termnorm_cl_id2term_val"]
+                       "termnorm_cl_id2term_train", "termnorm_cl_id2term_val",
+                       "termnorm_cl_synonym2id_train", "termnorm_cl_synonym2id_val"]  # its exact synonyms
     assert r.group == "termnorm-cl"
 
 

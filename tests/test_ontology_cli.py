@@ -141,7 +141,8 @@ def test_worked_example_through_lm_eval_cli(tmp_path: Path, tiny_model: Path) ->
     assert len(files) == 1
     res = json.loads(files[0].read_text())
     tasks = ["termnorm_cl_term2id_train", "termnorm_cl_term2id_val",
-             "termnorm_cl_id2term_train", "termnorm_cl_id2term_val"]
+             "termnorm_cl_id2term_train", "termnorm_cl_id2term_val",
+             "termnorm_cl_synonym2id_train", "termnorm_cl_synonym2id_val"]
     assert sorted(res["results"]) == sorted(tasks)
     for t in tasks:
         r = res["results"][t]

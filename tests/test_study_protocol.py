@@ -26,7 +26,7 @@ GO_SYSTEM = ("You are a biomedical expert specializing in Gene Ontology (GO). Al
 def docs() -> dict[tuple[str, str], dict[str, Any]]:
     """The first val document of every built-in terminology x direction (real shipped splits)."""
     return {(t.key, d.name): build_docs(t.key, d.name, "val")[0]
-            for t in BUILTIN.values() for d in t.directions}
+            for t in BUILTIN.values() for d in t.all_directions}
 
 
 # --- the study's parser, hand-picked responses ------------------------------------------------------
@@ -138,7 +138,7 @@ def test_every_builtin_direction_has_a_study_prompt() -> None:
         assert sp.system_prompt(term).startswith("You are a biomedical expert specializing in ")
         assert sp.system_prompt(term).endswith(
             ". Always respond in valid JSON format with only the requested information.")
-        for d in term.directions:
+        for d in term.all_directions:
             prompt = sp.study_prompt(term, d.name)
             keys[(term.key, d.name)] = prompt.key
             assert prompt.template.count(sp.SOURCE) >= 1 and f'"{prompt.key}"' in prompt.template
@@ -148,8 +148,20 @@ def test_every_builtin_direction_has_a_study_prompt() -> None:
     assert keys == {("go", "term2id"): "GO_ID", ("go", "id2term"): "go_term", ("hpo", "term2id"): "HPO_ID",
                     ("hpo", "id2term"): "hpo_term", ("gene", "name2symbol"): "gene_symbol",
                     ("gene", "symbol2name"): "gene_name", ("gene", "name2id"): "HGNC_ID",
-                    ("gene", "id2name"): "gene_name", ("gene", "protein2symbol"): "gene_symbol"}
+                    ("gene", "id2name"): "gene_name", ("gene", "protein2symbol"): "gene_symbol",
+                    ("go", "synonym2id"): "GO_ID", ("hpo", "synonym2id"): "HPO_ID",
+                    ("hpo", "lay2id"): "HPO_ID",
+                    ("gene", "alias2symbol"): "gene_symbol", ("gene", "prev2symbol"): "gene_symbol"}
     assert sp.study_prompt(BUILTIN["go"], "term2id").render("nucleus").endswith("\n\nGO Term: nucleus")
+    # an ontology's mention is asked with the study's term->ID prompt, the form as the term
+    for key, direction in (("go", "synonym2id"), ("hpo", "synonym2id"), ("hpo", "lay2id")):
+        assert sp.study_prompt(BUILTIN[key], direction) is sp.study_prompt(BUILTIN[key], "term2id")
+    alias = sp.study_prompt(BUILTIN["gene"], "alias2symbol").render("RH50A")
+    assert alias.startswith('Given the human gene alias symbol "RH50A"')
+    assert alias.endswith("Alias Symbol: RH50A")
+    prev = sp.study_prompt(BUILTIN["gene"], "prev2symbol").render("RH50A")
+    assert prev.startswith('Given the previous human gene symbol "RH50A"') and prev.endswith(
+        "Previous Symbol: RH50A")
 
 
 def test_added_ontology_prompts() -> None:
@@ -163,16 +175,19 @@ def test_added_ontology_prompts() -> None:
     assert sp.study_prompt(fake_go, "term2id").key == "XO_ID"
     with pytest.raises(TermnormError, match="no study-protocol prompt for direction 'sideways'"):
         sp.study_prompt(term, "sideways")
+    with_forms = ontology_terminology("cl", "CL", "CL", r"\d{7}",
+                                      mention_kinds={"synonym": {"train": 3, "val": 2}})
+    assert sp.study_prompt(with_forms, "synonym2id") == sp.study_prompt(with_forms, "term2id")
 
 
 def test_question_source_recovers_every_records_source() -> None:
     for term in BUILTIN.values():
-        for d in term.directions:
+        for d in term.all_directions:
             for split in SPLITS:
                 records = [r for r in store.load_records(term.key, split) if d.applies_to(r)]
                 got = [sp.question_source(doc["question"], term, d)
                        for doc in build_docs(term.key, d.name, split)]
-                assert got == [str(r[d.source]) for r in records], (term.key, d.name, split)
+                assert got == [str(d.source_value(r)) for r in records], (term.key, d.name, split)
     with pytest.raises(TermnormError, match="not rendered from this direction's prompt"):
         sp.question_source("What is TP53?", BUILTIN["gene"], BUILTIN["gene"].direction("name2symbol"))
 
@@ -289,7 +304,7 @@ def test_lm_eval_run_plain_prompt(tiny_model: Path, repo_root: Path) -> None:
 def test_lm_eval_run_chat_template_group(tiny_model: Path, repo_root: Path) -> None:
     res = _run(tiny_model, repo_root, ["termnorm-study-hpo"], chat=True)
     names = sorted(taskgen.study_task_name("hpo", d.name, s)
-                   for d in BUILTIN["hpo"].directions for s in SPLITS)
+                   for d in BUILTIN["hpo"].all_directions for s in SPLITS)
     assert sorted(res["results"]) == sorted([*names, "termnorm-study-hpo"])
     for name in names:
         prompt = res["samples"][name][0]["arguments"][0][0]

@@ -15,21 +15,27 @@ from termnorm_eval.harness import taskgen
 from termnorm_eval.splits import store
 from termnorm_eval.terminologies import BUILTIN, SPLITS
 
-EXPECTED_TASKS = sorted(
-    f"termnorm_{key}_{d}_{s}"
-    for key, dirs in {
-        "go": ("term2id", "id2term"),
-        "hpo": ("term2id", "id2term"),
-        "gene": ("name2symbol", "symbol2name", "name2id", "id2name", "protein2symbol"),
-    }.items()
-    for d in dirs
-    for s in ("train", "val")
-)
+LABEL_DIRECTIONS = {
+    "go": ("term2id", "id2term"),
+    "hpo": ("term2id", "id2term"),
+    "gene": ("name2symbol", "symbol2name", "name2id", "id2name", "protein2symbol"),
+}
+MENTION_DIRECTIONS = {"go": ("synonym2id",), "hpo": ("synonym2id", "lay2id"),
+                      "gene": ("alias2symbol", "prev2symbol")}
+LABEL_TASKS = sorted(f"termnorm_{key}_{d}_{s}" for key, dirs in LABEL_DIRECTIONS.items() for d in dirs
+                     for s in ("train", "val"))
+MENTION_TASKS = sorted(f"termnorm_{key}_{d}_{s}" for key, dirs in MENTION_DIRECTIONS.items() for d in dirs
+                       for s in ("train", "val"))
+EXPECTED_TASKS = sorted(LABEL_TASKS + MENTION_TASKS)
 EXPECTED_STUDY_TASKS = sorted("termnorm-study_" + t.split("_", 1)[1] for t in EXPECTED_TASKS)
-EXPECTED_GROUPS = ["termnorm", "termnorm-gene", "termnorm-go", "termnorm-hpo", "termnorm-train",
-                   "termnorm-val"]
-EXPECTED_STUDY_GROUPS = ["termnorm-study", "termnorm-study-gene", "termnorm-study-go", "termnorm-study-hpo",
-                         "termnorm-study-train", "termnorm-study-val"]
+EXPECTED_GROUPS = ["termnorm", "termnorm-gene", "termnorm-go", "termnorm-hpo", "termnorm-labels",
+                   "termnorm-mentions", "termnorm-mentions-gene", "termnorm-mentions-go",
+                   "termnorm-mentions-hpo", "termnorm-train", "termnorm-val"]
+EXPECTED_STUDY_GROUPS = ["termnorm-study" + g[len("termnorm"):] for g in EXPECTED_GROUPS]
+
+
+def _study(tasks: list[str]) -> list[str]:
+    return sorted("termnorm-study_" + t.split("_", 1)[1] for t in tasks)
 
 
 class _Loader(yaml.SafeLoader):
@@ -83,6 +89,18 @@ def test_leaves_and_groups(repo_root: Path) -> None:
         t for t in EXPECTED_STUDY_TASKS if t.endswith("_val")]
     assert sorted(groups["termnorm-gene"]["task"]) == [t for t in EXPECTED_TASKS if "_gene_" in t]
     assert sorted(groups["termnorm-study-go"]["task"]) == [t for t in EXPECTED_STUDY_TASKS if "_go_" in t]
+    # the label tasks alone (the benchmark before mentions), the mention tasks per terminology
+    assert sorted(groups["termnorm-labels"]["task"]) == LABEL_TASKS
+    assert sorted(groups["termnorm-study-labels"]["task"]) == _study(LABEL_TASKS)
+    assert groups["termnorm-mentions"]["task"] == ["termnorm-mentions-go", "termnorm-mentions-hpo",
+                                                   "termnorm-mentions-gene"]
+    assert groups["termnorm-study-mentions"]["task"] == [
+        "termnorm-study-mentions-go", "termnorm-study-mentions-hpo", "termnorm-study-mentions-gene"]
+    for key in MENTION_DIRECTIONS:
+        mine = [t for t in MENTION_TASKS if f"_{key}_" in t]
+        assert sorted(groups[f"termnorm-mentions-{key}"]["task"]) == mine
+        assert sorted(groups[f"termnorm-study-mentions-{key}"]["task"]) == _study(mine)
+    assert sorted(groups["termnorm-val"]["task"]) == [t for t in EXPECTED_TASKS if t.endswith("_val")]
     for name, cfg in groups.items():
         metrics = taskgen.STUDY_METRICS if name.startswith(taskgen.STUDY_PREFIX) else taskgen.METRICS
         assert [m["metric"] for m in cfg["aggregate_metric_list"]] == list(metrics)

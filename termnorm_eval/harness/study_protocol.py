@@ -25,8 +25,10 @@ which documents failed to parse.
 Where the wording comes from (``StudyPrompt.origin``): the study's notebooks for GO term->ID, HPO
 term->ID (the fine-tuned Llama notebooks), GO ID->term (the GPT-4o notebook), HPO ID->term (the
 Llama 70B notebook) and protein name->gene symbol (the fine-tuned Llama notebook); the plugin's own
-wording, in the same shape, for the gene directions no notebook of the repository shows and for
-ontologies added with add-ontology. The notebooks' prompts are triple-quoted strings inside
+wording, in the same shape, for the gene directions no notebook of the repository shows (the gene
+mention directions alias2symbol and prev2symbol included) and for ontologies added with
+add-ontology. An ontology's mention directions (synonym2id, lay2id) use its term->ID prompt with the
+synonym or lay term as the term, keys unchanged. The notebooks' prompts are triple-quoted strings inside
 functions; they are reproduced dedented, without the trailing spaces of a few lines.
 """
 
@@ -250,6 +252,39 @@ Instructions:
 
 HGNC ID: {source}""", "ours")
 
+# The gene mention directions: name2symbol's shape and JSON key, saying which kind of symbol is given.
+_ALIAS2SYMBOL = StudyPrompt("gene_symbol", """\
+Given the human gene alias symbol "{source}", provide the corresponding gene symbol.
+
+Instructions:
+- Provide the EXACT official gene symbol (HUGO Gene Nomenclature Committee approved symbol)
+- The alias is another symbol of the gene: do not repeat it, avoid other aliases or previous symbols
+- Return the primary, commonly used gene symbol
+- If the alias is invalid or unknown, respond with "None"
+- Use this exact JSON format:
+
+{
+  "gene_symbol": "<gene_symbol_here>"
+}
+
+Alias Symbol: {source}""", "ours")
+
+_PREV2SYMBOL = StudyPrompt("gene_symbol", """\
+Given the previous human gene symbol "{source}", provide the corresponding current gene symbol.
+
+Instructions:
+- Provide the EXACT current official gene symbol (HUGO Gene Nomenclature Committee approved symbol)
+- The previous symbol is no longer approved: do not repeat it, avoid aliases or other previous symbols
+- Return the primary, commonly used gene symbol
+- If the symbol is invalid or unknown, respond with "None"
+- Use this exact JSON format:
+
+{
+  "gene_symbol": "<gene_symbol_here>"
+}
+
+Previous Symbol: {source}""", "ours")
+
 _BUILTIN_PROMPTS: dict[tuple[str, str], StudyPrompt] = {
     ("go", "term2id"): _GO_TERM2ID,
     ("go", "id2term"): _GO_ID2TERM,
@@ -260,6 +295,8 @@ _BUILTIN_PROMPTS: dict[tuple[str, str], StudyPrompt] = {
     ("gene", "name2id"): _NAME2ID,
     ("gene", "id2name"): _ID2NAME,
     ("gene", "protein2symbol"): _PROTEIN2SYMBOL,
+    ("gene", "alias2symbol"): _ALIAS2SYMBOL,
+    ("gene", "prev2symbol"): _PREV2SYMBOL,
 }
 
 
@@ -317,12 +354,21 @@ Do not invent or guess {label} terms. Your response must be valid JSON.""", "our
 
 
 def study_prompt(term: Terminology, direction: str) -> StudyPrompt:
-    """The study-protocol user message of one task (built-in wording, or the added-ontology shape)."""
-    if BUILTIN.get(term.key) == term and (term.key, direction) in _BUILTIN_PROMPTS:
+    """The study-protocol user message of one task (built-in wording, or the added-ontology shape).
+
+    An ontology's mention direction (synonym2id, lay2id) asks with its label direction's prompt, the
+    form in place of the term, as its plain prompt does; the gene mention directions have their own.
+    """
+    builtin = BUILTIN.get(term.key) == term
+    if builtin and (term.key, direction) in _BUILTIN_PROMPTS:
         return _BUILTIN_PROMPTS[(term.key, direction)]
-    if term.kind == "gene":
-        raise TermnormError(f"terminology {term.key!r}: no study-protocol prompt for direction {direction!r}")
-    return _ontology_prompt(term, direction)
+    if term.kind != "gene":
+        # a mention direction asks its label direction's question (an unknown name stays unknown)
+        direction = {d.name: d.label_direction for d in term.all_directions}.get(direction, direction)
+        if builtin and (term.key, direction) in _BUILTIN_PROMPTS:
+            return _BUILTIN_PROMPTS[(term.key, direction)]
+        return _ontology_prompt(term, direction)
+    raise TermnormError(f"terminology {term.key!r}: no study-protocol prompt for direction {direction!r}")
 
 
 def system_prompt(term: Terminology) -> str:

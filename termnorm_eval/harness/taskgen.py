@@ -20,10 +20,12 @@ Layout written into ``out_dir``:
 * ``_default_template_yaml`` / ``_study_template_yaml`` -- what the tasks of a family share (no
   ``.yaml`` suffix: never indexed);
 * one thin leaf per task and family;
-* ``_group_<name>.yaml`` -- groups ``termnorm-<key>`` and ``termnorm-study-<key>`` (both splits of
-  one terminology) and, with ``umbrella="termnorm"``, ``termnorm`` / ``termnorm-study`` (all
-  terminologies), ``termnorm-train`` / ``termnorm-study-train``, ``termnorm-val`` /
-  ``termnorm-study-val``. Group names contain a hyphen and no underscore so that no wildcard
+* ``_group_<name>.yaml`` -- groups ``termnorm-<key>`` (every task of one terminology, label and
+  mention directions, both splits), ``termnorm-mentions-<key>`` (its mention tasks, when it has
+  any) and, with ``umbrella="termnorm"``, ``termnorm`` (all terminologies), ``termnorm-train`` /
+  ``termnorm-val`` (every task of a split), ``termnorm-labels`` (the label tasks: the benchmark as
+  it was before mentions) and ``termnorm-mentions`` (every mention task); each with its
+  ``termnorm-study...`` mirror. Group names contain a hyphen and no underscore so that no wildcard
   above matches a group;
 * ``utils.py`` -- binds the ``!function`` hooks to the data folder. ``data_dir=None`` means the
   splits shipped inside termnorm_eval; otherwise a path relative to ``out_dir`` (an absolute one is
@@ -39,7 +41,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from termnorm_eval import atomic
@@ -85,8 +87,14 @@ TEMPLATE_FILE = "_default_template_yaml"
 STUDY_TEMPLATE_FILE = "_study_template_yaml"
 VERSION = TASK_VERSION  # defined with the record fields it versions
 # The groups' own version (what their rows mean): 2.1, every validity row averages all the group's
-# tasks (each task reports every category; before, a category averaged only the tasks of its kind).
-GROUP_VERSION = 2.1
+# tasks (each task reports every category; before, a category averaged only the tasks of its kind);
+# 3.0, termnorm, termnorm-<key> and termnorm-train/-val hold the mention tasks too (the label tasks
+# alone: termnorm-labels), new groups termnorm-mentions and termnorm-mentions-<key>.
+GROUP_VERSION = 3.0
+# Group name parts after "termnorm-" that the umbrella groups use (termnorm-study: the study
+# family's umbrella): no terminology may be named so.
+UMBRELLA_PARTS = ("train", "val", "labels", "mentions", "study")
+LABELS, MENTIONS = "labels", "mentions"
 
 _HEADER = f"# {GENERATED_MARK} (python tasks/_generate_configs.py); do not edit.\n"
 
@@ -272,38 +280,53 @@ def render_task_family(terminologies: Iterable[Terminology], *, data_dir: str | 
         raise ValueError(f"duplicate terminology keys: {keys}")
     if umbrella not in (None, TASK_PREFIX):
         raise ValueError(f"umbrella must be {TASK_PREFIX!r} or None")
+    clash = [k for k in keys if k in UMBRELLA_PARTS]
+    if clash:
+        raise ValueError(f"terminology key {clash[0]!r} would name the umbrella group {group_name(clash[0])}")
     files: dict[str, str] = {
         TEMPLATE_FILE: TEMPLATE,
         STUDY_TEMPLATE_FILE: STUDY_TEMPLATE,
         "utils.py": render_utils(_relative_data_dir(data_dir, Path(out_dir))),
     }
-    by_split: dict[str, list[str]] = {s: [] for s in SPLITS}
-    study_by_split: dict[str, list[str]] = {s: [] for s in SPLITS}
     for term in terms:
-        members, study_members = [], []
-        for d in term.directions:
-            for split in SPLITS:
-                name = task_name(term.key, d.name, split)
-                files[f"{name}.yaml"] = render_leaf(term, d, split)
-                members.append(name)
-                by_split[split].append(name)
-                study = study_task_name(term.key, d.name, split)
-                files[f"{study}.yaml"] = render_study_leaf(term, d, split)
-                study_members.append(study)
-                study_by_split[split].append(study)
-        files[f"_group_{group_name(term.key)}.yaml"] = render_group(group_name(term.key), members)
-        files[f"_group_{study_group_name(term.key)}.yaml"] = render_group(
-            study_group_name(term.key), study_members, STUDY_METRICS)
-    if umbrella:
-        files[f"_group_{umbrella}.yaml"] = render_group(umbrella, [group_name(k) for k in keys])
-        files[f"_group_{STUDY_PREFIX}.yaml"] = render_group(
-            STUDY_PREFIX, [study_group_name(k) for k in keys], STUDY_METRICS)
-        for split in SPLITS:
-            g = group_name(split)
-            files[f"_group_{g}.yaml"] = render_group(g, by_split[split])
-            sg = study_group_name(split)
-            files[f"_group_{sg}.yaml"] = render_group(sg, study_by_split[split], STUDY_METRICS)
+        for d in term.all_directions:
+            for split in d.splits:
+                files[f"{task_name(term.key, d.name, split)}.yaml"] = render_leaf(term, d, split)
+                files[f"{study_task_name(term.key, d.name, split)}.yaml"] = render_study_leaf(term, d, split)
+    for leaf, group, metrics in ((task_name, group_name, METRICS),
+                                 (study_task_name, study_group_name, STUDY_METRICS)):
+        for name, members in family_groups(terms, leaf, group, umbrella=bool(umbrella)).items():
+            files[f"_group_{name}.yaml"] = render_group(name, members, metrics)
     return files
+
+
+def family_groups(terms: list[Terminology], leaf: Callable[[str, str, str], str],
+                  group: Callable[..., str], umbrella: bool) -> dict[str, list[str]]:
+    """Group name -> members, of one family (``leaf``/``group``: its task and group namers)."""
+    out: dict[str, list[str]] = {}
+    labels: list[str] = []
+    by_split: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for term in terms:
+        out[group(term.key)] = []
+        for d in term.all_directions:
+            for split in d.splits:
+                name = leaf(term.key, d.name, split)
+                out[group(term.key)].append(name)
+                by_split[split].append(name)
+                if d.mention is None:
+                    labels.append(name)
+        mentions = [leaf(term.key, d.name, s) for d in term.mention_directions for s in d.splits]
+        if mentions:
+            out[group(MENTIONS, term.key)] = mentions
+    if umbrella:
+        out[group()] = [group(t.key) for t in terms]
+        for split in SPLITS:
+            out[group(split)] = by_split[split]
+        out[group(LABELS)] = labels
+        with_mentions = [group(MENTIONS, t.key) for t in terms if group(MENTIONS, t.key) in out]
+        if with_mentions:
+            out[group(MENTIONS)] = with_mentions
+    return out
 
 
 def _is_generated(path: Path) -> bool:
@@ -317,10 +340,10 @@ def write_task_family(terminologies: Iterable[Terminology], out_dir: str | Path,
                       data_dir: str | Path | None = None, umbrella: str | None = TASK_PREFIX) -> list[Path]:
     """Write both families into ``out_dir`` (created if needed); return the written paths.
 
-    Leaves of these terminologies that an earlier run generated but this one does not (a direction
-    that disappeared) are removed, so stale tasks never linger in the index; any other file is left
-    alone. One family per folder: ``utils.py`` binds one data folder. Each file is
-    written atomically (``termnorm_eval.atomic``).
+    Leaves and mention groups of these terminologies that an earlier run generated but this one
+    does not (a direction that disappeared) are removed, so stale tasks never linger in the index;
+    any other file is left alone. One family per folder: ``utils.py`` binds one data folder. Each
+    file is written atomically (``termnorm_eval.atomic``).
     """
     out = Path(out_dir)
     terms = list(terminologies)
@@ -331,7 +354,8 @@ def write_task_family(terminologies: Iterable[Terminology], out_dir: str | Path,
         written.append(atomic.write_file(out / name, text))
     keys = "|".join(re.escape(k) for k in {t.key for t in terms})
     prefixes = f"{re.escape(TASK_PREFIX)}|{re.escape(STUDY_PREFIX)}"
-    pattern = re.compile(rf"^(?:{prefixes})_({keys})_[^_]+_[a-z]+\.yaml$")
+    pattern = re.compile(rf"^(?:{prefixes})_({keys})_[^_]+_[a-z]+\.yaml$"
+                         rf"|^_group_(?:{prefixes})-{MENTIONS}-({keys})\.yaml$")
     for stale in out.iterdir():
         if stale.name not in files and pattern.match(stale.name) and _is_generated(stale):
             stale.unlink()

@@ -52,10 +52,11 @@ from termnorm_eval.sources.fetch import DownloadLimits, ProgressHook
 from termnorm_eval.sources.obo import OboResult
 from termnorm_eval.sources.ontology_file import read_ontology
 from termnorm_eval.splits.mentions import DIRECTIONS, ONTOLOGY_KINDS
-from termnorm_eval.terminologies import BUILTIN, SPLITS, ontology_terminology
+from termnorm_eval.terminologies import BUILTIN, ontology_terminology, with_mention_kinds
 
 MADE_BY = "termnorm add-ontology"
-RESERVED = {*BUILTIN, "train", "val", "termnorm", "all"}  # clash with built-in task or group names
+# clash with built-in task or group names (taskgen.UMBRELLA_PARTS: termnorm-train, -labels, -mentions, ...)
+RESERVED = {*BUILTIN, "train", "val", "labels", "mentions", "study", "termnorm", "all"}
 NAME_RE = re.compile(r"[a-z][a-z0-9]*")
 NAME_MAX = 32  # it becomes part of task and file names (termnorm_<name>_term2id_train.yaml, ...)
 
@@ -387,6 +388,7 @@ def add_ontology(
         counts = {"terms_in_file": len(all_ids), "terms_kept": len(obo.terms), "candidates": have,
                   "train": len(b.train), "val": len(b.val)}
         note = mention_note(b.stats["mention_kinds"], sum(len(t.synonyms) for t in obo.terms))
+        term = with_mention_kinds(term, b.stats["mention_kinds"])  # its synonym2id / lay2id tasks
         if ann is not None:
             counts["annotation_rows"] = ann.rows
         if not uniform:
@@ -449,9 +451,9 @@ def add_ontology(
         name=name, label=term.label, prefix=choice.prefix, prefix_inferred=choice.inferred,
         out_dir=out, manifest=out / "manifest.json",
         train_file=out / name / "train.jsonl", val_file=out / name / "val.jsonl",
-        tasks=[task_name(name, d.name, s) for d in term.directions for s in SPLITS],
+        tasks=[task_name(name, d.name, s) for d in term.all_directions for s in d.splits],
         group=group_name(name),
-        study_tasks=[study_task_name(name, d.name, s) for d in term.directions for s in SPLITS],
+        study_tasks=[study_task_name(name, d.name, s) for d in term.all_directions for s in d.splits],
         study_group=study_group_name(name), popularity=meaning, bins=b.stats["binning"]["bins"],
         counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
         parser=obo.parser, annotation_format=ann.format if ann else None, warnings=list(obo.warnings),

@@ -141,15 +141,20 @@ def bin_count(key: str, data_dir: str | Path | None = None) -> int:
 
 
 def terminology(key: str, data_dir: str | Path | None = None) -> Terminology:
-    """The terminology ``key``: built in, or described by the manifest of ``data_dir``."""
+    """The terminology ``key``: built in, or described by the manifest of ``data_dir`` (its ``spec``,
+    and its ``mention_kinds`` for the mention directions)."""
     if data_dir is None and key in BUILTIN:
         return BUILTIN[key]
-    spec = read_manifest(data_dir).get("terminologies", {}).get(key, {}).get("spec")
+    entry = read_manifest(data_dir).get("terminologies", {}).get(key, {})
+    spec = entry.get("spec")
     if spec is None:
         if key in BUILTIN:
             return BUILTIN[key]
         raise SplitDataError(f"{_dir(data_dir) / MANIFEST}: no terminology {key!r}")
-    return terminology_from_dict(spec)
+    try:  # an added ontology has the mention tasks its build found forms for
+        return terminology_from_dict(spec, entry.get("mention_kinds"))
+    except ValueError as e:
+        raise SplitDataError(f"{_dir(data_dir) / MANIFEST}: terminologies.{key}: {e}") from None
 
 
 def split_path(key: str, split: str, data_dir: str | Path | None = None) -> Path:
