@@ -18,21 +18,23 @@ import pytest
 
 from termnorm_eval.harness import runner, taskgen
 from termnorm_eval.harness import validity_names as vn
-from termnorm_eval.harness.dataset import answer_format
+from termnorm_eval.harness.dataset import answer_format, build_docs
 from termnorm_eval.harness.extraction import extract
 from termnorm_eval.harness.scoring import strict_match
 from termnorm_eval.splits import store
 from termnorm_eval.terminologies import BUILTIN
 
-TASKS = sorted(taskgen.task_name(t.key, d.name, s) for t in BUILTIN.values() for d in t.directions
-               for s in ("train", "val"))
+# every task: the label tasks and the mention tasks (issue 21)
+TASKS = sorted(taskgen.task_name(t.key, d.name, s) for t in BUILTIN.values() for d in t.all_directions
+               for s in d.splits)
 STUDY_TASKS = sorted(taskgen.study_task_name(t.key, d.name, s) for t in BUILTIN.values()
-                     for d in t.directions for s in ("train", "val"))
-FORMATS = {name: answer_format(d) for t in BUILTIN.values() for d in t.directions for s in ("train", "val")
+                     for d in t.all_directions for s in d.splits)
+FORMATS = {name: answer_format(d) for t in BUILTIN.values() for d in t.all_directions for s in d.splits
            for name in (taskgen.task_name(t.key, d.name, s), taskgen.study_task_name(t.key, d.name, s))}
 GROUPS = ["termnorm", "termnorm-gene", "termnorm-go", "termnorm-hpo"]
 F = taskgen.FILTER_NAME
 CORE = ("exact_match", "lenient_match", "alignment")
+STRATA_METRICS = {f"exact_match_{s}" for s in store.STRATA}
 
 
 def _env() -> dict[str, str]:
@@ -54,11 +56,13 @@ def _results(out: Path) -> dict:
     return json.loads(files[0].read_text())
 
 
-def _strata_in_first(name: str, n: int) -> set[str]:
+def _first_docs(name: str, n: int) -> list[dict]:
     _, key, direction, split = name.split("_")
-    d = BUILTIN[key].direction(direction)
-    recs = [r for r in store.load_records(key, split) if d.applies_to(r)][:n]
-    return {store.stratum(r["bin"]) for r in recs}
+    return build_docs(key, direction, split)[:n]
+
+
+def _strata_in_first(name: str, n: int) -> set[str]:
+    return {doc["stratum"] for doc in _first_docs(name, n)}
 
 
 def check_results(res: dict, tasks: list[str], limit: int, groups: list[str]) -> None:
@@ -72,10 +76,15 @@ def check_results(res: dict, tasks: list[str], limit: int, groups: list[str]) ->
             lo = -1.0 if metric == "alignment" else 0.0
             assert lo <= value <= 1.0, (name, metric, value)
         strata = _strata_in_first(name, limit)
-        assert {k.split(",")[0] for k in row if k.startswith("exact_match_") and "stderr" not in k} == {
-            f"exact_match_{s}" for s in strata}, name
+        names = {k.split(",")[0] for k in row if "stderr" not in k}
+        assert {m for m in names if m in STRATA_METRICS} == {f"exact_match_{s}" for s in strata}, name
         for s in strata:
             assert 0.0 <= row[f"exact_match_{s},{F}"] <= 1.0
+        # shown / hidden: the classes of the documents scored; the share of shown ones
+        docs = _first_docs(name, limit)
+        classes = {"exact_match_shown" if d["answer_in_prompt"] else "exact_match_hidden" for d in docs}
+        assert {m for m in names if m in ("exact_match_shown", "exact_match_hidden")} == classes, name
+        assert row[f"answer_in_prompt,{F}"] == pytest.approx(sum(d["answer_in_prompt"] for d in docs) / limit)
         assert res["higher_is_better"][name] == taskgen.HIGHER_IS_BETTER
     for g in groups:
         row = res["groups"][g]

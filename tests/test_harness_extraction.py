@@ -167,6 +167,9 @@ def test_score_document_keys_and_values() -> None:
     assert scores["exact_match"] == 0.0 and scores["lenient_match"] == 1.0
     assert scores["exact_match_mid"] == 0.0
     assert "exact_match_low" not in scores and "exact_match_high" not in scores
+    # no question, nothing shown: the hidden class, and the share of shown documents 0
+    assert scores["exact_match_hidden"] == 0.0 and "exact_match_shown" not in scores
+    assert scores["answer_in_prompt"] == 0.0
     assert scores["alignment"] == ("GO:0034629", "GO:0034629", "")
     right = score_document(doc, extracted_response(" GO:0034629\n", doc))
     assert right["exact_match"] == right["lenient_match"] == right["exact_match_mid"] == 1.0

@@ -3,8 +3,11 @@
 One task = one terminology x direction x split. Its ``custom_dataset`` returns a
 ``datasets.DatasetDict`` with the splits ``train`` and ``val`` of that direction, so the same
 object serves ``test_split`` and ``fewshot_split: train``. Records that do not apply to the
-direction (``Direction.applies_to``, e.g. genes without a protein name) are skipped. Documents
-keep the store's record order (sorted by id), so ``--limit N`` evaluates the first N records.
+direction (``Direction.applies_to``, e.g. genes without a protein name, concepts without a form of
+a mention direction's kind) are skipped. Documents keep the store's record order (sorted by id),
+so ``--limit N`` evaluates the first N records. Each names what its question shows (``source``:
+for a mention direction the form asked) and whether that question shows the gold answer
+(``answer_in_prompt``, ``scoring.answer_shown``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from termnorm_eval.embedding_model import METADATA_KEY
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness import validity
+from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
 from termnorm_eval.splits import store
 from termnorm_eval.terminologies import SPLITS, Direction, Terminology, input_text
 
@@ -24,7 +28,7 @@ FEATURE_TYPES = {
     "alternatives": ["string"], "answer_kind": "string", "answer_format": "string",
     "terminology": "string", "direction": "string", "id_prefix": "string", "id_local": "string",
     "popularity": "int64", "bin": "int64", "stratum": "string", "embedding_model": "string",
-    "release": "string",
+    "release": "string", "source": "string", ANSWER_IN_PROMPT: "bool",
 }
 
 
@@ -45,6 +49,7 @@ def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
     """One document; ``n_bins`` is the build's bin count (``store.bin_count``), whose thirds are the
     popularity strata; ``release`` the digest of the data folder's release index ('' if it has none)."""
     question = direction.prompt(record, term, variant=0)
+    answer, fmt = direction.answer(record), answer_format(direction)
     try:
         popularity, bin_index = int(record["popularity"]), int(record["bin"])
         stratum = store.stratum(bin_index, n_bins)
@@ -54,10 +59,10 @@ def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
         "item_id": str(record["id"]),
         "question": question,
         "input": input_text(question),
-        "answer": direction.answer(record),
+        "answer": answer,
         "alternatives": direction.alternatives(record),
         "answer_kind": direction.answer_kind,
-        "answer_format": answer_format(direction),
+        "answer_format": fmt,
         "terminology": term.key,
         "direction": direction.name,
         # An imported term (add-ontology --include-imported) keeps its own prefix, so that its
@@ -69,6 +74,10 @@ def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
         "stratum": stratum,
         "embedding_model": embedding_model,
         "release": release,
+        # what the question shows: the label, identifier or symbol, or the mention form asked
+        "source": str(direction.source_value(record)),
+        # the question shows the gold answer (a gene name holding its symbol): a copying gain
+        ANSWER_IN_PROMPT: answer_shown(question, answer, fmt),
     }
 
 

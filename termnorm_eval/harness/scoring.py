@@ -11,6 +11,12 @@
   and the aggregation embeds all of them at once (see ``answer_similarity``).
 * ``exact_match_<low|mid|high>``: the strict score again, emitted only under the document's
   popularity stratum, so its mean is the strict accuracy within that third of the split.
+* ``exact_match_shown`` / ``exact_match_hidden``: the strict score again, emitted only under
+  whether the prompt the model saw shows the gold answer (``answer_shown``: the document's
+  ``answer_in_prompt`` for its question; the study family's own prompt is judged itself), so a
+  gain can be read without the documents a model may answer by copying.
+* ``answer_in_prompt``: 1.0 when the prompt shows the gold answer, on every document: the share of
+  such documents.
 * ``validity_<category>``: which kind of answer it was (``validity``): 1.0 for its category, 0.0
   for every other one of both answer kinds.
 * ``parse_error`` (study-protocol tasks only): the response was no JSON object with the asked key.
@@ -18,6 +24,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +32,8 @@ from termnorm_eval.harness.extraction import extract
 from termnorm_eval.harness.validity import validity_metrics
 from termnorm_eval.harness.validity_names import PARSE_ERROR
 from termnorm_eval.text import clean_text, normalize_text
+
+ANSWER_IN_PROMPT = "answer_in_prompt"  # the document field and the metric (its share)
 
 
 def strict_match(response: str, gold: str, answer_kind: str) -> float:
@@ -47,6 +56,26 @@ def lenient_match(answer: str, alternatives: Sequence[str], answer_format: str) 
         return float(answer in alternatives)
     norm = normalize_text(answer)
     return float(any(norm == normalize_text(a) for a in alternatives))
+
+
+def answer_shown(text: str, answer: str, answer_format: str) -> bool:
+    """The gold ``answer`` appears in ``text`` (a prompt) as a whole token: not inside a longer run of
+    letters and digits ("subunit BCL7A" shows BCL7A, "BCL7AB" does not). Identifiers (CURIEs) as
+    written; gene symbols and names case-insensitively, as the lenient score compares them (copying
+    "Nek7" from "Serine/threonine-protein kinase Nek7" is a lenient NEK7)."""
+    if not answer:
+        return False
+    flags = 0 if answer_format == "curie" else re.IGNORECASE
+    return re.search(rf"(?<![^\W_]){re.escape(answer)}(?![^\W_])", text, flags) is not None
+
+
+def shows_answer(doc: dict[str, Any], prompt: str | None = None) -> bool:
+    """Whether the prompt the model saw shows the document's gold answer: the document's own flag for
+    its question, or ``prompt`` (the study family's, which shows examples of its own) judged itself."""
+    if prompt is None and ANSWER_IN_PROMPT in doc:
+        return bool(doc[ANSWER_IN_PROMPT])
+    text = (doc.get("question") or "") if prompt is None else prompt
+    return answer_shown(text, doc["answer"], doc["answer_format"])
 
 
 def answer_of(text: str, doc: dict[str, Any]) -> str:
@@ -121,6 +150,9 @@ def score_document(doc: dict[str, Any], response: Any) -> dict[str, Any]:
         f"exact_match_{doc['stratum']}": strict,
         **validity_metrics(doc, raw, answer, strict, lenient, response.shown),
     }
+    shown = shows_answer(doc, response.shown)
+    scores[f"exact_match_{'shown' if shown else 'hidden'}"] = strict
+    scores[ANSWER_IN_PROMPT] = float(shown)
     if response.parse_error is not None:
         scores[PARSE_ERROR] = float(response.parse_error)
     return scores

@@ -48,6 +48,7 @@ from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness import validity_names
 from termnorm_eval.harness.dataset import answer_format
+from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT
 from termnorm_eval.harness.study_protocol import system_prompt
 from termnorm_eval.splits.store import STRATA
 from termnorm_eval.terminologies import SPLITS, TASK_VERSION, Direction, Terminology
@@ -58,15 +59,19 @@ FILTER_NAME = "extract"
 # The scores of every plain task, in results order. The validity shares: higher is better for
 # the two right kinds of answer (strict; only lenient), lower for every kind of wrong one.
 # hierarchy_credit: strict, with half a point for the gold's is_a parent or child (validity_names).
+# exact_match_shown / _hidden: strict over the documents whose prompt shows / does not show the gold
+# answer (scoring.answer_shown); answer_in_prompt: the share of the former, lower is a cleaner task.
 SCORE_METRICS: tuple[str, ...] = ("exact_match", "lenient_match", validity_names.CREDIT, "alignment",
-                                  *(f"exact_match_{s}" for s in STRATA))
+                                  *(f"exact_match_{s}" for s in STRATA), "exact_match_shown",
+                                  "exact_match_hidden")
 RIGHT_CATEGORIES = ("correct", "lenient_only")
 VALIDITY_METRICS: tuple[str, ...] = validity_names.METRICS
-METRICS: tuple[str, ...] = (*SCORE_METRICS, *VALIDITY_METRICS)
+METRICS: tuple[str, ...] = (*SCORE_METRICS, ANSWER_IN_PROMPT, *VALIDITY_METRICS)
 # The study tasks add the study's parse errors (lower is better).
 STUDY_METRICS: tuple[str, ...] = (*METRICS, validity_names.PARSE_ERROR)
 HIGHER_IS_BETTER: dict[str, bool] = {
     **dict.fromkeys(SCORE_METRICS, True),
+    ANSWER_IN_PROMPT: False,
     **{m: m in {validity_names.metric(c) for c in RIGHT_CATEGORIES} for m in VALIDITY_METRICS},
 }
 STUDY_HIGHER_IS_BETTER: dict[str, bool] = {**HIGHER_IS_BETTER, validity_names.PARSE_ERROR: False}
