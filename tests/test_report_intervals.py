@@ -95,3 +95,31 @@ def test_interval_approaches_the_normal_interval() -> None:
 def test_includes_zero() -> None:
     assert intervals.includes_zero((0.0, 0.0)) and intervals.includes_zero((-0.1, 0.2))
     assert not intervals.includes_zero((0.01, 0.2)) and not intervals.includes_zero(None)
+
+
+@pytest.mark.parametrize("strict, close, n",
+                         [(0, 0, 10), (0, 10, 10), (3, 7, 20), (20, 20, 20), (150, 330, 600)])
+def test_credit_interval_is_the_mean_of_two_975_wilson_intervals(strict: int, close: int, n: int) -> None:
+    """hierarchy_credit = (strict + right-or-close) / 2: each half's 97.5% interval (scipy), averaged."""
+    assert stats.norm.ppf(1 - 0.025 / 2) == pytest.approx(intervals.Z975, abs=1e-12)
+    lo, hi = intervals.credit_interval(strict, close, n)  # type: ignore[misc]
+    a = stats.binomtest(strict, n).proportion_ci(confidence_level=0.975, method="wilson")
+    b = stats.binomtest(close, n).proportion_ci(confidence_level=0.975, method="wilson")
+    assert (lo, hi) == pytest.approx(((a.low + b.low) / 2, (a.high + b.high) / 2), abs=1e-12)
+    assert lo <= (strict + close) / (2 * n) <= hi
+    # wider than the 95% interval of either half alone
+    assert hi - lo >= min(x[1] - x[0] for x in (intervals.wilson(strict, n), intervals.wilson(close, n))
+                          if x is not None) - 1e-12
+    assert intervals.credit_interval(0, 0, 0) is None
+
+
+def test_credit_gain_interval_keeps_its_width_when_every_change_is_a_parent() -> None:
+    """20 documents, each wrong before and the gold's parent after: a gain of 0.5 point each. A
+    paired-difference interval (or a bootstrap) has no spread here; this one is informative."""
+    lo, hi = intervals.credit_gain_interval((0, 0), (20, 0), 20)
+    strict = intervals.mcnemar_interval(0, 0, 20, level=0.975)
+    close = intervals.mcnemar_interval(20, 0, 20, level=0.975)
+    assert (lo, hi) == pytest.approx(((strict[0] + close[0]) / 2, (strict[1] + close[1]) / 2))
+    assert lo < 0.5 <= hi and lo > 0  # clearly a gain, but not known to the point
+    cp = stats.binomtest(20, 20).proportion_ci(confidence_level=0.975, method="exact")
+    assert close[0] == pytest.approx(2 * cp.low - 1, abs=1e-9)

@@ -19,7 +19,15 @@ import pytest
 from scipy import stats
 from termnorm_cli import one_line_error, run
 
-from termnorm_eval.harness.validity_names import CATEGORIES, LABELS, PARSE_ERROR, categories_for, metric
+from termnorm_eval.harness.validity_names import (
+    CATEGORIES,
+    CLOSE_CATEGORIES,
+    CREDIT,
+    LABELS,
+    PARSE_ERROR,
+    categories_for,
+    metric,
+)
 from termnorm_eval.report import make_report, render
 from termnorm_eval.report.results import TASK_RE, load_run
 from termnorm_eval.terminologies import BUILTIN
@@ -45,6 +53,11 @@ class Doc:
     @property
     def lenient(self) -> float:
         return float(self.category in ("correct", "lenient_only"))
+
+    @property
+    def credit(self) -> float:
+        """hierarchy_credit: a parent or child answered as a bare identifier (as these documents' are)."""
+        return 1.0 if self.category == "correct" else 0.5 if self.category in CLOSE_CATEGORIES else 0.0
 
 
 def _kind(task: str) -> str:
@@ -104,6 +117,7 @@ def write_lm_eval(
                 cats = categories_for(_kind(task))
                 assert d.category in cats, (task, d.category)
                 vals |= {metric(c): float(c == d.category) for c in cats}
+                vals[CREDIT] = d.credit
                 if task.startswith("termnorm-study_"):
                     vals[PARSE_ERROR] = d.parse_error
             per_doc.append(vals)
@@ -446,7 +460,10 @@ def test_validity_section_json_csv_and_stacked_bars(tmp_path: Path, capsys, monk
     assert len(by) == 6
     for (task, run_label), v in by.items():
         docs = (base_docs if run_label == "base" else tuned_docs)[task]
-        counts = {c: sum(1 for d in docs if d.category == c) / len(docs) for c in categories_for(_kind(task))}
+        # ID_MIX has wrong_real GO answers (an index without the is_a hierarchy): the report shows
+        # wrong_real and leaves out the relations, all 0
+        cats = categories_for(_kind(task), hierarchy=False)
+        counts = {c: sum(1 for d in docs if d.category == c) / len(docs) for c in cats}
         assert v["shares"] == pytest.approx(counts, abs=1e-6)
         assert list(v["shares"]) == [c for c in CATEGORIES if c in v["shares"]]  # display order
         if task == STUDY_TRAIN:
@@ -576,3 +593,100 @@ def test_gains_figure_error_bars_are_the_paired_intervals(tmp_path: Path, monkey
     assert spans == expected
     labels = [t.get_text() for t in ax.texts]
     assert any(t.endswith(render.UNCLEAR) for t in labels)  # the held-out change
+
+
+HIERARCHY_MIX = {
+    "correct": 0.2, "lenient_only": 0.05, "no_answer": 0.05, "wrong_parent": 0.15, "wrong_child": 0.1,
+    "wrong_ancestor": 0.05, "wrong_descendant": 0.05, "wrong_sibling": 0.1, "wrong_unrelated": 0.15,
+    "nonexistent": 0.1,
+}
+
+
+def closer(docs: list[Doc], seed: int) -> list[Doc]:
+    """After fine-tuning: some wrong answers become the gold's parent, some become right."""
+    rnd = random.Random(seed)
+    out = []
+    for d in docs:
+        cat = d.category
+        if cat in ("wrong_unrelated", "nonexistent", "no_answer") and rnd.random() < 0.5:
+            cat = "wrong_parent"
+        elif cat != "correct" and rnd.random() < 0.15:
+            cat = "correct"
+        out.append(Doc(d.item_id, cat, d.popularity, d.bin))
+    return out
+
+
+def test_hierarchy_categories_and_credit_with_paired_intervals(tmp_path: Path, capsys, monkeypatch) -> None:
+    """GO identifier answers classed by is_a: the report shows the relations (not wrong_real), the
+    share of parent/child answers and the hierarchy credit before/after, with intervals computed
+    here independently (scipy: Wilson and Clopper-Pearson at 97.5%, averaged)."""
+    gene = "termnorm_gene_name2symbol_train"
+    base_docs = {PLAIN_TRAIN: make_docs(120, 1, HIERARCHY_MIX), gene: make_docs(40, 2, ID_MIX)}
+    tuned_docs = {PLAIN_TRAIN: closer(base_docs[PLAIN_TRAIN], 3), gene: improve(base_docs[gene], 4, 0.3)}
+    write_lm_eval(tmp_path / "b", BASE_ARGS, base_docs)
+    write_lm_eval(tmp_path / "t", BASE_ARGS | {"peft": "/a/lora"}, tuned_docs)
+    out = tmp_path / "out"
+    printed = _ok(["--base", str(tmp_path / "b"), "--tuned", str(tmp_path / "t"), "--out", str(out)], capsys)
+    rows = _csv(out / "report.csv")
+
+    def wilson975(k: int, n: int) -> tuple[float, float]:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.975, method="wilson")
+        return ci.low, ci.high
+
+    def gain975(gained: int, lost: int, n: int) -> tuple[float, float]:
+        m = gained + lost
+        cp = stats.binomtest(gained, m).proportion_ci(confidence_level=0.975, method="exact")
+        return m * (2 * cp.low - 1) / n, m * (2 * cp.high - 1) / n
+
+    md = (out / "report.md").read_text()
+    for role, docs in (("base", base_docs[PLAIN_TRAIN]), ("tuned", tuned_docs[PLAIN_TRAIN])):
+        r, n = rows[(PLAIN_TRAIN, role)], len(docs)
+        right = sum(d.strict for d in docs)
+        close = sum(d.category in CLOSE_CATEGORIES for d in docs)
+        assert float(r["credit"]) == pytest.approx(sum(d.credit for d in docs) / n, abs=1e-6)
+        assert float(r["close"]) == pytest.approx(close / n, abs=1e-6)
+        (alo, ahi), (blo, bhi) = wilson975(int(right), n), wilson975(int(right) + close, n)
+        assert (float(r["credit_lo"]), float(r["credit_hi"])) == pytest.approx(
+            ((alo + blo) / 2, (ahi + bhi) / 2), abs=1e-6)
+        assert float(r["credit_lo"]) <= float(r["credit"]) <= float(r["credit_hi"])
+        lo, hi = float(r["credit_lo"]), float(r["credit_hi"])
+        cell = f"{100 * float(r['credit']):.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+        assert cell in md and cell in printed
+    before, after = base_docs[PLAIN_TRAIN], tuned_docs[PLAIN_TRAIN]
+    t = rows[(PLAIN_TRAIN, "tuned")]
+    pairs = list(zip(before, after, strict=True))
+    n = len(pairs)
+    a = gain975(sum(y.strict > x.strict for x, y in pairs), sum(y.strict < x.strict for x, y in pairs), n)
+    b = gain975(sum(y.credit > 0 >= x.credit for x, y in pairs),
+                sum(x.credit > 0 >= y.credit for x, y in pairs), n)
+    base_credit = float(rows[(PLAIN_TRAIN, "base")]["credit"])
+    assert float(t["delta_credit"]) == pytest.approx(float(t["credit"]) - base_credit)
+    assert (float(t["delta_credit_lo"]), float(t["delta_credit_hi"])) == pytest.approx(
+        ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2), abs=1e-6)
+    assert float(t["delta_credit_lo"]) > 0  # the built data: many more parents after
+    assert rows[(gene, "tuned")]["delta_credit"] != ""  # genes: the strict score, in the CSV alone
+
+    rep = json.loads((out / "report.json").read_text())
+    for v in rep["validity"]:
+        if v["task"] == PLAIN_TRAIN:  # the relations, in display order right after the right answers
+            assert list(v["shares"])[:7] == ["correct", "lenient_only", "wrong_parent", "wrong_child",
+                                             "wrong_ancestor", "wrong_descendant", "wrong_sibling"]
+            assert "wrong_unrelated" in v["shares"] and "wrong_real" not in v["shares"]
+        else:  # genes have no hierarchy
+            assert "wrong_real" in v["shares"] and "wrong_parent" not in v["shares"]
+    assert "## Wrong but close: is_a parent or child" in md and "### GO term2id" in md
+    section = md.split("## Wrong but close", 1)[1]
+    assert "gene name2symbol" not in section.split("![")[0]  # only the ontology's table
+    assert "Wrong but close: GO term2id" in printed
+    assert LABELS["wrong_parent"] + " %" in md
+    assert "wrong_parent" in next(csv.DictReader((out / "validity.csv").open()))
+
+    figs = _capture_figures(monkeypatch)
+    from termnorm_eval.report import compare
+
+    base, tuned = load_run(tmp_path / "b", "base", "--base"), load_run(tmp_path / "t", "lora", "--tuned")
+    render.validity_figure(compare.build(base, [tuned]))
+    (fig,) = figs
+    labels = [x.get_text() for x in fig.axes[0].texts]
+    share = sum(d.category in CLOSE_CATEGORIES for d in after) / len(after)
+    assert f"lora (is_a parent/child {100 * share:.1f}%)" in labels

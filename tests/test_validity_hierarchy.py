@@ -162,3 +162,14 @@ def test_an_index_without_parents_classes_as_before(tmp_path: Path) -> None:
         want = "near_miss" if term == "HP:0000025" else "wrong_real"
         assert scored(doc, term) == (want, 0.0), term
     assert scored(doc, HPO_GOLD) == ("correct", 1.0)
+
+
+def test_mention_tasks_class_wrong_answers_by_the_same_hierarchy() -> None:
+    """A synonym or lay term asks for the same gold ID: its parent is a parent there too."""
+    idx = _index("hpo")
+    for direction in ("synonym2id", "lay2id"):
+        doc = next(d for d in build_docs("hpo", direction, "val") if idx.parents_of(d["item_id"]))
+        parent = idx.parents_of(doc["item_id"])[0]
+        assert scored(doc, parent) == ("wrong_parent", 0.5), direction
+    go = next(d for d in build_docs("go", "synonym2id", "val") if _index("go").children_of(d["item_id"]))
+    assert scored(go, _index("go").children_of(go["item_id"])[0]) == ("wrong_child", 0.5)

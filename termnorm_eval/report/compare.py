@@ -4,7 +4,9 @@ A delta is computed only when both sides scored the same documents under the sam
 anything else becomes "n/a" with a footnote that says why, never a number that compares two
 different things. Every accuracy gets a 95% Wilson interval; every gain with logged samples on
 both sides gets a 95% exact McNemar-based interval and McNemar's exact p (``intervals``); without
-samples the delta is the unpaired difference of the two accuracies, with a footnote.
+samples the delta is the unpaired difference of the two accuracies, with a footnote. Ontology
+identifier tasks also get their hierarchy credit (strict, half a point for the gold's is_a parent or
+child), its share of parent/child answers, and its gain with a paired interval (``intervals``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from termnorm_eval.harness.validity_names import CATEGORIES, categories_for
+from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, categories_for, metric
 from termnorm_eval.report import intervals
 from termnorm_eval.report.results import LENIENT, STRICT, Run, TaskResult
 from termnorm_eval.terminologies import BUILTIN, SPLITS
@@ -68,6 +70,15 @@ class Row:
     kept_wrong: int | None = None
     lenient_gained: int | None = None
     lenient_lost: int | None = None
+    # hierarchy_credit: strict + 0.5 for a bare parent/child ID (None: not reported); its interval is
+    # the mean of the 97.5% intervals of its two 0/1 halves (intervals.credit_interval)
+    credit: float | None = None
+    credit_lo: float | None = None
+    credit_hi: float | None = None
+    close: float | None = None  # share of answers that are an is_a parent or child of the gold
+    delta_credit: float | None = None
+    delta_credit_lo: float | None = None  # paired (needs samples with hierarchy_credit on both sides)
+    delta_credit_hi: float | None = None
     rho: float | None = None  # Spearman: popularity vs strict correctness
     rho_p: float | None = None
     has_samples: bool = False  # with samples and rho None: rho is undefined (a constant side)
@@ -78,7 +89,7 @@ class Row:
             self.notes.append(n)
 
     def ci(self, what: str) -> tuple[float, float] | None:
-        """The interval of ``strict``, ``lenient``, ``delta_strict`` or ``delta_lenient``."""
+        """The interval of ``strict``, ``lenient``, ``credit`` or a ``delta_`` of one."""
         lo, hi = getattr(self, f"{what}_lo"), getattr(self, f"{what}_hi")
         return None if lo is None or hi is None else (lo, hi)
 
@@ -136,7 +147,7 @@ def _order(key: str, direction: str) -> tuple[int, str, int, str]:
     """Built-in terminologies first in their own order, then the rest alphabetically."""
     keys = list(BUILTIN)
     if key in BUILTIN:
-        dirs = [d.name for d in BUILTIN[key].directions]
+        dirs = [d.name for d in BUILTIN[key].all_directions]
         return (keys.index(key), key, dirs.index(direction) if direction in dirs else 99, direction)
     return (len(keys), key, 0, direction)
 
@@ -155,9 +166,7 @@ def spearman(samples_pop: list[int], correct: list[float]) -> tuple[float | None
 
 
 def _wilson(k: float, n: int | None) -> tuple[float | None, float | None]:
-    if abs(k - round(k)) < 1e-6:  # a mean of 0/1 scores times n, up to float rounding
-        k = round(k)
-    ci = intervals.wilson(k, n) if n else None
+    ci = intervals.wilson(_whole(k), n) if n else None  # k: a mean of 0/1 scores times n
     return (None, None) if ci is None else ci
 
 
@@ -177,6 +186,7 @@ def _fill(row: Row, tr: TaskResult, run: Run, notes: Footnotes, warns: list[str]
         row.strict_lo, row.strict_hi = _wilson(row.strict * (row.n or 0), row.n)
     if row.lenient is not None:
         row.lenient_lo, row.lenient_hi = _wilson(row.lenient * (row.n or 0), row.n)
+    _fill_credit(row, tr)
     if tr.samples and row.strict is not None:
         mean = sum(s.strict for s in tr.samples.values()) / len(tr.samples)
         if not math.isclose(mean, row.strict, abs_tol=1e-6):  # paired numbers come from the samples
@@ -186,6 +196,26 @@ def _fill(row: Row, tr: TaskResult, run: Run, notes: Footnotes, warns: list[str]
         row.has_samples = True
         pts = [(s.popularity, s.strict) for s in tr.samples.values() if s.popularity is not None]
         row.rho, row.rho_p = spearman([p for p, _ in pts], [c for _, c in pts])
+
+
+def _fill_credit(row: Row, tr: TaskResult) -> None:
+    """Hierarchy credit, its interval and the parent/child share, from the results file's means."""
+    close = [tr.metrics.get(metric(c)) for c in CLOSE_CATEGORIES]
+    row.close = None if None in close else sum(c or 0.0 for c in close)
+    row.credit = tr.credit
+    if row.credit is None or row.strict is None or not row.n:
+        return
+    # credit = (strict + right-or-close) / 2, so n x (2 credit - strict) documents are right or close
+    k_strict = _whole(row.strict * row.n)
+    k_close = min(float(row.n), max(k_strict, _whole((2 * row.credit - row.strict) * row.n)))
+    ci = intervals.credit_interval(k_strict, k_close, row.n)
+    if ci is not None:
+        row.credit_lo, row.credit_hi = ci
+
+
+def _whole(k: float) -> float:
+    """A count from a mean times n: whole up to float rounding."""
+    return float(round(k)) if abs(k - round(k)) < 1e-6 else k
 
 
 def _paired(row: Row, b: TaskResult, t: TaskResult) -> None:
@@ -213,6 +243,16 @@ def _paired(row: Row, b: TaskResult, t: TaskResult) -> None:
         row.p_lenient = intervals.mcnemar_exact_p(row.lenient_gained, row.lenient_lost)
         row.delta_lenient_lo, row.delta_lenient_hi = intervals.mcnemar_interval(
             row.lenient_gained, row.lenient_lost, len(ids))
+    cb = [b.samples[i].credit for i in ids]
+    ca = [t.samples[i].credit for i in ids]
+    if row.delta_credit is not None and None not in cb and None not in ca:
+        # its two 0/1 halves: strict (the transitions above), and right or parent/child (credit > 0)
+        close_b = [(x or 0.0) > 0 for x in cb]
+        close_a = [(x or 0.0) > 0 for x in ca]
+        close = (sum(1 for x, y in zip(close_b, close_a, strict=True) if y and not x),
+                 sum(1 for x, y in zip(close_b, close_a, strict=True) if x and not y))
+        row.delta_credit_lo, row.delta_credit_hi = intervals.credit_gain_interval(
+            (row.gained, row.lost), close, len(ids))
 
 
 def _comparable(base: TaskResult, tuned: TaskResult, run: Run, notes: Footnotes) -> int | None:
@@ -286,6 +326,8 @@ def build(base: Run, tuned: list[Run]) -> Report:
                 row.delta_strict = row.strict - base_row.strict
             if row.lenient is not None and base_row.lenient is not None:
                 row.delta_lenient = row.lenient - base_row.lenient
+            if row.credit is not None and base_row.credit is not None:
+                row.delta_credit = row.credit - base_row.credit
             if b.samples is not None and t.samples is not None:
                 _paired(row, b, t)
             else:
@@ -309,18 +351,32 @@ def build(base: Run, tuned: list[Run]) -> Report:
 
 
 def _answer_kind(direction: str) -> str | None:
-    """The answer kind of a direction: a name means the same in every terminology that has it
-    (added ontologies reuse term2id/id2term); None for a direction this version does not know."""
-    kinds = {d.answer_kind for t in BUILTIN.values() for d in t.directions if d.name == direction}
+    """The answer kind of a direction, label or mention: a name means the same in every terminology
+    that has it (added ontologies reuse term2id/id2term/synonym2id); None for a direction this
+    version does not know."""
+    kinds = {d.answer_kind for t in BUILTIN.values() for d in t.all_directions if d.name == direction}
     return kinds.pop() if len(kinds) == 1 else None
+
+
+def hierarchy_applies(key: str, direction: str) -> bool:
+    """Identifier answers of an ontology (GO, HPO, an added one; not genes): classed by is_a."""
+    term = BUILTIN.get(key)
+    return _answer_kind(direction) == "id" and (term is None or term.kind != "gene")
 
 
 def _categories(tr: TaskResult, nonzero: set[str]) -> tuple[str, ...]:
     """The categories of the task's answer kind (validity_names), plus any other that some run
-    gave a share (tasks report every category, 0 where it does not apply), in display order."""
+    gave a share (tasks report every category, 0 where it does not apply), in display order.
+    An ontology's identifier task shows the is_a relations, not wrong_real; unless a run has
+    wrong_real answers (its index had no parents), and then the relations only where they are not 0."""
     kind = _answer_kind(tr.direction)
     common = set(categories_for("curie")) & set(categories_for("name"))
-    wanted = set(categories_for(kind) if kind else common) | nonzero
+    if kind is None:
+        wanted = common
+    else:
+        hierarchy = hierarchy_applies(tr.key, tr.direction) and "wrong_real" not in nonzero
+        wanted = set(categories_for("name" if kind == "name" else "curie", hierarchy))
+    wanted |= nonzero
     return tuple(c for c in CATEGORIES if c in wanted)
 
 

@@ -13,6 +13,11 @@
   stays informative where a bootstrap collapses to one point (every document gained: 20 of 20 gives
   [+66.3, +100] points, a bootstrap [+100, +100]). It treats m as fixed (conditional on the
   discordant count), the standard exact approach for paired proportions.
+* ``hierarchy_credit`` (1 right, 0.5 for the gold's is_a parent or child, else 0) is not a 0/1
+  score, but it is the mean of two: a = strict, b = strict or parent/child, credit = (a + b) / 2.
+  Its interval is the mean of their intervals, each at 97.5% (Wilson for a credit, the exact
+  McNemar-based interval for its gain): both hold together with at least 95% (Bonferroni), and
+  then so does their mean. No p-value: no single exact test belongs to it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import math
 
 Z95 = 1.959963984540054  # the standard normal's 97.5th percentile
+HALF_LEVEL = 0.975  # each of the two intervals a credit's interval is the mean of (Bonferroni)
+Z975 = 2.241402727604947  # the standard normal's 98.75th percentile: a two-sided 97.5% interval
 
 
 def wilson(k: float, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -81,3 +88,21 @@ def mcnemar_interval(gained: int, lost: int, n: int, level: float = 0.95) -> tup
 def includes_zero(interval: tuple[float, float] | None) -> bool:
     """True when the interval does not exclude 0 (no clear change); False when there is none."""
     return interval is not None and interval[0] <= 0.0 <= interval[1]
+
+
+def _mean(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
+
+
+def credit_interval(strict_k: float, close_k: float, n: int) -> tuple[float, float] | None:
+    """Interval of a hierarchy credit from ``strict_k`` right documents and ``close_k`` right or
+    parent/child ones, of n (see the module's docstring); None for ``n == 0``."""
+    a, b = wilson(strict_k, n, Z975), wilson(close_k, n, Z975)
+    return None if a is None or b is None else _mean(a, b)
+
+
+def credit_gain_interval(strict: tuple[int, int], close: tuple[int, int], n: int) -> tuple[float, float]:
+    """Interval of the paired gain in hierarchy credit: ``strict`` and ``close`` are the (gained,
+    lost) documents of its two 0/1 halves (strict; right or parent/child) over the same n documents."""
+    return _mean(mcnemar_interval(*strict, n, level=HALF_LEVEL),
+                 mcnemar_interval(*close, n, level=HALF_LEVEL))

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from termnorm_eval.analysis.files import csv_text, figure_png, json_text, pyplot
-from termnorm_eval.harness.validity_names import CATEGORIES, LABELS
+from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, LABELS
 from termnorm_eval.report import intervals
 from termnorm_eval.report.compare import Pair, Report, Row, ValidityRow, summary
 from termnorm_eval.report.results import STUDY, Run
@@ -33,7 +33,9 @@ CSV_COLUMNS = (
     "strict", "strict_lo", "strict_hi", "lenient", "lenient_lo", "lenient_hi",
     "delta_strict", "delta_strict_lo", "delta_strict_hi", "p_strict",
     "delta_lenient", "delta_lenient_lo", "delta_lenient_hi", "p_lenient", "paired",
-    "gained", "lost", "kept_correct", "kept_wrong", "lenient_gained", "lenient_lost", "rho", "rho_p", "notes",
+    "gained", "lost", "kept_correct", "kept_wrong", "lenient_gained", "lenient_lost",
+    "credit", "credit_lo", "credit_hi", "close", "delta_credit", "delta_credit_lo", "delta_credit_hi",
+    "rho", "rho_p", "notes",
 )
 ROW_HEAD = ("split", "run", "n", "strict % [95% CI]", "lenient % [95% CI]", "Δ strict pp [95% CI]",
             "p strict", "Δ lenient pp [95% CI]", "p lenient", "gained", "lost", "kept right", "kept wrong",
@@ -46,6 +48,17 @@ INTERVALS_TEXT = (
     "the delta is the unpaired difference, with no interval."
 )
 UNCLEAR_TEXT = f"{UNCLEAR} the gain's 95% paired interval includes 0: no clear change."
+CREDIT_HEAD = ("split", "run", "n", "strict %", "is_a parent or child %", "hierarchy credit % [95% CI]",
+               "Δ credit pp [95% CI]")
+CREDIT_TEXT = (
+    "Wrong but close: the share of answers that are an is_a parent or child of the gold term (in the "
+    "release the splits come from; classed as the validity categories are, on the extracted answer). "
+    "Hierarchy credit: 1 for a strict-correct answer, 0.5 for a response that is exactly a parent's or "
+    "child's identifier (the strict rule, so a parent in a sentence earns nothing, like the gold in one), "
+    "else 0. It is the mean of two 0/1 scores (strict; strict or parent/child), and its interval the mean "
+    "of their 97.5% intervals (Wilson; for the gain the exact McNemar-based one, paired): at least 95% "
+    "together (Bonferroni). Shown for ontology identifier tasks whose release index has the is_a hierarchy."
+)
 VALIDITY_MISSING = ("Answer validity: not shown, no results file holds validity_<category> metrics "
                     "(made by a plugin version before them).")
 
@@ -174,6 +187,26 @@ def _validity_pairs(report: Report) -> list[Pair]:
     return list(dict.fromkeys((v.family, v.key, v.direction) for v in report.validity))
 
 
+def credit_pairs(report: Report) -> list[Pair]:
+    """The tables whose answers are classed by is_a (their categories hold the relations) and that
+    some run reports a hierarchy credit for."""
+    return [p for p in _validity_pairs(report) if "wrong_parent" in report.validity_categories.get(p, ())
+            and any(r.credit is not None for r in report.rows if (r.family, r.key, r.direction) == p)]
+
+
+def _credit_table(report: Report, pair: Pair) -> list[list[str]]:
+    """Cells of one pair's hierarchy-credit table (CREDIT_HEAD)."""
+    cells = []
+    prev = None
+    for row in (r for r in report.rows if (r.family, r.key, r.direction) == pair):
+        line = ["" if row.split == prev else SPLIT_TITLE.get(row.split, row.split), row.run, _int(row.n),
+                _pct(row.strict), _pct(row.close), _acc(row.credit, row.ci("credit")),
+                "" if row.role == "base" else _gain(row.delta_credit, row.ci("delta_credit"))]
+        prev = row.split
+        cells.append(line)
+    return cells
+
+
 def terminal(report: Report) -> Group:
     # Text() is literal; strings given to Table (cells, titles) are rich markup and are escaped.
     parts: list[Any] = [Text("\n".join(_runs_lines(report)), style="dim")]
@@ -212,6 +245,16 @@ def terminal(report: Report) -> Group:
             parts.append(t)
     else:
         parts.append(Text(VALIDITY_MISSING, style="dim"))
+    for pair in credit_pairs(report):
+        t = Table(title=rich_text(f"Wrong but close: {pair_title(pair[1], pair[2], pair[0])}"),
+                  title_justify="left")
+        for h in CREDIT_HEAD:
+            t.add_column(rich_text(h), no_wrap=True, justify="left" if h in ("split", "run") else "right")
+        for line in _credit_table(report, pair):
+            t.add_row(*map(rich_text, line))
+        parts.append(t)
+    if credit_pairs(report):
+        parts.append(Text(clean_text(CREDIT_TEXT), style="dim"))
     parts.append(Text(clean_text(INTERVALS_TEXT + " " + UNCLEAR_TEXT), style="dim"))
     if report.footnotes.texts:
         notes = "\n".join(f"[{i}] {txt}" for i, txt in enumerate(report.footnotes.texts, 1))
@@ -255,6 +298,11 @@ def markdown(report: Report, figures: Sequence[str]) -> str:
             lines += [*_md_table(head, cells), ""]
     else:
         lines += [md_cell(VALIDITY_MISSING), ""]
+    if credit_pairs(report):
+        lines += ["## Wrong but close: is_a parent or child", "", md_cell(CREDIT_TEXT), ""]
+        for pair in credit_pairs(report):
+            lines += [f"### {md_cell(pair_title(pair[1], pair[2], pair[0]))}", ""]
+            lines += [*_md_table(CREDIT_HEAD, _credit_table(report, pair)), ""]
     for fig in figures:
         lines += [f"![{fig}]({fig})", ""]
     if report.footnotes.texts:
@@ -328,7 +376,9 @@ def json_out(report: Report) -> str:
         "intervals": {"accuracy": "wilson", "level": 0.95,
                       "gain": "exact McNemar-based: Clopper-Pearson on gained of gained + lost, "
                               "scaled to (gained - lost) / n",
-                      "gain_p": "exact McNemar (two-sided binomial on gained vs lost)"},
+                      "gain_p": "exact McNemar (two-sided binomial on gained vs lost)",
+                      "credit": "mean of the 97.5% intervals of strict and of strict-or-parent/child "
+                                "(Wilson; for its gain exact McNemar-based): >= 95% by Bonferroni"},
         "summary": [_round(r) for r in summary(report)], "rows": [_row_dict(r) for r in report.rows],
         "by_bin": [{"family": f, "terminology": k, "direction": d, "split": s, "run": r,
                     "bins": {str(b): {"n": v.n, "strict": v.strict, "strict_lo": v.lo, "strict_hi": v.hi}
@@ -484,6 +534,9 @@ def validity_figure(report: Report) -> bytes:
             text = run if v is not None and v.shares is not None else f"{run}: {NA}"
             if v is not None and v.parse_error is not None:
                 text += f" (parse error {_pct(v.parse_error)}%)"
+            close = sum((v.shares or {}).get(c, 0.0) for c in CLOSE_CATEGORIES) if v is not None else 0.0
+            if close:  # wrong but close: the share the segments above the right answers add up to
+                text += f" (is_a parent/child {_pct(close)}%)"
             ax.text(x, 101, mpl_text(text), rotation=90, ha="center", va="bottom", fontsize=6)
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels([mpl_text(t) for t in tasks], rotation=30, ha="right", fontsize=7)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.harness.validity_names import CATEGORIES, METRICS, PARSE_ERROR, PREFIX
+from termnorm_eval.harness.validity_names import CATEGORIES, CREDIT, METRICS, PARSE_ERROR, PREFIX
 from termnorm_eval.text import clean_text
 
 PLAIN, STUDY = "termnorm", "termnorm-study"
@@ -49,6 +49,7 @@ class Sample:
     lenient: float | None
     popularity: int | None
     bin: int | None
+    credit: float | None = None  # hierarchy_credit (None: made before it)
 
 
 @dataclass
@@ -75,6 +76,11 @@ class TaskResult:
     @property
     def parse_error(self) -> float | None:
         return self.metrics.get(PARSE_ERROR)
+
+    @property
+    def credit(self) -> float | None:
+        """hierarchy_credit (None in files made before it)."""
+        return self.metrics.get(CREDIT)
 
 
 @dataclass
@@ -189,7 +195,7 @@ def _short(value: Any) -> str:
 def metric_range(metric: str) -> tuple[float, float] | None:
     """The values a termnorm metric can take: accuracies are fractions, alignment a cosine; None
     for metrics this report does not know (they are kept only when they are plain numbers)."""
-    if metric in (STRICT, LENIENT, PARSE_ERROR) or metric.startswith((STRICT + "_", PREFIX)):
+    if metric in (STRICT, LENIENT, PARSE_ERROR, CREDIT) or metric.startswith((STRICT + "_", PREFIX)):
         return (0.0, 1.0)  # accuracies and shares
     if metric == ALIGNMENT:
         return (-1.0, 1.0)
@@ -284,6 +290,7 @@ def load_samples(path: Path, filt: str) -> dict[str, Sample]:
                 lenient=_score(rec.get(LENIENT), where, LENIENT),
                 popularity=_count(doc.get("popularity"), where, "doc.popularity"),
                 bin=_count(doc.get("bin"), where, "doc.bin"),
+                credit=_score(rec.get(CREDIT), where, CREDIT),
             )
     return out
 
