@@ -176,3 +176,14 @@ def test_custom_dataset_carries_the_new_fields() -> None:
     assert row["item_id"] == rec["id"] and row["source"] == rec["mentions"]["lay"]
     assert row["answer_in_prompt"] is False
     assert json.dumps(row)  # plain values, as the samples log writes them
+
+
+def test_readme_task_table_counts_are_the_data() -> None:
+    """The README's task table: documents per split of every mention direction, and protein2symbol's."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    for t in BUILTIN.values():
+        for d in t.mention_directions:
+            train, val = (len(_docs(t.key, d.name, s)) for s in SPLITS)
+            assert f"`{d.name}` {train} / {val}" in text, (t.key, d.name)
+    train, val = (len(_docs("gene", "protein2symbol", s)) for s in SPLITS)
+    assert f"`protein2symbol` ({train} / {val}:" in text
