@@ -268,3 +268,49 @@ def test_custom_dataset_accepts_harness_metadata() -> None:
     assert plain["val"][0]["embedding_model"] == ""
     with pytest.raises(TermnormError, match="no direction 'sideways'"):
         load_task_dataset(terminology="go", direction="sideways")
+
+
+def test_added_ontology_mention_tasks_follow_its_manifest(tmp_path: Path) -> None:
+    """An added ontology has the mention tasks its manifest's mention_kinds lists, on the splits with
+    forms; a rebuild without them removes their leaves and group; a key naming an umbrella group is
+    refused."""
+    from lm_eval.tasks import TaskManager
+
+    from termnorm_eval.terminologies import ontology_terminology
+
+    kinds = {"synonym": {"train": 313, "val": 0}}
+    data = tmp_path / "data"
+    (data / "goslim").mkdir(parents=True)
+    for split in SPLITS:  # real records with their mentions, re-labelled as the new ontology
+        shutil.copy(store.split_path("go", split), data / "goslim" / f"{split}.jsonl")
+    spec = ontology_terminology("goslim", "GO", "GO", r"\d{7}").to_dict()
+    (data / "manifest.json").write_text(json.dumps(
+        {"terminologies": {"goslim": {"spec": spec, "mention_kinds": kinds}}}), encoding="utf-8")
+    term = store.terminology("goslim", data)
+    out = tmp_path / "tasks"
+    taskgen.write_task_family([term], out, data_dir=data, umbrella=None)
+    groups = {cfg["group"]: cfg["task"] for p in out.glob("_group_*.yaml") if (cfg := _yaml(p))}
+    assert groups["termnorm-mentions-goslim"] == ["termnorm_goslim_synonym2id_train"]  # no val forms
+    assert groups["termnorm-study-mentions-goslim"] == ["termnorm-study_goslim_synonym2id_train"]
+    assert "termnorm_goslim_synonym2id_train" in groups["termnorm-goslim"]
+    assert not (out / "termnorm_goslim_synonym2id_val.yaml").exists()
+    tm = TaskManager(include_path=str(out), include_defaults=False)
+    task = tm.load(["termnorm_goslim_synonym2id_train"])["tasks"]["termnorm_goslim_synonym2id_train"]
+    docs = list(task.test_docs())
+    records = [r for r in store.load_records("go", "train") if "synonym" in r["mentions"]]
+    assert [d["source"] for d in docs] == [r["mentions"]["synonym"] for r in records]
+
+    (data / "manifest.json").write_text(json.dumps({"terminologies": {"goslim": {"spec": spec}}}),
+                                        encoding="utf-8")
+    taskgen.write_task_family([store.terminology("goslim", data)], out, data_dir=data, umbrella=None)
+    assert not list(out.glob("*synonym2id*")) and not list(out.glob("_group_*mentions*"))
+    with pytest.raises(ValueError, match="would name the umbrella group termnorm-mentions"):
+        taskgen.render_task_family([ontology_terminology("mentions", "M", "M")])
+
+
+@pytest.mark.parametrize("name", [*taskgen.UMBRELLA_PARTS, "termnorm"])
+def test_add_ontology_refuses_a_name_that_is_an_umbrella_group(name: str) -> None:
+    from termnorm_eval.ontology.add import check_name
+
+    with pytest.raises(TermnormError, match="clashes with a built-in terminology or group"):
+        check_name(name)
