@@ -114,15 +114,19 @@ def pick(forms: Forms, seed: int, ident: str) -> dict[str, str]:
     return {kind: choose(f, seed, ident, kind) for kind, f in forms.items() if f}
 
 
+def record_forms(record: Mapping[str, Any], owned: Forms | None, dropped: Counter[str]) -> Forms:
+    """A record's usable forms by kind: a gene's from ``owned`` (``gene_owned``, asked instead of its
+    symbol), an ontology term's (``owned`` None) from its ``synonym_types`` (asked instead of its name).
+    Also what fine-tuning's ``train_forms`` trains (finetune/data.py)."""
+    if owned is None:
+        return usable(by_type(record.get("synonym_types") or {}, dropped), record["name"], dropped)
+    return usable(owned, record["symbol"], dropped)
+
+
 def of_record(record: Mapping[str, Any], owned: Forms | None, seed: int, dropped: Counter[str]
               ) -> dict[str, str]:
-    """A record's ``mentions``: a gene's from ``owned`` (``gene_owned``, asked instead of its symbol),
-    an ontology term's (``owned`` None) from its ``synonym_types`` (asked instead of its name)."""
-    if owned is None:
-        forms = usable(by_type(record["synonym_types"], dropped), record["name"], dropped)
-    else:
-        forms = usable(owned, record["symbol"], dropped)
-    return pick(forms, seed, record["id"])
+    """A record's ``mentions``: one form per kind of its ``record_forms``."""
+    return pick(record_forms(record, owned, dropped), seed, record["id"])
 
 
 def summary(kinds: Sequence[str], splits: Mapping[str, Sequence[dict[str, Any]]],
