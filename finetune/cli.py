@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import sys
 from pathlib import Path
@@ -25,11 +26,14 @@ def shown_default(key: str) -> str | bool:
     f = FIELDS[key]
     if "required" in f.metadata:
         return False
-    if f.default is None:
+    default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+    if default is None:
         return str(f.metadata["unset"]) if "unset" in f.metadata else False
-    if isinstance(f.default, bool):
-        return "on" if f.default else "off"
-    return f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, list):
+        return ",".join(map(str, default))
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
 # typer reads options from the function's signature; ``Annotated`` is applied to a type computed

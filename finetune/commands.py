@@ -1,8 +1,10 @@
-"""The `lm_eval` commands that score an adapter on the tasks it was trained for."""
+"""The `lm_eval` commands that score an adapter on the tasks it was trained for (and the mention
+tasks that ask its concepts through other forms)."""
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from termnorm_eval.errors import TermnormError
@@ -10,7 +12,7 @@ from termnorm_eval.harness import runner
 from termnorm_eval.harness.runner import model_args as build_model_args
 from termnorm_eval.harness.taskgen import task_name
 from termnorm_eval.splits import store
-from termnorm_eval.terminologies import SPLITS
+from termnorm_eval.terminologies import SPLITS, Direction
 
 
 def include_path(data_dir: str | Path | None) -> Path | None:
@@ -77,14 +79,18 @@ def scoring_commands(
     gguf_file: str | None,
     chat: bool,
     limit: int | None,
+    mention_directions: Sequence[Direction] = (),
 ) -> dict[str, str]:
-    """{"train": cmd, "val": cmd}: memorization on the trained split, generalization on held-out."""
+    """{"train": cmd, "val": cmd}: memorization on the trained split, generalization on held-out;
+    each also on the ``mention_directions`` (the same concepts through another form) that have
+    documents in that split."""
     inc = include_path(data_dir)
     return {
         split: lm_eval_command(
             base_model=base_model,
             adapter_dir=adapter_dir,
-            tasks=[task_name(key, d, split) for d in directions],
+            tasks=[task_name(key, d, split) for d in directions]
+            + [task_name(key, m.name, split) for m in mention_directions if split in m.splits],
             gguf_file=gguf_file,
             include=inc,
             chat=chat,

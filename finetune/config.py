@@ -142,6 +142,28 @@ class ModuleNames:
         return f"{ALL_LINEAR} or module names"
 
 
+FORM_KINDS: Final = ("label", "synonym", "lay", "alias", "prev")  # train_forms values (splits.mentions kinds)
+
+
+@dataclass(frozen=True)
+class FormKinds:
+    """``train_forms``: ``label`` (always trained, so always listed) and mention kinds; which kinds a
+    terminology has is checked with its data (finetune/data.py)."""
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, list) or not value:
+            return f"must list label and any of {', '.join(FORM_KINDS[1:])}"
+        bad = [v for v in value if v not in FORM_KINDS]
+        if bad:
+            return f"must be among {', '.join(FORM_KINDS)} (got {short(bad[0])})"
+        if FORM_KINDS[0] not in value:
+            return f"must include label: the labels are always trained (got {short(value)})"
+        return None
+
+    def __str__(self) -> str:
+        return f"label plus any of {', '.join(FORM_KINDS[1:])}"
+
+
 @dataclass
 class FinetuneConfig:
     """Settings of one ``termnorm-finetune`` run (each field's ``help`` says what it does).
@@ -160,8 +182,15 @@ class FinetuneConfig:
         "help": "Terminology key (go, hpo, gene, or one added with add-ontology).",
         "flags": ("-t",), "panel": DATA})
     directions: list[str] | None = field(default=None, metadata={
-        "help": "Comma-separated directions, e.g. term2id,id2term.", "panel": DATA,
-        "unset": "all of the terminology", "check": NonEmpty("direction")})
+        "help": "Comma-separated label directions, e.g. term2id,id2term (a mention direction such as "
+        "synonym2id is refused: see --train-forms).", "panel": DATA,
+        "unset": "all label directions of the terminology", "check": NonEmpty("direction")})
+    train_forms: list[str] = field(default_factory=lambda: ["label"], metadata={
+        "help": "What the trained concepts are asked through: label (always), plus forms of the kinds "
+        "synonym, lay (ontologies), alias, prev (genes): every usable form of the kind except the one "
+        "a mention task asks, in that task's prompts, so its _train split still asks a form training "
+        "never showed (does form training transfer to unseen forms?).", "panel": DATA,
+        "check": FormKinds()})
     data_dir: str | None = field(default=None, metadata={
         "help": "Split folder (manifest.json + <key>/train.jsonl); e.g. add-ontology's output.",
         "panel": DATA, "metavar": "<path>", "unset": "the shipped splits"})
@@ -215,8 +244,9 @@ class FinetuneConfig:
         "check": IntRange(0, 2**32 - 1),  # what numpy's and torch's seeding accept
         "trl": "seed"})
     limit_pairs: int | None = field(default=None, metadata={
-        "help": "Train only on the first N records per direction, in store order (tests, demos); "
-        "the printed lm_eval commands then use --limit N.", "panel": DATA, "unset": "all records",
+        "help": "Train only on the first N records per direction, in store order, and those of the "
+        "first N documents of its mention tasks (tests, demos); the printed lm_eval commands then use "
+        "--limit N, which scores trained concepts only.", "panel": DATA, "unset": "all records",
         "check": IntRange(1, _I32)})
     save_steps: int = field(default=200, metadata={
         "help": "Write a checkpoint every N optimizer steps.", "panel": RUN, "check": IntRange(1, _I32),

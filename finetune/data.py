@@ -6,20 +6,35 @@ is the evaluation prompt, the others are paraphrases, as in the study). The prom
 chat template the rows are conversational (TRL applies the template, as lm-eval's
 ``--apply_chat_template`` does); without one the completion is ``" " + answer + "\\n"``: the
 harness's target delimiter before, and the newline the harness stops at after.
+
+Labels only by default (the study's design): the label directions (``Terminology.directions``);
+a mention direction (synonym2id, alias2symbol, ...) is never trained as such. ``train_forms``
+adds, for the trained concepts, their other usable forms of a kind (``splits.mentions.record_forms``,
+the rule the build chose the mention tasks' forms by), rendered with that kind's mention prompts
+(for ontologies the label direction's own templates): every usable form of the kind EXCEPT the one
+a mention task asks about the concept (``mentions.<kind>``, any kind, compared after ``fold``), so
+the ``_train`` mention tasks still ask forms training never showed: concept transfer, not recall.
+
+With ``limit_pairs`` N a label direction trains the records of the first N documents of its own
+``_train`` task and of each mention task that mirrors it, so ``--limit N`` scores trained concepts
+only in every one of those tasks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.mirrors import sha256_file
-from termnorm_eval.splits import store
+from termnorm_eval.splits import mentions, release_index, store
 from termnorm_eval.terminologies import TARGET_DELIMITER, Direction, Terminology, input_text
 
 STOP = "\n"  # the harness's `until`
+LABEL = "label"  # the train_forms value of the label directions' own pairs, always trained
 
 
 @dataclass(frozen=True)
@@ -33,12 +48,24 @@ class TrainingSet:
     data_manifest_sha256: str
     train_split_sha256: str
     n_templates: int
+    train_forms: tuple[str, ...] = (LABEL,)
+    # (kind, record id, form) per trained form pair (train_forms), after the label pairs
+    form_pairs: list[tuple[str, str, str]] = field(default_factory=list)
+    # the mention directions mirroring the trained ones: the tasks that ask the same concepts
+    mention_directions: tuple[Direction, ...] = ()
 
     @property
     def pairs_per_direction(self) -> dict[str, int]:
         out = dict.fromkeys(self.directions, 0)
         for d, _ in self.pairs:
             out[d] += 1
+        return out
+
+    @property
+    def form_pairs_per_kind(self) -> dict[str, int]:
+        out = dict.fromkeys((k for k in self.train_forms if k != LABEL), 0)
+        for kind, _, _ in self.form_pairs:
+            out[kind] += 1
         return out
 
 
@@ -52,15 +79,91 @@ def resolve_terminology(key: str, data_dir: str | Path | None) -> Terminology:
 
 
 def resolve_directions(term: Terminology, names: list[str] | None) -> tuple[Direction, ...]:
+    """The label directions named (all of them when none is); a mention direction is refused."""
     if not names:
         return term.directions
     out = []
     for n in names:
         try:
-            out.append(term.direction(n))
+            d = term.direction(n)
         except KeyError as e:
             raise TermnormError(str(e.args[0])) from None
+        if d.mention is not None:
+            raise TermnormError(
+                f"--directions {n}: a mention direction; fine-tuning trains label directions ("
+                f"{', '.join(x.name for x in term.directions)}); to train on {d.mention} forms too use "
+                f"--train-forms {LABEL},{d.mention} with {d.mirrors}")
+        out.append(d)
     return tuple(dict.fromkeys(out))
+
+
+def mirroring(term: Terminology, directions: Sequence[Direction]) -> tuple[Direction, ...]:
+    """The mention directions that ask the concepts of ``directions`` through another form."""
+    names = {d.name for d in directions}
+    return tuple(m for m in term.mention_directions if m.mirrors in names)
+
+
+def form_directions(term: Terminology, directions: Sequence[Direction], train_forms: Sequence[str]
+                    ) -> tuple[Direction, ...]:
+    """The mention direction of each kind in ``train_forms`` (its prompts render the forms); a kind
+    the terminology has no forms of, or whose label direction is not trained, is refused."""
+    out = []
+    for kind in dict.fromkeys(k for k in train_forms if k != LABEL):
+        found = [m for m in term.mention_directions if m.mention == kind]
+        if not found:
+            have = ", ".join(m.mention or "" for m in term.mention_directions) or "none"
+            raise TermnormError(f"--train-forms {kind}: terminology {term.key!r} has no {kind} forms "
+                                f"(its kinds: {have})")
+        m = found[0]
+        if m.mirrors not in {d.name for d in directions}:
+            raise TermnormError(f"--train-forms {kind}: {kind} forms are asked for {m.mirrors}, which is "
+                                f"not among --directions {','.join(d.name for d in directions)}")
+        out.append(m)
+    return tuple(out)
+
+
+def gene_owner_check(index: release_index.ReleaseIndex, ident: str) -> Callable[[str], bool]:
+    """Whether no approved gene but ``ident`` has a form as symbol, alias or previous symbol: the
+    build's ownership test for gene mentions (``splits.candidates``), from the release index (its
+    live genes' symbols and aliases are ``symbols``; ``previous`` also holds withdrawn entries')."""
+    def unique(form: str) -> bool:
+        owners = set(release_index.owners(index.symbols, form))
+        owners.update(o for o in release_index.owners(index.previous, form) if index.status.get(o) == "live")
+        return owners <= {ident}
+
+    return unique
+
+
+def usable_forms(term: Terminology, record: dict[str, Any], index: release_index.ReleaseIndex | None
+                 ) -> mentions.Forms:
+    """The record's usable forms by kind (``mentions.record_forms``); genes need the release index."""
+    notes: Counter[str] = Counter()
+    if term.kind != "gene":
+        return mentions.record_forms(record, None, notes)
+    assert index is not None
+    owned = mentions.gene_owned(record.get("alias_symbols") or [], record.get("prev_symbols") or [],
+                                gene_owner_check(index, record["id"]), notes)
+    return mentions.record_forms(record, owned, notes)
+
+
+def trained_forms(record: dict[str, Any], kind: str, forms: mentions.Forms) -> list[str]:
+    """The forms of ``kind`` trained for ``record``: its usable ones but any that a mention task asks
+    about it (``mentions``, every kind: a form shared by two kinds stays unseen too), after ``fold``."""
+    asked = {mentions.fold(f) for f in (record.get("mentions") or {}).values()}
+    return [f for f in forms.get(kind, []) if mentions.fold(f) not in asked]
+
+
+def _limited(records: list[dict[str, Any]], d: Direction, mirrors: Sequence[Direction],
+             limit: int | None) -> list[dict[str, Any]]:
+    """The records ``d`` trains: all that apply, or with ``limit`` those of the first ``limit``
+    documents of ``d``'s task and of each mention task mirroring it (store order)."""
+    chosen = [r for r in records if d.applies_to(r)]
+    if limit is None:
+        return chosen
+    ids = {r["id"] for r in chosen[:limit]}
+    for m in mirrors:
+        ids.update(r["id"] for r in [r for r in records if m.applies_to(r)][:limit])
+    return [r for r in chosen if r["id"] in ids]
 
 
 def render_row(direction: Direction, record: dict[str, Any], term: Terminology, variant: int,
@@ -82,10 +185,14 @@ def build_training_set(
     *,
     chat: bool,
     limit_pairs: int | None = None,
+    train_forms: Sequence[str] = (LABEL,),
 ) -> TrainingSet:
-    """All training pairs of ``key`` (first ``limit_pairs`` per direction, in store order)."""
+    """All training pairs of ``key`` (with ``limit_pairs``: of the first documents, see the module),
+    then the forms ``train_forms`` adds for the same concepts."""
     term = resolve_terminology(key, data_dir)
     directions = resolve_directions(term, direction_names)
+    scored = mirroring(term, directions)
+    forms_of = form_directions(term, directions, train_forms)
     root = Path(data_dir) if data_dir is not None else store.shipped_data_dir()
     records = store.load_records(key, "train", data_dir)
     # Held-out pairs must never be trained: refuse a data folder whose splits overlap.
@@ -99,16 +206,16 @@ def build_training_set(
     rows: list[dict[str, Any]] = []
     pairs: list[tuple[str, str]] = []
     n_templates = min(len(d.templates) for d in directions)
+    trained: dict[str, list[dict[str, Any]]] = {}
     for d in directions:
-        chosen = [r for r in records if d.applies_to(r)]
-        if limit_pairs is not None:
-            chosen = chosen[:limit_pairs]
-        for rec in chosen:
+        trained[d.name] = _limited(records, d, [m for m in scored if m.mirrors == d.name], limit_pairs)
+        for rec in trained[d.name]:
             pairs.append((d.name, rec["id"]))
             rows.extend(render_row(d, rec, term, v, chat) for v in range(len(d.templates)))
     if not rows:
         raise TermnormError(f"{store.split_path(key, 'train', data_dir)}: no training pairs for "
                             f"{', '.join(d.name for d in directions)}")
+    form_pairs = _form_rows(term, forms_of, trained, data_dir, chat, rows)
     return TrainingSet(
         rows=rows,
         pairs=pairs,
@@ -119,4 +226,37 @@ def build_training_set(
         data_manifest_sha256=sha256_file(root / store.MANIFEST),
         train_split_sha256=sha256_file(store.split_path(key, "train", data_dir)),
         n_templates=n_templates,
+        train_forms=tuple(dict.fromkeys((LABEL, *train_forms))),
+        form_pairs=form_pairs,
+        mention_directions=scored,
     )
+
+
+def _form_rows(term: Terminology, forms_of: Sequence[Direction], trained: dict[str, list[dict[str, Any]]],
+               data_dir: str | Path | None, chat: bool, rows: list[dict[str, Any]]
+               ) -> list[tuple[str, str, str]]:
+    """Append the rows of ``train_forms`` (each trained form in every prompt of its kind's mention
+    direction) to ``rows``; returns the (kind, record id, form) pairs."""
+    if not forms_of:
+        return []
+    index = None
+    if term.kind == "gene":  # which aliases one gene owns: the whole release knows
+        path = store.index_path(term.key, data_dir)
+        if not path.is_file():
+            kinds = ",".join(m.mention or "" for m in forms_of)
+            raise TermnormError(f"{path}: no release index; --train-forms {kinds} needs it to tell the "
+                                "symbols one gene owns (rebuild the splits)")
+        index = release_index.load(path)
+    out: list[tuple[str, str, str]] = []
+    for m in forms_of:
+        assert m.mention is not None and m.mirrors is not None
+        before = len(out)
+        for rec in trained[m.mirrors]:
+            for form in trained_forms(rec, m.mention, usable_forms(term, rec, index)):
+                out.append((m.mention, rec["id"], form))
+                shown = rec | {"mentions": {**(rec.get("mentions") or {}), m.mention: form}}
+                rows.extend(render_row(m, shown, term, v, chat) for v in range(len(m.templates)))
+        if len(out) == before:
+            raise TermnormError(f"--train-forms {m.mention}: no trained concept of {term.key} has a usable "
+                                f"{m.mention} form besides the one its {m.name} task asks; nothing to add")
+    return out

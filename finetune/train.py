@@ -191,7 +191,7 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg)
     chat = uses_chat_template(cfg, tokenizer)
     tset = build_training_set(cfg.terminology, cfg.directions, cfg.data_dir, chat=chat,
-                              limit_pairs=cfg.limit_pairs)
+                              limit_pairs=cfg.limit_pairs, train_forms=cfg.train_forms)
     config = cfg.to_dict() | {"backend": backend}
     fp = rundir.fingerprint(config, {
         "data_manifest_sha256": tset.data_manifest_sha256,
@@ -204,6 +204,7 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     commands = scoring_commands(
         base_model=cfg.model, adapter_dir=out, key=tset.terminology.key, directions=tset.directions,
         data_dir=cfg.data_dir, gguf_file=cfg.gguf_file, chat=chat, limit=cfg.limit_pairs,
+        mention_directions=tset.mention_directions,
     )
     rundir.inspect(out, fp, cfg.resume)  # refuse early; decided again under the lock
     # The training arguments also set up the processes (one, or one per GPU under `accelerate
@@ -257,7 +258,8 @@ def _train_and_save(cfg: FinetuneConfig, backend: str, model: Any, tokenizer: An
     trainer.data_collator = CountingCollator(trainer.data_collator, counts)
     if is_main:
         where = f"resuming from {state.resume_from.name}" if state.resume_from else "new run"
-        print(f"termnorm-finetune: {backend} backend on {_device()}; {len(tset.pairs)} pairs x "
+        forms = f" + {len(tset.form_pairs)} form pairs" if tset.form_pairs else ""
+        print(f"termnorm-finetune: {backend} backend on {_device()}; {len(tset.pairs)} pairs{forms} x "
               f"{tset.n_templates} prompts = {len(tset.rows)} rows "
               f"({'chat template' if chat else 'plain text'}); {where}", file=sys.stderr)
 
@@ -307,6 +309,8 @@ def _train_and_save(cfg: FinetuneConfig, backend: str, model: Any, tokenizer: An
                 "directions": list(tset.directions),
                 "train_pairs": len(tset.pairs),
                 "train_pairs_per_direction": tset.pairs_per_direction,
+                "train_forms": list(tset.train_forms),
+                "train_form_pairs_per_kind": tset.form_pairs_per_kind,
                 "prompts_per_pair": tset.n_templates,
                 "rows": len(tset.rows),
                 "chat_template": chat,
@@ -343,7 +347,9 @@ def _train_and_save(cfg: FinetuneConfig, backend: str, model: Any, tokenizer: An
         print(f"termnorm-finetune: adapter written to {out} ({t['global_steps']} steps, final loss "
               f"{t['final_logged_loss']}, {t['tokens_per_second']:,.0f} tokens/s, "
               f"padding {t['padding_share']:.1%})")
-        print("Score it on the training pairs (memorization) and on the held-out pairs:")
+        also = (f" ({', '.join(m.name for m in tset.mention_directions)}: the same concepts through "
+                "another form)") if tset.mention_directions else ""
+        print(f"Score it on the training pairs (memorization) and on the held-out pairs{also}:")
         for split, cmd in commands.items():
             print(f"  # {split}\n  {cmd}")
     trainer.accelerator.wait_for_everyone()

@@ -81,6 +81,8 @@ def _other_value(key: str) -> tuple[list[str], Any]:
         return [flag_name(key), "q_proj,v_proj"], ["q_proj", "v_proj"]
     if key == "directions":
         return [flag_name(key), "term2id,id2term"], ["term2id", "id2term"]
+    if key == "train_forms":
+        return [flag_name(key), "label,synonym"], ["label", "synonym"]
     if options:
         other = next(o for o in options if o != default)
         return [flag_name(key), other], other
@@ -241,7 +243,7 @@ def test_scoring_commands_use_the_harness_task_names_and_folder(tmp_path: Path) 
     from finetune.commands import include_path, scoring_commands
     from termnorm_eval.harness import runner
     from termnorm_eval.harness.taskgen import task_name
-    from termnorm_eval.terminologies import SPLITS
+    from termnorm_eval.terminologies import BUILTIN, SPLITS
 
     assert include_path(None) == runner.include_path_needed()
     cmds = scoring_commands(base_model="some/model", adapter_dir=tmp_path / "a", key="go",
@@ -249,4 +251,14 @@ def test_scoring_commands_use_the_harness_task_names_and_folder(tmp_path: Path) 
                             limit=None)
     assert list(cmds) == list(SPLITS)
     for split, cmd in cmds.items():
-        assert f"--tasks {task_name('go', 'term2id', split)},{task_name('go', 'id2term', split)}" in cmd
+        assert f"--tasks {task_name('go', 'term2id', split)},{task_name('go', 'id2term', split)} " in cmd
+    # the mention tasks of the same concepts, on the splits that have documents (an added ontology's
+    # kind may have forms in one split only)
+    hpo = BUILTIN["hpo"]
+    lay_val_only = dataclasses.replace(hpo.direction("lay2id"), splits=("val",))
+    cmds = scoring_commands(base_model="some/model", adapter_dir=tmp_path / "a", key="hpo",
+                            directions=["term2id"], data_dir=None, gguf_file=None, chat=False, limit=None,
+                            mention_directions=(hpo.direction("synonym2id"), lay_val_only))
+    assert "--tasks termnorm_hpo_term2id_train,termnorm_hpo_synonym2id_train " in cmds["train"]
+    val_tasks = "termnorm_hpo_term2id_val,termnorm_hpo_synonym2id_val,termnorm_hpo_lay2id_val"
+    assert f"--tasks {val_tasks} " in cmds["val"]
