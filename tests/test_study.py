@@ -67,15 +67,17 @@ def test_the_study_runs_every_step_and_reports_the_memorization_curve(finished: 
         assert rec["inputs"].get("termnorm_eval_version") or step == "report"
     # ONE training run of 20 epochs; epoch 5 comes from its checkpoint, whose optimizer states are gone
     manifest = json.loads((finished / "train-go/adapter/termnorm_manifest.json").read_text())
-    assert manifest["training"]["global_steps"] == 40 and manifest["hyperparameters"]["epochs"] == 20
+    assert manifest["training"]["global_steps"] == 60 and manifest["hyperparameters"]["epochs"] == 20
+    assert manifest["data"]["train_forms"] == ["label"]  # labels only: the study's design
     e5 = finished / "train-go/epochs/epoch-5/adapter_model.safetensors"
     assert e5.read_bytes() != (finished / "train-go/adapter/adapter_model.safetensors").read_bytes()
     assert not (finished / "train-go/adapter/checkpoints").exists()
     sweep_cfg = _results(finished / "sweep-go-e5")["config"]["model_args"]
     assert str(sweep_cfg["peft"]).endswith("train-go/epochs/epoch-5")
-    # base and every evaluation scored the train and val tasks with samples logged
+    # base and every evaluation scored the train and val tasks, the mention tasks too, samples logged
     for step in ("base", "eval-go", "sweep-go-e5"):
-        assert list((finished / step / "results").glob("*/samples_termnorm_go_term2id_val_*.jsonl"))
+        for task in ("term2id_val", "synonym2id_train", "synonym2id_val"):
+            assert list((finished / step / "results").glob(f"*/samples_termnorm_go_{task}_*.jsonl")), task
     # the curve's numbers are the results files' numbers
     curve = (finished / "report/memorization.csv").read_text().splitlines()
     assert curve[0].startswith("terminology,directions,epoch,train_strict,val_strict")
@@ -238,10 +240,10 @@ def test_the_study_runs_unchanged_under_a_launcher_with_two_processes(tiny256: P
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "train-go/adapter/termnorm_manifest.json").read_text())
-    # 20 rows in batches of 10: 2 batches per epoch, one per process, so 1 step per epoch
-    assert (manifest["processes"], manifest["training"]["global_steps"]) == (2, 20)
+    # 30 rows in batches of 10: 3 batches per epoch, 2 for one process, so 2 steps per epoch
+    assert (manifest["processes"], manifest["training"]["global_steps"]) == (2, 40)
     assert (out / "train-go/epochs/epoch-5/adapter_model.safetensors").is_file()
-    assert proc.stderr.count("[1/5] base: base model on 2 tasks") == 1
+    assert proc.stderr.count("[1/5] base: base model on 4 tasks") == 1
     assert proc.stderr.count("running, in a process of its own") == 3  # base, eval-go, sweep-go-e5
     for step in ("base", "train-go", "eval-go", "sweep-go-e5", "report"):
         assert records.read_record(out / step) is not None, step

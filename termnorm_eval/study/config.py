@@ -103,9 +103,9 @@ class StudyConfig:
         "help": "Terminologies to study (go, hpo, gene, or keys of --data-dir).", "panel": TRAIN,
         "check": NonEmpty("terminology")})
     directions: list[str] | None = field(default=None, metadata={
-        "help": "Directions to use, e.g. term2id,name2symbol; each terminology takes the ones it has "
-        "(one adapter per terminology for its directions).", "panel": TRAIN,
-        "unset": "all directions", "check": NonEmpty("direction")})
+        "help": "Label directions to use, e.g. term2id,name2symbol; each terminology takes the ones it "
+        "has (one adapter per terminology for its directions); their mention tasks follow them (see "
+        "--mentions).", "panel": TRAIN, "unset": "all label directions", "check": NonEmpty("direction")})
     data_dir: str | None = field(default=None, metadata={
         "help": "Split folder (e.g. add-ontology's output).", "panel": TRAIN, "unset": "the shipped splits"})
     train: bool = field(default=True, metadata={
@@ -141,8 +141,14 @@ class StudyConfig:
     cross_eval: bool = field(default=False, metadata={
         "help": "Also evaluate every adapter on the other terminologies' tasks.", "panel": EVAL})
     limit: int | None = field(default=None, metadata={
-        "help": "First N documents of each task (store order: with limit_pairs N these are the trained "
-        "pairs on the train split).", "panel": EVAL, "unset": "all", "check": IntRange(1, 2**31 - 1)})
+        "help": "First N documents of each task (store order: with limit_pairs N these are trained "
+        "concepts on the train split, in the mention tasks too).", "panel": EVAL, "unset": "all",
+        "check": IntRange(1, 2**31 - 1)})
+    mentions: bool = field(default=True, metadata={
+        "help": "Also evaluate the mention tasks of the selected directions in every evaluation, train "
+        "and val (synonym2id and lay2id with term2id, alias2symbol and prev2symbol with name2symbol): "
+        "trained concepts through forms training never showed, unseen concepts through theirs. "
+        "Training stays on the labels (a recipe's train_forms adds forms).", "panel": EVAL})
     apply_chat_template: bool | None = field(default=None, metadata={
         "help": "Wrap prompts in the model's chat template. Auto: as the adapters are trained (the "
         "recipe's chat_template, else whether the tokenizer has a template); the chat-completions "

@@ -6,6 +6,11 @@ termnorm-finetune's ``run`` in this process), ``eval-<key>`` (that adapter on it
 with ``cross_eval``, every other terminology's), ``sweep-<key>-e<K>`` (the checkpoint of epoch K
 of the same training run), ``lexicalization`` (the base LM's own hidden states), ``report``.
 
+A terminology's tasks (``Context.tasks``) are those of its selected label directions and, with
+``mentions``, of the mention directions that mirror them (the same concepts through a synonym, lay
+term, alias or previous symbol); training is on the label directions (and the recipe's
+``train_forms``).
+
 A step builds into a staged sibling of its folder and becomes it in one rename, its record
 inside (``records``); a training step writes into its folder through finetune, whose checkpoints
 let an interrupted training continue.
@@ -61,6 +66,9 @@ class Context:
     include_path: Path | None
     chat: bool = True  # --apply_chat_template for every evaluation
     steps: dict[str, Step] = field(default_factory=dict)
+    # terminology -> the tasks its evaluations score: its selected label directions' and (mentions)
+    # the mention directions' that mirror them, each on the splits that have documents
+    tasks: dict[str, list[str]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ context
@@ -188,8 +196,11 @@ def select(cfg: StudyConfig) -> dict[str, list[str]]:
                             f"{', '.join(keys)})")
     selected: dict[str, list[str]] = {}
     used: set[str] = set()
+    mirrored: dict[str, str] = {}  # mention direction -> its label direction, for the error below
     for key in dict.fromkeys(cfg.terminologies):
-        names = [d.name for d in store.terminology(key, cfg.data_dir).directions]
+        term = store.terminology(key, cfg.data_dir)
+        mirrored |= {m.name: m.label_direction for m in term.mention_directions}
+        names = [d.name for d in term.directions]
         chosen = [d for d in names if cfg.directions is None or d in cfg.directions]
         if not chosen:
             raise TermnormError(f"--directions {','.join(cfg.directions or [])}: none is a direction of "
@@ -197,10 +208,31 @@ def select(cfg: StudyConfig) -> dict[str, list[str]]:
         used.update(chosen)
         selected[key] = chosen
     stray = [d for d in cfg.directions or [] if d not in used]
+    mention = next((d for d in stray if d in mirrored), None)
+    if mention is not None:
+        raise TermnormError(f"--directions {mention}: a mention direction; select the label direction it "
+                            f"mirrors ({mirrored[mention]}): its mention tasks are evaluated with it "
+                            "(mentions: true), and training stays on labels (a recipe's train_forms adds "
+                            "forms)")
     if stray:
         raise TermnormError(f"--directions {', '.join(stray)}: not a direction of "
                             f"{', '.join(selected)}")
     return selected
+
+
+def evaluated_tasks(cfg: StudyConfig, selected: dict[str, list[str]]) -> dict[str, list[str]]:
+    """terminology -> the tasks every evaluation scores for it: its selected label directions' train
+    and val tasks, and with ``mentions`` those of the mention directions mirroring them."""
+    from termnorm_eval.harness.taskgen import task_name
+    from termnorm_eval.splits import store
+
+    out: dict[str, list[str]] = {}
+    for key, dirs in selected.items():
+        out[key] = task_names(key, dirs)
+        if cfg.mentions:
+            out[key] += [task_name(key, m.name, split) for m in store.terminology(key, cfg.data_dir)
+                         .mention_directions if m.mirrors in dirs for split in m.splits]
+    return out
 
 
 def data_identity(cfg: StudyConfig, selected: dict[str, list[str]]) -> dict[str, Any]:
@@ -243,7 +275,8 @@ def make_context(cfg: StudyConfig) -> Context:
     model_path, identity = resolve_model(cfg)
     ctx = Context(cfg=cfg, out=Path(cfg.out).expanduser().absolute(), model_path=model_path,
                   model_identity=identity, data=data_identity(cfg, selected), selected=selected,
-                  recipe=recipe_settings(cfg) if cfg.train else {}, include_path=include_path(cfg.data_dir))
+                  recipe=recipe_settings(cfg) if cfg.train else {}, include_path=include_path(cfg.data_dir),
+                  tasks=evaluated_tasks(cfg, selected))
     # Before any step runs: what lm-eval, the records or a device would refuse later.
     for flag, text in (("--model", ctx.model_path), ("--out", str(ctx.out))):
         problem = text_problem(text)
@@ -517,14 +550,22 @@ def _finetune_config(ctx: Context, key: str, folder: Path) -> Any:
     return FinetuneConfig(**values)
 
 
+def training_set(key: str, values: dict[str, Any]) -> Any:
+    """The rows finetune trains ``key``'s adapter on with these settings (plain text: the row count and
+    the pairs do not depend on the chat template)."""
+    from finetune.data import LABEL, build_training_set
+
+    return build_training_set(key, values["directions"], values.get("data_dir"), chat=False,
+                              limit_pairs=values.get("limit_pairs"),
+                              train_forms=values.get("train_forms") or (LABEL,))
+
+
 def steps_per_epoch(key: str, values: dict[str, Any]) -> int:
     """Optimizer steps per epoch, as transformers' Trainer counts them: under a launcher, each
     process takes every n-th batch (accelerate's batch sharding, evened out)."""
     from finetune.config import FIELDS
-    from finetune.data import build_training_set
 
-    tset = build_training_set(key, values["directions"], values.get("data_dir"), chat=False,
-                              limit_pairs=values.get("limit_pairs"))
+    tset = training_set(key, values)
     batch = values.get("batch_size", FIELDS["batch_size"].default)
     accum = values.get("grad_accum", FIELDS["grad_accum"].default)
     batches = math.ceil(math.ceil(len(tset.rows) / batch) / processes.world_size())
@@ -536,8 +577,12 @@ def _train_inputs(ctx: Context, key: str) -> dict[str, Any]:
 
     settings = _finetune_config(ctx, key, ctx.out / f"train-{key}").to_dict()
     learned = {k: v for k, v in sorted(settings.items()) if k not in NOT_FINGERPRINTED | {"model"}}
+    # What is trained, row by row: a change in which records or forms a setting selects (built here,
+    # before any step: a train_forms kind the terminology lacks is refused now) retrains.
+    rows = training_set(key, settings).rows
     return _common(ctx) | {"model": ctx.model_identity, "terminology": key, "directions": ctx.selected[key],
-                           "finetune": learned, "epochs": ctx.cfg.epochs}
+                           "finetune": learned, "epochs": ctx.cfg.epochs,
+                           "training_rows": {"count": len(rows), "sha256": records.digest(rows)}}
 
 
 def run_train(ctx: Context, step: Step, folder: Path, key: str) -> dict[str, Any]:
@@ -642,23 +687,23 @@ def plan(ctx: Context) -> list[Step]:
         steps.append(step)
         ctx.steps[step.name] = step
 
-    all_tasks = [t for key, dirs in ctx.selected.items() for t in task_names(key, dirs)]
+    all_tasks = [t for key in ctx.selected for t in ctx.tasks[key]]
     add(Step("base", "base", _eval_inputs(ctx, all_tasks, None), partial(_eval_step, ctx, all_tasks, None),
              describe=f"base model on {len(all_tasks)} tasks"))
     if cfg.train:
         for key in ctx.selected:
             add(Step(f"train-{key}", "train", _train_inputs(ctx, key), partial(_train_step, ctx, key),
                      staged=False, describe=f"LoRA on the {key} training split, {cfg.epochs[-1]} epoch(s)"))
-        for key, dirs in ctx.selected.items():
-            tasks = all_tasks if cfg.cross_eval else task_names(key, dirs)
+        for key in ctx.selected:
+            tasks = all_tasks if cfg.cross_eval else ctx.tasks[key]
             train_step = f"train-{key}"
             adapter = _adapter_folder(ctx, key)
             add(Step(f"eval-{key}", "eval", _eval_inputs(ctx, tasks, train_step),
                      partial(_eval_step, ctx, tasks, adapter), depends=[train_step],
                      describe=f"{key} adapter on {len(tasks)} tasks"))
-        for key, dirs in ctx.selected.items():
+        for key in ctx.selected:
             for k in cfg.sweep:
-                tasks = task_names(key, dirs)
+                tasks = ctx.tasks[key]
                 train_step = f"train-{key}"
                 adapter = _adapter_folder(ctx, key, k)
                 add(Step(f"sweep-{key}-e{k}", "sweep", _eval_inputs(ctx, tasks, train_step) | {"epoch": k},
