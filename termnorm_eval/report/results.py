@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
 from termnorm_eval.harness.validity_names import CATEGORIES, CREDIT, METRICS, PARSE_ERROR, PREFIX
 from termnorm_eval.text import clean_text
 
@@ -50,6 +51,7 @@ class Sample:
     popularity: int | None
     bin: int | None
     credit: float | None = None  # hierarchy_credit (None: made before it)
+    shown: bool | None = None  # the prompt showed the gold answer (None: not known)
 
 
 @dataclass
@@ -195,7 +197,8 @@ def _short(value: Any) -> str:
 def metric_range(metric: str) -> tuple[float, float] | None:
     """The values a termnorm metric can take: accuracies are fractions, alignment a cosine; None
     for metrics this report does not know (they are kept only when they are plain numbers)."""
-    if metric in (STRICT, LENIENT, PARSE_ERROR, CREDIT) or metric.startswith((STRICT + "_", PREFIX)):
+    if (metric in (STRICT, LENIENT, PARSE_ERROR, CREDIT, ANSWER_IN_PROMPT)
+            or metric.startswith((STRICT + "_", PREFIX))):
         return (0.0, 1.0)  # accuracies and shares
     if metric == ALIGNMENT:
         return (-1.0, 1.0)
@@ -257,8 +260,26 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def load_samples(path: Path, filt: str) -> dict[str, Sample]:
-    """Scored documents of one task, by item id (``doc.item_id``; ``doc_id`` when absent)."""
+def _shown(rec: dict[str, Any], doc: dict[str, Any], where: str, family: str) -> bool | None:
+    """Whether the prompt the model saw showed the gold answer: the document's ``answer_in_prompt``
+    score (the study family judges its own prompt), else its field; a plain task's document of a
+    version before them is judged from its question as the task judges it (``answer_shown``)."""
+    score = _score(rec.get(ANSWER_IN_PROMPT), where, ANSWER_IN_PROMPT)
+    if score is not None:
+        if score not in (0.0, 1.0):
+            raise ReportInputError(f"{where}: {ANSWER_IN_PROMPT} = {_short(score)} is neither 0 nor 1")
+        return score == 1.0
+    if isinstance(doc.get(ANSWER_IN_PROMPT), bool):
+        return bool(doc[ANSWER_IN_PROMPT])
+    text, answer, fmt = doc.get("question"), doc.get("answer"), doc.get("answer_format")
+    if family != PLAIN or not all(isinstance(x, str) for x in (text, answer, fmt)):
+        return None  # the study family's prompt is not the question: not known
+    return answer_shown(str(text), str(answer), str(fmt))
+
+
+def load_samples(path: Path, filt: str, family: str = PLAIN) -> dict[str, Sample]:
+    """Scored documents of one task, by item id (``doc.item_id``; ``doc_id`` when absent);
+    ``family``: the task's (what tells whether its prompt showed the answer, ``_shown``)."""
     out: dict[str, Sample] = {}
     try:
         fh = path.open("rb")  # bytes: a line that is not UTF-8 is reported with its number
@@ -291,6 +312,7 @@ def load_samples(path: Path, filt: str) -> dict[str, Sample]:
                 popularity=_count(doc.get("popularity"), where, "doc.popularity"),
                 bin=_count(doc.get("bin"), where, "doc.bin"),
                 credit=_score(rec.get(CREDIT), where, CREDIT),
+                shown=_shown(rec, doc, where, family),
             )
     return out
 
@@ -390,7 +412,7 @@ def read_results_file(file: Path, filt: str | None, *, required: bool = True) ->
                                    "not an object")
         n = _count(counts.get("effective", res.get("sample_len")), str(file), f"n-samples.{task}.effective")
         sample_file = file.with_name(f"samples_{task}_{stamp}.jsonl")
-        samples = load_samples(sample_file, chosen) if sample_file.is_file() else None
+        samples = load_samples(sample_file, chosen, m["family"]) if sample_file.is_file() else None
         if samples is not None and n is not None and len(samples) != n:
             # e.g. lm_eval stopped writing the file at a response it could not encode
             raise ReportInputError(f"{sample_file}: {len(samples)} documents under filter {chosen!r}, "
