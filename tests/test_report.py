@@ -180,8 +180,8 @@ def test_cli_writes_everything_or_nothing(tmp_path: Path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "run-1" in printed and "+50.0" in printed
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["report.md", "report.csv", "report.json", "popularity_bins.csv", "validity.csv", "gains.png",
-         "popularity.png", "validity.png"])
+        ["report.md", "report.csv", "report.json", "popularity_bins.csv", "validity.csv", "transfer.csv",
+         "answer_shown.csv", "gains.png", "popularity.png", "validity.png", "transfer.png"])
     md = (out / "report.md").read_text()
     # no samples: the unpaired difference, no interval, a footnote saying why
     assert "| GO term2id | run-1 | +50.0 (+50.0) [1] |" in md

@@ -202,7 +202,7 @@ def test_hostile_labels_and_model_names_are_escaped(tmp_path: Path, capsys) -> N
     assert run_cells and all(c == "a\\|b\\\\\\|c<br>d [/red] $\\\\frac{$ \ufffd" for c in run_cells)
     assert not any(ln.startswith("| x") for ln in md.splitlines())  # the model name stayed on its line
     assert all(ln.startswith(("#", "-", "|", "!", "Strict", "Brackets", "†", "Answer validity",
-                              "1.", "2.", "3.")) or not ln
+                              "Concept transfer", "Shown answers", "1.", "2.", "3.")) or not ln
                for ln in md.splitlines()), md
     rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert rep["tuned"][0]["label"] == label.replace("\udcff", "\ufffd")

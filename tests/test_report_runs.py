@@ -561,13 +561,17 @@ def test_make_report_is_what_the_cli_writes(tmp_path: Path, capsys, monkeypatch)
             "report.json",
             "popularity_bins.csv",
             "validity.csv",
+            "transfer.csv",
+            "answer_shown.csv",
             "gains.png",
             "popularity.png",
             "validity.png",
+            "transfer.png",
         ]
     )
     _ok(["--base", str(runs["base"]), "--tuned", str(ev), "--out", str(tmp_path / "cli")], capsys)
-    for name in ("report.md", "report.csv", "report.json", "validity.csv", "popularity_bins.csv"):
+    for name in ("report.md", "report.csv", "report.json", "validity.csv", "popularity_bins.csv",
+                 "transfer.csv", "answer_shown.csv"):
         assert (tmp_path / "lib" / name).read_text() == (tmp_path / "cli" / name).read_text(), name
     assert make_report([runs["base"]], [("x", [ev])], None).written == []
 

@@ -47,13 +47,15 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Write report.md, report.csv, report.json, popularity_bins.csv, "
-                     "validity.csv, gains.png, popularity.png and validity.png here."),
+                     "validity.csv, transfer.csv, answer_shown.csv, gains.png, popularity.png, "
+                     "validity.png and transfer.png here."),
     ] = None,
 ) -> None:
     """Compare a base run with fine-tuned runs of the termnorm tasks: strict and lenient accuracy
     on the training split (memorization) and the held-out split (generalization) with 95%
     intervals, items gained and lost with McNemar's test (with --log_samples), answer validity,
-    and accuracy by popularity."""
+    accuracy by popularity, concept transfer (labels vs synonyms, lay terms, aliases: with the
+    mention tasks) and gains without the documents whose prompt shows the answer."""
     import sys
 
     from rich.console import Console

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, categories_for, metric
-from termnorm_eval.report import intervals
+from termnorm_eval.report import intervals, transfer
 from termnorm_eval.report.results import LENIENT, STRICT, Run, TaskResult
 from termnorm_eval.terminologies import BUILTIN, SPLITS
 
@@ -138,6 +138,8 @@ class Report:
     validity: list[ValidityRow] = field(default_factory=list)  # empty: no run has validity metrics
     validity_categories: dict[Pair, tuple[str, ...]] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)  # the files make_report wrote, if any
+    # labels vs mentions and gains without shown answers (``transfer``), made from the rows
+    transfer: transfer.Transfer | None = None
 
     def pairs(self) -> list[Pair]:
         return list(dict.fromkeys((r.family, r.key, r.direction) for r in self.rows))
@@ -347,6 +349,7 @@ def build(base: Run, tuned: list[Run]) -> Report:
             }
     report = Report(base, tuned, rows, notes, warns, by_bin)
     _validity(report, tasks, info)
+    report.transfer = transfer.build(report)
     return report
 
 

@@ -23,8 +23,9 @@ from termnorm_eval.report.results import (
     same_run,
 )
 
-FIGURES = ("gains.png", "popularity.png", "validity.png")
-FILES = ("report.md", "report.csv", "report.json", "popularity_bins.csv", "validity.csv", *FIGURES)
+FIGURES = ("gains.png", "popularity.png", "validity.png", "transfer.png")
+FILES = ("report.md", "report.csv", "report.json", "popularity_bins.csv", "validity.csv", "transfer.csv",
+         "answer_shown.csv", *FIGURES)
 
 
 def _default_label(run: Run) -> str:
@@ -84,17 +85,27 @@ def load_runs(base_paths: Sequence[Path], tuned: Sequence[tuple[str | None, Sequ
     return base, runs
 
 
+def linked_figures(rep: compare.Report) -> list[str]:
+    """The FIGURES report.md links: each is written, but one with nothing to draw only says so."""
+    empty = {"validity.png": not rep.validity,
+             "transfer.png": rep.transfer is None or not rep.transfer.cells}
+    return [f for f in FIGURES if not empty.get(f, False)]
+
+
 def report_files(rep: compare.Report) -> dict[str, bytes | str]:
     """Every output file of a report, rendered in memory: {name: content}."""
     return {
-        "report.md": render.markdown(rep, [f for f in FIGURES if f != "validity.png" or rep.validity]),
+        "report.md": render.markdown(rep, linked_figures(rep)),
         "report.csv": render.csv_out(rep),
         "report.json": render.json_out(rep),
         "popularity_bins.csv": render.bins_csv(rep),
         "validity.csv": render.validity_csv(rep),
+        "transfer.csv": render.transfer_csv(rep),
+        "answer_shown.csv": render.shown_csv(rep),
         "gains.png": render.gains_figure(rep),
         "popularity.png": render.popularity_figure(rep),
         "validity.png": render.validity_figure(rep),
+        "transfer.png": render.transfer_figure(rep),
     }
 
 

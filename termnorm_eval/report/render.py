@@ -19,7 +19,7 @@ from rich.text import Text
 
 from termnorm_eval.analysis.files import csv_text, figure_png, json_text, pyplot
 from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, LABELS
-from termnorm_eval.report import intervals
+from termnorm_eval.report import intervals, transfer
 from termnorm_eval.report.compare import Pair, Report, Row, ValidityRow, summary
 from termnorm_eval.report.results import STUDY, Run
 from termnorm_eval.terminologies import BUILTIN
@@ -61,6 +61,27 @@ CREDIT_TEXT = (
 )
 VALIDITY_MISSING = ("Answer validity: not shown, no results file holds validity_<category> metrics "
                     "(made by a plugin version before them).")
+TRANSFER_TEXT = (
+    "Did fine-tuning teach the concept's identifier, or the string's? Each mention task asks the "
+    "concepts of a split through another of their words (an exact synonym, a lay term, an alias or "
+    "previous gene symbol; one per concept, never shown in training), with the label task it mirrors "
+    "beside it: a trained concept by its label (memorization) and through the form (concept transfer), "
+    "an unseen concept by its label (generalization) and through a form. The conditional row keeps the "
+    "trained concepts whose label the fine-tuned run answered right: of the concepts it memorized, the "
+    "share it also answers through the form (base: the base model on the same forms, the gain paired "
+    "on them). Strict accuracy, intervals as above."
+)
+TRANSFER_HEAD = ("cell", "run", "task", "n", "base % [95% CI]", "tuned % [95% CI]", "Δ strict pp [95% CI]",
+                 "p")
+SHOWN_TEXT = (
+    "Documents whose prompt shows their own gold answer as a whole word (a gene name holding its "
+    "symbol) can be answered by copying it. Per task with such documents: the strict gain on all "
+    "documents, without them, and on them alone (paired where both runs logged their samples; a "
+    "document is shown when either run's prompt showed it). A gain that shrinks without them was in "
+    "part a copying gain."
+)
+SHOWN_HEAD = ("task", "run", "n", "shown", "Δ strict pp [95% CI]", "without shown: base % → tuned %",
+              "Δ without shown pp [95% CI]", "p", "Δ on shown pp [95% CI]")
 
 
 def md_cell(text: str) -> str:
@@ -207,6 +228,75 @@ def _credit_table(report: Report, pair: Pair) -> list[list[str]]:
     return cells
 
 
+def _transfer(report: Report) -> transfer.Transfer:
+    """The report's transfer cells and shown-answer rows (``compare.build`` makes them)."""
+    return report.transfer if report.transfer is not None else transfer.build(report)
+
+
+def transfer_title(family: str, key: str, direction: str) -> str:
+    """A transfer table's title: the label direction and the mention direction mirroring it."""
+    return f"{pair_title(key, transfer.MIRRORS[direction], family)} / {direction}"
+
+
+def _transfer_table(tr: transfer.Transfer, pair: Pair) -> list[list[str]]:
+    """Cells of one (family, terminology, mention direction) transfer table (TRANSFER_HEAD)."""
+    out = []
+    prev = None
+    for c in (c for c in tr.cells if (c.family, c.key, c.direction) == pair):
+        gain = _gain(c.delta, c.ci("delta")) + _marks(c.notes)
+        out.append(["" if c.cell == prev else transfer.CELL_TITLE[c.cell], c.run, c.task, _int(c.n),
+                    _acc(c.base, c.ci("base")), _acc(c.tuned, c.ci("tuned")), gain, _p(c.p_strict)])
+        prev = c.cell
+    return out
+
+
+def _shown_table(tr: transfer.Transfer) -> list[list[str]]:
+    """Rows of the shown-answer table (SHOWN_HEAD)."""
+    return [[r.task, r.run, _int(r.n), _int(r.shown), _gain(r.delta, r.ci("delta")) + _marks(r.notes),
+             f"{_pct(r.base_hidden)} → {_pct(r.tuned_hidden)}", _gain(r.delta_hidden, r.ci("delta_hidden")),
+             _p(r.p_hidden), _gain(r.delta_shown, r.ci("delta_shown")) if r.shown else ""]
+            for r in tr.shown]
+
+
+def _rich_table(title: str, head: Sequence[str], rows: list[list[str]]) -> Table:
+    t = Table(title=rich_text(title), title_justify="left")
+    for h in head:
+        t.add_column(rich_text(h), justify="left" if h in ("cell", "task", "run", "split") else "right")
+    for line in rows:
+        t.add_row(*map(rich_text, line))
+    return t
+
+
+def _transfer_terminal(report: Report) -> list[Any]:
+    tr = _transfer(report)
+    parts: list[Any] = [_rich_table(f"Concept transfer: {transfer_title(*pair)}", TRANSFER_HEAD,
+                                    _transfer_table(tr, pair)) for pair in tr.pairs()]
+    parts.append(Text(clean_text(tr.why_no_cells or TRANSFER_TEXT), style="dim"))
+    if tr.shown:
+        parts += [_rich_table("Answer shown in the prompt: gains with and without those documents",
+                              SHOWN_HEAD, _shown_table(tr)), Text(clean_text(SHOWN_TEXT), style="dim")]
+    else:
+        parts.append(Text(clean_text(tr.why_no_shown or ""), style="dim"))
+    return parts
+
+
+def _transfer_markdown(report: Report) -> list[str]:
+    tr = _transfer(report)
+    if tr.why_no_cells:
+        lines = [md_cell(tr.why_no_cells), ""]
+    else:
+        lines = ["## Concept transfer: labels vs other forms", "", md_cell(TRANSFER_TEXT), ""]
+        for pair in tr.pairs():
+            lines += [f"### {md_cell(transfer_title(*pair))}", ""]
+            lines += [*_md_table(TRANSFER_HEAD, _transfer_table(tr, pair)), ""]
+    if tr.shown:
+        lines += ["## Answer shown in the prompt", "", md_cell(SHOWN_TEXT), ""]
+        lines += [*_md_table(SHOWN_HEAD, _shown_table(tr)), ""]
+    else:
+        lines += [md_cell(tr.why_no_shown or ""), ""]
+    return lines
+
+
 def terminal(report: Report) -> Group:
     # Text() is literal; strings given to Table (cells, titles) are rich markup and are escaped.
     parts: list[Any] = [Text("\n".join(_runs_lines(report)), style="dim")]
@@ -255,6 +345,7 @@ def terminal(report: Report) -> Group:
         parts.append(t)
     if credit_pairs(report):
         parts.append(Text(clean_text(CREDIT_TEXT), style="dim"))
+    parts += _transfer_terminal(report)
     parts.append(Text(clean_text(INTERVALS_TEXT + " " + UNCLEAR_TEXT), style="dim"))
     if report.footnotes.texts:
         notes = "\n".join(f"[{i}] {txt}" for i, txt in enumerate(report.footnotes.texts, 1))
@@ -263,7 +354,7 @@ def terminal(report: Report) -> Group:
 
 
 def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    right = [h not in ("task", "run", "split") for h in head]
+    right = [h not in ("cell", "task", "run", "split") for h in head]
     lines = ["| " + " | ".join(md_cell(h) for h in head) + " |",
              "|" + "|".join("---:" if r else "---" for r in right) + "|"]
     lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
@@ -303,6 +394,7 @@ def markdown(report: Report, figures: Sequence[str]) -> str:
         for pair in credit_pairs(report):
             lines += [f"### {md_cell(pair_title(pair[1], pair[2], pair[0]))}", ""]
             lines += [*_md_table(CREDIT_HEAD, _credit_table(report, pair)), ""]
+    lines += _transfer_markdown(report)
     for fig in figures:
         lines += [f"![{fig}]({fig})", ""]
     if report.footnotes.texts:
@@ -364,6 +456,31 @@ def validity_csv(report: Report) -> str:
                            *cats, "parse_error", "notes"))
 
 
+TRANSFER_COLUMNS = ("family", "terminology", "direction", "label_direction", "cell", "run", "task", "n",
+                    "base", "base_lo", "base_hi", "tuned", "tuned_lo", "tuned_hi", "delta", "delta_lo",
+                    "delta_hi", "p_strict", "paired", "gained", "lost", "notes")
+SHOWN_COLUMNS = ("family", "terminology", "direction", "split", "task", "run", "n", "shown", "delta",
+                 "delta_lo", "delta_hi", "base_hidden", "tuned_hidden", "delta_hidden", "delta_hidden_lo",
+                 "delta_hidden_hi", "p_hidden", "delta_shown", "delta_shown_lo", "delta_shown_hi", "paired",
+                 "notes")
+
+
+def _transfer_dict(obj: transfer.TransferCell | transfer.ShownRow) -> dict[str, Any]:
+    d = asdict(obj)
+    return _round({"family": d.pop("family"), "terminology": d.pop("key"), **d,
+                   "notes": " ".join(f"[{n}]" for n in obj.notes)})
+
+
+def transfer_csv(report: Report) -> str:
+    """The transfer cells: one row per terminology, mention direction, cell and fine-tuned run."""
+    return csv_text([_transfer_dict(c) for c in _transfer(report).cells], TRANSFER_COLUMNS)
+
+
+def shown_csv(report: Report) -> str:
+    """Gains with and without the documents whose prompt shows their answer, per task and run."""
+    return csv_text([_transfer_dict(r) for r in _transfer(report).shown], SHOWN_COLUMNS)
+
+
 def json_out(report: Report) -> str:
     def run(r: Run) -> dict[str, Any]:
         return {"label": r.label, "path": clean_text(str(r.path)),
@@ -387,6 +504,10 @@ def json_out(report: Report) -> str:
         "validity": [_validity_dict(v) for v in report.validity],
         "validity_labels": {c: LABELS[c] for c in CATEGORIES},
         "validity_note": None if report.validity else VALIDITY_MISSING,
+        "transfer": [_transfer_dict(c) for c in _transfer(report).cells],
+        "transfer_note": _transfer(report).why_no_cells,
+        "answer_shown": [_transfer_dict(r) for r in _transfer(report).shown],
+        "answer_shown_note": _transfer(report).why_no_shown,
     })
 
 
@@ -545,5 +666,66 @@ def validity_figure(report: Report) -> bytes:
     ax.set_ylabel("% of answers")
     ax.set_title("Answer validity before and after fine-tuning (one bar per run)", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+CELL_TICK = {"trained_label": "trained:\nlabel", "trained_form": "trained:\nnew form",
+             "trained_form_if_label": "trained, label\nright: form", "unseen_label": "unseen:\nlabel",
+             "unseen_form": "unseen:\nform"}
+
+
+def transfer_figure(report: Report) -> bytes:
+    """Per terminology and mention direction, the transfer cells: base (light, hatched) and
+    fine-tuned (solid) strict accuracy per run, with 95% Wilson intervals. Without mention tasks: a
+    figure that says so (the file set of --out stays the same)."""
+    plt = pyplot()
+    tr = _transfer(report)
+    if not tr.cells:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, mpl_text(tr.why_no_cells or ""), ha="center", va="center", fontsize=7, wrap=True)
+        return figure_png(fig)
+    pairs = tr.pairs()
+    ncols = min(2, len(pairs))
+    nrows = -(-len(pairs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 3.8 * nrows), squeeze=False)
+    runs = [r.label for r in report.tuned]
+    width = 0.8 / (2 * len(runs))
+    cmap = plt.get_cmap("tab10")
+    for ax, pair in zip(axes.flat, pairs, strict=False):
+        mine = {(c.run, c.cell): c for c in tr.cells if (c.family, c.key, c.direction) == pair}
+        for j, run in enumerate(runs):
+            for k, side in enumerate(("base", "tuned")):
+                xs: list[float] = []
+                ys: list[float] = []
+                err: list[list[float]] = [[], []]
+                for i, name in enumerate(transfer.CELLS):
+                    c = mine[(run, name)]
+                    x = i - 0.4 + width * (2 * j + k + 0.5)
+                    value, ci = getattr(c, side), c.ci(side)
+                    if value is None:
+                        ax.text(x, 1, NA, ha="center", va="bottom", fontsize=6, rotation=90, color="grey")
+                        continue
+                    xs.append(x)
+                    ys.append(100 * value)
+                    err[0].append(0.0 if ci is None else max(0.0, 100 * (value - ci[0])))
+                    err[1].append(0.0 if ci is None else max(0.0, 100 * (ci[1] - value)))
+                what = "base" if side == "base" else "fine-tuned"
+                bars = ax.bar(xs, ys, width=width, color=cmap(j), alpha=0.35 if side == "base" else 1.0,
+                              hatch="//" if side == "base" else None, yerr=err, capsize=2,
+                              error_kw={"lw": 0.8}, label=mpl_text(f"{run}: {what}"))
+                ax.bar_label(bars, labels=[f"{y:.0f}" for y in ys], fontsize=6, padding=2)
+        ax.set_xticks(range(len(transfer.CELLS)), [CELL_TICK[c] for c in transfer.CELLS], fontsize=7)
+        ax.set_xlim(-0.6, len(transfer.CELLS) - 0.4)
+        ax.set_ylim(0, 118)
+        ax.set_ylabel("strict accuracy %")
+        ax.set_title(mpl_text(transfer_title(*pair)), fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=6, loc="upper right")
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
+    fig.suptitle("Concept transfer: trained and unseen concepts by label and through another form, before "
+                 "(hatched) and after fine-tuning; bars: 95% Wilson intervals", fontsize=9)
     fig.tight_layout()
     return figure_png(fig)

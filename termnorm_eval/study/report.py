@@ -151,7 +151,7 @@ def write(ctx: Context, stage: Path, readers: list[str]) -> dict[str, Any]:
     if finals:
         rep = compare.build(base, [runs[n] for n in finals])
         # the same files as `termnorm report` (intervals, validity shares and bars included)
-        figures = [f for f in make.FIGURES if f != "validity.png" or rep.validity]
+        figures = make.linked_figures(rep)
         files |= make.report_files(rep)
         md += ["## Memorization vs generalization", "",
                "The comparison of `termnorm report` (full files in [report/](report/report.md)):", ""]
