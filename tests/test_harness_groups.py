@@ -24,11 +24,14 @@ from termnorm_eval.cli import main
 from termnorm_eval.harness import taskgen
 from termnorm_eval.harness import validity_names as vn
 from termnorm_eval.splits import store
+from termnorm_eval.terminologies import BUILTIN
 
 F = taskgen.FILTER_NAME
 ANSWER = "1234567"
 LIMIT = 3
-GO_TASKS = [taskgen.task_name("go", d, s) for d in ("term2id", "id2term") for s in ("train", "val")]
+# every task of the group termnorm-go: its label tasks and its mention task (synonym2id)
+GO_TASKS = [taskgen.task_name("go", d.name, s) for d in BUILTIN["go"].all_directions for s in d.splits]
+NAME_TASKS = [t for t in GO_TASKS if "_id2term_" in t]
 
 
 def answering_model(tiny: Path, out: Path, answer: str = ANSWER) -> Path:
@@ -81,8 +84,11 @@ def test_group_validity_shares_sum_to_one(go_run: dict) -> None:
     assert res["versions"]["termnorm-go"] == str(taskgen.GROUP_VERSION) == "3.0"
     shares = {c: group[f"{vn.metric(c)},{F}"] for c in vn.CATEGORIES}
     assert math.isclose(sum(shares.values()), 1.0), shares
-    # half the group's tasks ask for identifiers (the prompt's example copied), half for names
-    assert shares["prompt_example"] == pytest.approx(0.5) and shares["not_a_name"] == pytest.approx(0.5)
+    # the group's identifier tasks (term2id, synonym2id) copied the prompt's example, its name tasks not
+    named = len(NAME_TASKS) / len(GO_TASKS)
+    assert named == pytest.approx(1 / 3)
+    assert shares["prompt_example"] == pytest.approx(1 - named)
+    assert shares["not_a_name"] == pytest.approx(named)
     for task in GO_TASKS:  # every task reports every category, so every row averages the same tasks
         row = res["results"][task]
         assert all(f"{m},{F}" in row for m in vn.METRICS), task
@@ -137,7 +143,7 @@ def test_report_shows_each_task_the_categories_of_its_answer_kind(
     with (tmp_path / "rep/validity.csv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):  # a category that does not apply is blank, not 0
             assert (row["prompt_example"] == "") == (row["direction"] == "id2term"), row
-            assert (row["not_a_name"] == "") == (row["direction"] == "term2id"), row
+            assert (row["not_a_name"] == "") == (row["direction"] != "id2term"), row
     md = (tmp_path / "rep/report.md").read_text(encoding="utf-8")
     go_name = md[md.index("### GO id2term"):]
     assert vn.LABELS["prompt_example"] + " %" not in go_name.split("\n\n")[1]
@@ -148,7 +154,6 @@ def test_full_splits_have_equal_strata_so_group_strata_rows_pool() -> None:
     stratum (protein2symbol: genes without a protein name skipped), so a group's unweighted mean of
     its tasks' stratum accuracies is the pooled accuracy of its documents of that stratum."""
     from termnorm_eval.harness.dataset import build_docs
-    from termnorm_eval.terminologies import BUILTIN
 
     for term in BUILTIN.values():
         for d in term.directions:
