@@ -191,6 +191,12 @@ class FinetuneConfig:
         "a mention task asks, in that task's prompts, so its _train split still asks a form training "
         "never showed (does form training transfer to unseen forms?).", "panel": DATA,
         "check": FormKinds()})
+    mention_tasks: bool = field(default=False, metadata={
+        "help": "Score the mention tasks of the trained directions too (synonym2id, lay2id, alias2symbol, "
+        "prev2symbol: the trained concepts through forms training never showed): the printed lm_eval "
+        "commands include them, and with --limit-pairs N the concepts of their first N training "
+        "documents are trained too (through their labels), so --limit N scores trained concepts only.",
+        "panel": DATA})
     data_dir: str | None = field(default=None, metadata={
         "help": "Split folder (manifest.json + <key>/train.jsonl); e.g. add-ontology's output.",
         "panel": DATA, "metavar": "<path>", "unset": "the shipped splits"})
@@ -244,9 +250,9 @@ class FinetuneConfig:
         "check": IntRange(0, 2**32 - 1),  # what numpy's and torch's seeding accept
         "trl": "seed"})
     limit_pairs: int | None = field(default=None, metadata={
-        "help": "Train only on the first N records per direction, in store order, and those of the "
-        "first N documents of its mention tasks (tests, demos); the printed lm_eval commands then use "
-        "--limit N, which scores trained concepts only.", "panel": DATA, "unset": "all records",
+        "help": "Train only on the first N records per direction, in store order (tests, demos); "
+        "the printed lm_eval commands then use --limit N (with --mention-tasks, the records of the "
+        "first N documents of those tasks are trained too).", "panel": DATA, "unset": "all records",
         "check": IntRange(1, _I32)})
     save_steps: int = field(default=200, metadata={
         "help": "Write a checkpoint every N optimizer steps.", "panel": RUN, "check": IntRange(1, _I32),

@@ -15,9 +15,10 @@ the rule the build chose the mention tasks' forms by), rendered with that kind's
 a mention task asks about the concept (``mentions.<kind>``, any kind, compared after ``fold``), so
 the ``_train`` mention tasks still ask forms training never showed: concept transfer, not recall.
 
-With ``limit_pairs`` N a label direction trains the records of the first N documents of its own
-``_train`` task and of each mention task that mirrors it, so ``--limit N`` scores trained concepts
-only in every one of those tasks.
+With ``mention_tasks`` the adapter is also scored on the mention tasks that mirror its directions
+(the same concepts through another form), and ``limit_pairs`` N then trains the records of the first
+N documents of each of them too (through their label), so ``--limit N`` scores trained concepts
+only in every task: store order is not the same among the records that have a form.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class TrainingSet:
     train_forms: tuple[str, ...] = (LABEL,)
     # (kind, record id, form) per trained form pair (train_forms), after the label pairs
     form_pairs: list[tuple[str, str, str]] = field(default_factory=list)
-    # the mention directions mirroring the trained ones: the tasks that ask the same concepts
+    # with mention_tasks, the mention directions mirroring the trained ones (the same concepts)
     mention_directions: tuple[Direction, ...] = ()
 
     @property
@@ -186,12 +187,13 @@ def build_training_set(
     chat: bool,
     limit_pairs: int | None = None,
     train_forms: Sequence[str] = (LABEL,),
+    mention_tasks: bool = False,
 ) -> TrainingSet:
-    """All training pairs of ``key`` (with ``limit_pairs``: of the first documents, see the module),
-    then the forms ``train_forms`` adds for the same concepts."""
+    """All training pairs of ``key`` (with ``limit_pairs``: of the first documents of the tasks
+    scored, see the module), then the forms ``train_forms`` adds for the same concepts."""
     term = resolve_terminology(key, data_dir)
     directions = resolve_directions(term, direction_names)
-    scored = mirroring(term, directions)
+    scored = mirroring(term, directions) if mention_tasks else ()
     forms_of = form_directions(term, directions, train_forms)
     root = Path(data_dir) if data_dir is not None else store.shipped_data_dir()
     records = store.load_records(key, "train", data_dir)

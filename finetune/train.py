@@ -191,7 +191,8 @@ def run(cfg: FinetuneConfig, *, show_progress: bool = True) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg)
     chat = uses_chat_template(cfg, tokenizer)
     tset = build_training_set(cfg.terminology, cfg.directions, cfg.data_dir, chat=chat,
-                              limit_pairs=cfg.limit_pairs, train_forms=cfg.train_forms)
+                              limit_pairs=cfg.limit_pairs, train_forms=cfg.train_forms,
+                              mention_tasks=cfg.mention_tasks)
     config = cfg.to_dict() | {"backend": backend}
     fp = rundir.fingerprint(config, {
         "data_manifest_sha256": tset.data_manifest_sha256,

@@ -65,10 +65,8 @@ def test_chat_rows_are_conversational_prompt_completion() -> None:
     }
 
 
-@pytest.mark.parametrize(("key", "direction"), [("go", "id2term"), ("gene", "protein2symbol")])
+@pytest.mark.parametrize(("key", "direction"), [("go", "term2id"), ("gene", "protein2symbol")])
 def test_limit_pairs_follows_the_harness_document_order(key: str, direction: str) -> None:
-    """Directions no mention task mirrors: the first N documents exactly (with mention tasks, their
-    first documents' concepts too: tests/test_finetune_forms.py)."""
     n = 7
     tset = build_training_set(key, [direction], None, chat=False, limit_pairs=n)
     docs = build_docs(key, direction, "train")[:n]

@@ -109,10 +109,15 @@ def test_usable_forms_are_the_ones_the_build_chose_from(key: str) -> None:
 
 @pytest.mark.parametrize(("key", "direction", "mention"), [("go", "term2id", "synonym2id"),
                                                            ("gene", "name2symbol", "alias2symbol")])
-def test_limit_pairs_trains_the_concepts_of_the_first_documents_of_every_train_task(
+def test_with_mention_tasks_limit_pairs_trains_the_concepts_of_their_first_documents_too(
         key: str, direction: str, mention: str) -> None:
     n = 7
-    tset = build_training_set(key, [direction], None, chat=False, limit_pairs=n)
+    labels_only = build_training_set(key, [direction], None, chat=False, limit_pairs=n)
+    first = [d["item_id"] for d in build_docs(key, direction, "train")[:n]]
+    assert [rid for _, rid in labels_only.pairs] == first
+    assert labels_only.mention_directions == ()
+    tset = build_training_set(key, [direction], None, chat=False, limit_pairs=n, mention_tasks=True)
+    assert mention in [m.name for m in tset.mention_directions]
     trained = {rid for _, rid in tset.pairs}
     for m in BUILTIN[key].mention_directions:
         assert {doc["item_id"] for doc in build_docs(key, m.name, "train")[:n]} <= trained
@@ -189,12 +194,18 @@ def test_the_manifest_records_train_forms(tiny_model: Any, tmp_path: Any, capsys
     import json
 
     out = tmp_path / "forms"
-    # HPO term2id, --limit-pairs 1: HP:0000063 (first record, first lay2id document) and HP:0000068
-    # (first synonym2id document), plus HP:0000068's synonym that synonym2id does not ask: 3 x 5 rows.
+    # HPO term2id, --limit-pairs 1 --mention-tasks: HP:0000063 (first record, first lay2id document)
+    # and HP:0000068 (first synonym2id document), plus HP:0000068's synonym that synonym2id does not
+    # ask: 3 x 5 rows.
     assert cli("-m", str(tiny_model), "-o", str(out), "-t", "hpo", "--directions", "term2id",
-               "--train-forms", "label,synonym", "--limit-pairs", "1", "--epochs", "1", "--batch-size", "8",
-               "--backend", "hf", "-q") == 0
-    data = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))["data"]
+               "--train-forms", "label,synonym", "--mention-tasks", "--limit-pairs", "1", "--epochs", "1",
+               "--batch-size", "8", "--backend", "hf", "-q") == 0
+    manifest = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))
+    data = manifest["data"]
     assert data["train_forms"] == ["label", "synonym"] and data["train_form_pairs_per_kind"] == {"synonym": 1}
     assert (data["train_pairs"], data["rows"]) == (2, 15)
     assert "2 pairs + 1 form pairs x 5 prompts = 15 rows" in capsys.readouterr().err
+    assert manifest["hyperparameters"]["mention_tasks"] is True
+    tasks = "termnorm_hpo_term2id_train,termnorm_hpo_synonym2id_train,termnorm_hpo_lay2id_train"
+    assert f"--tasks {tasks} " in manifest["lm_eval_commands"]["train"]
+    assert "--limit 1 " in manifest["lm_eval_commands"]["train"]

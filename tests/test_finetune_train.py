@@ -15,8 +15,7 @@ from finetune_cli import add_callbacks, cli, interrupt_after
 
 from termnorm_eval.splits import store
 
-# --limit-pairs 4: the 6 GO records of the first 4 term2id and the first 4 synonym2id training
-# documents x 5 prompts = 30 rows; batch 8 -> 4 steps per epoch, 8 steps in all.
+# 4 GO pairs x 5 prompts = 20 rows; batch 8 -> 3 steps per epoch, 6 steps in all.
 SETTINGS = ["--terminology", "go", "--directions", "term2id", "--limit-pairs", "4", "--epochs", "2",
             "--batch-size", "8", "--lr", "1e-3", "--save-steps", "2", "--logging-steps", "1",
             "--backend", "hf", "--seed", "7", "--quiet"]
@@ -45,20 +44,18 @@ def test_run_writes_a_peft_adapter_and_manifest(reference_run: Path, tiny_model:
     assert data["data_manifest_sha256"] == hashlib.sha256(
         (store.shipped_data_dir() / "manifest.json").read_bytes()).hexdigest()
     summary = (data["terminology"], data["directions"], data["train_pairs"], data["rows"])
-    assert summary == ("go", ["term2id"], 6, 30)
+    assert summary == ("go", ["term2id"], 4, 20)
     assert (data["train_forms"], data["train_form_pairs_per_kind"]) == (["label"], {})
     assert data["chat_template"] is True
     t = m["training"]
-    assert t["global_steps"] == 8
-    assert [p["step"] for p in t["loss_curve"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert t["global_steps"] == 6
+    assert [p["step"] for p in t["loss_curve"]] == [1, 2, 3, 4, 5, 6]
     assert t["tokens_per_second"] > 0 and 0 <= t["padding_share"] < 1
-    # 8 steps: the ones after the 5 warm-up steps are timed; no GPU memory on a CPU.
+    # 6 steps: the one after the 5 warm-up steps is timed; no GPU memory on a CPU.
     assert t["tokens_per_second_after_warmup"] > 0
     assert "peak_gpu_memory_bytes" in t and t["peak_gpu_memory_bytes"] is None
     assert m["hyperparameters"]["lora_r"] == 16 and m["library_versions"]["peft"]
     assert "--apply_chat_template" in m["lm_eval_commands"]["train"]
-    # scored with the mention task of the same concepts; --limit 4 takes trained concepts only
-    assert "--tasks termnorm_go_term2id_train,termnorm_go_synonym2id_train " in m["lm_eval_commands"]["train"]
     assert not (reference_run / "checkpoints").exists()  # deleted once the adapter is in place
 
 
@@ -94,9 +91,9 @@ def test_interrupted_run_resumes_without_losing_steps(
 
     assert cli("-m", str(tiny_model), "-o", str(out), *SETTINGS, "--resume") == 0
     m = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))
-    assert m["training"]["resumed_from_step"] == 4 and m["training"]["global_steps"] == 8
+    assert m["training"]["resumed_from_step"] == 4 and m["training"]["global_steps"] == 6
     curve = m["training"]["loss_curve"]
-    assert [p["step"] for p in curve] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [p["step"] for p in curve] == [1, 2, 3, 4, 5, 6]
     assert [p["loss"] for p in curve[:4]] == [e["loss"] for e in first_losses if "loss" in e]
     # Same result as the run that was never interrupted.
     assert adapter_tensors(out) == adapter_tensors(reference_run)
@@ -113,7 +110,7 @@ def test_data_parallel_with_two_processes(tiny_model: Path, tmp_path: Path) -> N
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((out / "termnorm_manifest.json").read_text(encoding="utf-8"))
-    # 30 rows, 8 per process and step, 2 processes: 2 steps per epoch instead of 4.
+    # 20 rows, 8 per process and step, 2 processes: 2 steps per epoch instead of 3.
     assert (m["processes"], m["training"]["global_steps"]) == (2, 4)
     assert proc.stdout.count("adapter written to") == 1
     assert adapter_tensors(out)

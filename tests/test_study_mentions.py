@@ -74,7 +74,7 @@ def test_a_recipes_train_forms_is_trained_and_recorded(tiny_model: Path, tmp_pat
     rows = forms["train-go"].inputs["training_rows"]["count"]
     assert rows > labels["train-go"].inputs["training_rows"]["count"] == 30
     # the sweep's checkpoints are counted on the rows actually trained
-    settings = {"directions": ["term2id"], "limit_pairs": 4, "batch_size": 10}
+    settings = {"directions": ["term2id"], "limit_pairs": 4, "batch_size": 10, "mention_tasks": True}
     assert steps_per_epoch("go", settings | {"train_forms": ["label", "synonym"]}) == -(-rows // 10)
     assert steps_per_epoch("go", settings) == 3
     # the evaluations are those of the labels-only study: the same tasks

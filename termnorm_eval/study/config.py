@@ -112,7 +112,8 @@ class StudyConfig:
         "help": "Train one LoRA adapter per terminology (off: base evaluation only).", "panel": TRAIN})
     recipe: str | None = field(default=None, metadata={
         "help": "termnorm-finetune YAML config with the training recipe (any of its keys but model, "
-        "terminology, directions, data_dir, output_dir, epochs, limit_pairs).", "panel": TRAIN,
+        "terminology, directions, data_dir, output_dir, epochs, limit_pairs, mention_tasks).",
+        "panel": TRAIN,
         "unset": "termnorm-finetune's defaults"})
     epochs: list[int] = field(default_factory=lambda: [3], metadata={
         "help": "Epoch counts. One: train that long. Several (the study: 1,5,10,15,20): ONE run of the "

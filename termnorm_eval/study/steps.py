@@ -38,7 +38,7 @@ from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, task_names
 KINDS = ("base", "train", "eval", "sweep", "lexicalization", "report")
 # Settings of a recipe the study decides itself.
 STUDY_SETS = ("model", "terminology", "directions", "data_dir", "output_dir", "epochs", "limit_pairs",
-              "resume")
+              "mention_tasks", "resume")
 
 
 @dataclass
@@ -538,7 +538,9 @@ def _finetune_config(ctx: Context, key: str, folder: Path) -> Any:
     values = dict(ctx.recipe) | {
         "model": ctx.model_path, "terminology": key, "directions": ctx.selected[key],
         "data_dir": cfg.data_dir, "output_dir": str(folder / ADAPTER), "epochs": float(cfg.epochs[-1]),
-        "limit_pairs": cfg.limit_pairs,
+        # limit_pairs N also trains the concepts of the mention tasks' first N documents, mentions on
+        # or off: one adapter whatever the evaluations score
+        "limit_pairs": cfg.limit_pairs, "mention_tasks": True,
     }
     if cfg.sweep:
         # One run, checkpoints at the sweep's epoch ends: save every gcd of the epochs and keep them
@@ -557,7 +559,8 @@ def training_set(key: str, values: dict[str, Any]) -> Any:
 
     return build_training_set(key, values["directions"], values.get("data_dir"), chat=False,
                               limit_pairs=values.get("limit_pairs"),
-                              train_forms=values.get("train_forms") or (LABEL,))
+                              train_forms=values.get("train_forms") or (LABEL,),
+                              mention_tasks=bool(values.get("mention_tasks")))
 
 
 def steps_per_epoch(key: str, values: dict[str, Any]) -> int:
