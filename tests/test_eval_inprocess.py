@@ -19,8 +19,8 @@ from termnorm_eval.cli import evaluate
 from termnorm_eval.harness import inprocess, runner, taskgen
 from termnorm_eval.terminologies import BUILTIN
 
-TASKS = sorted(taskgen.task_name(t.key, d.name, s) for t in BUILTIN.values() for d in t.directions
-               for s in ("train", "val"))
+TASKS = sorted(taskgen.task_name(t.key, d.name, s) for t in BUILTIN.values() for d in t.all_directions
+               for s in d.splits)
 
 
 @dataclass
