@@ -157,18 +157,18 @@ def test_ctrl_c_in_training_exits_130_and_the_rerun_continues(
     argv = ["study", "-c", str(TINY_CONFIG), "--model", str(tiny256), "--out", str(out), "--epochs", "1,2",
             "--only", "train"]
     with monkeypatch.context() as m:
-        add_callbacks(m, interrupt_after(2))  # Ctrl-C right after the checkpoint of epoch 1
+        add_callbacks(m, interrupt_after(3))  # Ctrl-C right after the checkpoint of epoch 1 (3 steps)
         code, _, err = run(argv, capsys)
     assert code == 130, err
     assert "interrupted; run the same command to continue" in err
     assert records.read_record(out / "train-go") is None
-    assert (out / "train-go/adapter/checkpoints/checkpoint-2").is_dir()
+    assert (out / "train-go/adapter/checkpoints/checkpoint-3").is_dir()
     assert (out / records.STUDY_FILE).is_file()  # claimed before the training wrote: still our folder
     code, _, err = run(argv, capsys)
     assert code == 0, err
     assert "continuing the interrupted training" in err
     manifest = json.loads((out / "train-go/adapter/termnorm_manifest.json").read_text())
-    assert manifest["training"]["resumed_from_step"] == 2 and manifest["training"]["global_steps"] == 4
+    assert manifest["training"]["resumed_from_step"] == 3 and manifest["training"]["global_steps"] == 6
     assert (out / "train-go/epochs/epoch-1/adapter_model.safetensors").is_file()
     assert records.read_record(out / "train-go") is not None
 

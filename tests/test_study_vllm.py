@@ -38,9 +38,10 @@ def test_study_serves_each_adapter_on_its_own_vllm_server(
     for s in starts:
         assert s[s.index("--model") + 1] == str(tiny_model) and s[s.index("--host") + 1] == "127.0.0.1"
     assert starts[1][starts[1].index("--max-lora-rank") + 1] == "16"  # the recipe's r 16
-    # every request went to the name that step serves: the base, then the adapter
+    # every request went to the name that step serves: the base, then the adapter (4 documents of each
+    # of 4 tasks: term2id and its mention task synonym2id, train and val)
     models = [json.loads(line)["model"] for line in (fake_vllm / "requests.jsonl").read_text().splitlines()]
-    assert models == ["base"] * 8 + ["adapter"] * 16
+    assert models == ["base"] * 16 + ["adapter"] * 32
     for step, served in (("base", "base"), ("eval-go", "adapter"), ("sweep-go-e1", "adapter")):
         (res,) = (out / step / "results").glob("*/results_*.json")
         config = json.loads(res.read_text())["config"]
