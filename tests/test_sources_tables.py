@@ -96,8 +96,8 @@ def test_gaf_read_whole_on_another_thread_gives_the_same_annotations(gaf, gaf_pa
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        text = pool.submit(read_whole, gaf_path).result()
-    assert text is not None and read_gaf(gaf_path, text) == gaf
+        data = pool.submit(read_whole, gaf_path).result()
+    assert data is not None and read_gaf(gaf_path, data) == gaf
     cut = tmp_path / "cut.gaf.gz"
     cut.write_bytes(gaf_path.read_bytes()[:200_000])
     assert read_whole(cut) is None

@@ -70,19 +70,20 @@ def _label_counts(names: dict[str, int]) -> Counter[str]:
     return counts
 
 
-def read_whole(path: Path) -> str | None:
-    """The whole text of a GAF file (gzip or plain), or None when it cannot be read so: a broken file
-    is then read by ``read_gaf`` itself, whose error names the line. The build calls this on another
-    thread while it parses the OBO files (zlib lets it), and hands the text to ``read_gaf``."""
+def read_whole(path: Path) -> bytes | None:
+    """The whole (decompressed) content of a GAF file, or None when the gzip stream is broken: the
+    file is then read by ``read_gaf`` itself, whose error names the line. The build calls this on
+    another thread while it parses the OBO files (zlib lets it), and hands the bytes to ``read_gaf``."""
     try:
         data = path.read_bytes()
-        return (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error):
+        return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    except (OSError, EOFError, zlib.error):
         return None
 
 
-def read_gaf(path: str | Path, text: str | None = None) -> GafAnnotations:
-    """The annotations of a GAF file; ``text``: its content when read already (``read_whole``)."""
+def read_gaf(path: str | Path, data: bytes | None = None) -> GafAnnotations:
+    """The annotations of a GAF file; ``data``: its decompressed content when read already
+    (``read_whole``), decoded as the file would be (an encoding error names its line the same way)."""
     path = Path(path)
     _require(path)
     out = GafAnnotations(path, None)
@@ -94,7 +95,8 @@ def read_gaf(path: str | Path, text: str | None = None) -> GafAnnotations:
     seen_header = False
     lineno = 0
     try:
-        with open_text(path) if text is None else io.StringIO(text, newline="") as fh:
+        with (open_text(path) if data is None
+              else io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")) as fh:
             for lineno, line in enumerate(fh, 1):
                 if line[0] == "!":
                     seen_header = True

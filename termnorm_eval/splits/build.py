@@ -321,12 +321,12 @@ def build_splits(
     background = Background()
     try:
         gaf = files.get("go_gaf")
-        gaf_text = background.run(functools.partial(read_whole, gaf)) if gaf is not None else None
+        gaf_data = background.run(functools.partial(read_whole, gaf)) if gaf is not None else None
         digests = {role: background.run(functools.partial(sha256_file, path)) for role, path in files.items()}
         with _cyclic_gc_paused():
             out = _read_and_sample(files, keys, bins, per_bin, seed, progress,
                                    _Options(include_unannotated, tables, max_genes_per_reference, background,
-                                            digests, gaf_text))
+                                            digests, gaf_data))
         background.finish()
         return out
     finally:
@@ -353,7 +353,7 @@ class _Options:
     max_genes_per_reference: int
     background: Background
     digests: Mapping[str, concurrent.futures.Future[str]]  # role -> sha256 of its file, being computed
-    gaf_text: concurrent.futures.Future[str | None] | None  # the GAF's text, being read (gaf.read_whole)
+    gaf_data: concurrent.futures.Future[bytes | None] | None  # the GAF's content, being read (gaf.read_whole)
 
 
 def _read_and_sample(
@@ -372,7 +372,7 @@ def _read_and_sample(
         warnings.extend(ontologies[key].warnings)
     progress("reading annotation tables" + (" and genes" if "gene" in keys else ""))
     annotated: dict[str, tuple[Mapping[str, set[str]], Mapping[str, set[str]]]] = {}
-    gaf = read_gaf(files["go_gaf"], options.gaf_text.result()) if options.gaf_text is not None else None
+    gaf = read_gaf(files["go_gaf"], options.gaf_data.result()) if options.gaf_data is not None else None
     if gaf is not None:
         versions["go_gaf"] = gaf.data_version
         annotated["go"] = gaf.term_genes, gaf.term_pmids

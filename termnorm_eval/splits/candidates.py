@@ -63,16 +63,26 @@ class _Owners:
 
     def __init__(self, items: Iterable[tuple[str, Iterable[str | None]]],
                  key: Callable[[str], str] = str.casefold) -> None:
-        owner: dict[str, str] = {}
-        shared: set[str] = set()
+        self.owner: dict[str, str] = {}
+        self.shared: set[str] = set()
+        self.key = key
+        self._add(items)
+
+    def _add(self, items: Iterable[tuple[str, Iterable[str | None]]]) -> None:
+        owner, shared, key = self.owner, self.shared, self.key
         for ident, strings in items:
             for s in strings:
                 if s:
                     k = key(s)
                     if owner.setdefault(k, ident) != ident:
                         shared.add(k)
-        self.shared = shared
-        self.key = key
+
+    def plus(self, items: Iterable[tuple[str, Iterable[str | None]]]) -> _Owners:
+        """These owners and those of ``items`` (a copy: only the new strings are keyed)."""
+        out = _Owners((), self.key)
+        out.owner, out.shared = dict(self.owner), set(self.shared)
+        out._add(items)
+        return out
 
     def unique(self, s: str) -> bool:
         return self.key(s) not in self.shared
@@ -223,8 +233,7 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
     # has it as its symbol or previous symbol: SLC18A1's previous symbol VAT1 is a gene of its own.
     answer_owners = _Owners(((g.id, (g.symbol, *g.prev_symbols)) for g in approved), key=normalize_text)
     # A mention (alias or previous symbol asked for its gene) must not also be another gene's alias.
-    mention_owners = _Owners(((g.id, (g.symbol, *g.alias_symbols, *g.prev_symbols)) for g in approved),
-                             key=normalize_text)
+    mention_owners = answer_owners.plus((g.id, g.alias_symbols) for g in approved)
     records: dict[str, dict[str, Any]] = {}
     owned: dict[str, Forms] = {}
     for g in coding:
