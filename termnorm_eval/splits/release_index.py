@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -194,7 +194,8 @@ def _digest(path: str, _key: tuple[int, int, int, int]) -> str:
     return h.hexdigest()[:16]
 
 
-def parse(path: Path, data: bytes) -> ReleaseIndex:
+def _cells(path: Path, data: bytes) -> Iterator[list[str]]:
+    """The cells of each row of an index file (7 of them in files written before ``parents``)."""
     try:
         text = gzip.decompress(data).decode("utf-8")
     except (OSError, EOFError, UnicodeDecodeError) as e:
@@ -204,13 +205,18 @@ def parse(path: Path, data: bytes) -> ReleaseIndex:
     if header not in (list(COLUMNS), list(COLUMNS_BEFORE_PARENTS)):
         raise TermnormError(f"{path}:1: not a release index header (expected {', '.join(COLUMNS)})")
     width = len(header)
-    index = ReleaseIndex(path=path, digest=hashlib.sha256(data).hexdigest()[:16])
     for lineno, line in enumerate(lines[1:], start=2):
         if not line:
             continue
         cells = line.split("\t")
         if len(cells) != width or cells[1] not in STATUSES:
             raise TermnormError(f"{path}:{lineno}: malformed release index row")
+        yield cells
+
+
+def parse(path: Path, data: bytes) -> ReleaseIndex:
+    index = ReleaseIndex(path=path, digest=hashlib.sha256(data).hexdigest()[:16])
+    for cells in _cells(path, data):
         id_, status, primary, aspect, names, symbols, others, *rest = cells
         index.status[id_] = status
         if rest and rest[0]:
@@ -230,6 +236,22 @@ def parse(path: Path, data: bytes) -> ReleaseIndex:
             target = index.symbols if kind == "+" and status == "live" else index.previous
             _add(target, normalize_text(sym), id_)
     return index
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Every row of an index file as written, in file order: what ``load`` folds away (which name is
+    the label, which symbol the approved one), for ``termnorm add-mentions``."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise TermnormError(f"{p}: cannot read the release index ({e.strerror})") from None
+
+    def listed(cell: str) -> tuple[str, ...]:
+        return tuple(cell.split(SEP)) if cell else ()
+
+    return [(c[0], c[1], c[2], c[3], listed(c[4]), listed(c[5]), listed(c[6]),
+             listed(c[7]) if len(c) > 7 else ()) for c in _cells(p, data)]
 
 
 @lru_cache(maxsize=16)
