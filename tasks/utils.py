@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from termnorm_eval.harness.fewshot import NoFewshotSampler
 from termnorm_eval.harness.hooks import (
     alignment,
     extract_responses,
@@ -10,8 +11,8 @@ from termnorm_eval.harness.hooks import (
     process_results,
 )
 
-__all__ = ["alignment", "extract_responses", "extract_study_responses", "load_dataset", "process_results",
-           "study_doc_to_text", "study_fewshot_target"]
+__all__ = ["NoFewshotSampler", "alignment", "extract_responses", "extract_study_responses", "load_dataset",
+           "process_results", "study_doc_to_text", "study_fewshot_target"]
 
 DATA_DIR = None  # the splits shipped inside the termnorm_eval package
 load_dataset = make_loader(DATA_DIR)

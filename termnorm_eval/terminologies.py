@@ -19,6 +19,11 @@ Two sorts of direction (issue 21):
   None for label directions.
 
 ``Terminology.all_directions`` is both, the tasks; ``Terminology.direction(name)`` finds either.
+
+A user's own mention table (``termnorm add-mentions``) is a terminology of its own
+(``user_mentions_terminology``): ``mentions_of`` names the terminology whose release scores it, and
+its one mention direction (``mention2id``, ``mention2symbol``) asks ``mentions.user`` on the
+``test`` split only.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ TARGET_DELIMITER = " "
 # ``termnorm report`` refuses to compare scores across versions.
 TASK_VERSION = 3.0
 SPLITS = ("train", "val")  # train: what fine-tuning sees (memorization); val: held out
+# A user's own mentions (``termnorm add-mentions``) are all test items: no training split, no few-shot
+# examples drawn from them, and no claim that their concepts were held out of training.
+TEST_SPLIT = "test"
+ALL_SPLITS = (*SPLITS, TEST_SPLIT)  # every split a task may be named by, in report order
 
 
 def input_text(question: str) -> str:
@@ -158,6 +167,9 @@ class Terminology:
     kind: TerminologyKind = "ontology"
     # The mention directions (``Direction.mention`` set), each mirroring one of ``directions``.
     mention_directions: tuple[Direction, ...] = ()
+    # A user's mentions (add-mentions): the key of the terminology whose release they are scored
+    # against (its prompts, identifiers and index); None for every other terminology.
+    mentions_of: str | None = None
 
     @property
     def all_directions(self) -> tuple[Direction, ...]:
@@ -190,6 +202,7 @@ class Terminology:
             "id_example": self.id_example,
             "kind": self.kind,
             "description": self.description,
+            **({"mentions_of": self.mentions_of} if self.mentions_of else {}),
         }
 
 
@@ -411,6 +424,29 @@ GENE = Terminology(
 BUILTIN: dict[str, Terminology] = {t.key: t for t in (GO, HPO, GENE)}
 
 
+# A user's own mentions (``termnorm add-mentions``): one direction per terminology kind, asked with
+# its label direction's prompts (the mention in place of the label) for the same answers, on the
+# records' ``mentions.user``, all in the test split.
+USER_KIND = "user"
+USER_DIRECTIONS: dict[str, tuple[str, str]] = {  # terminology kind -> (direction, label direction)
+    "ontology": ("mention2id", "term2id"),
+    "gene": ("mention2symbol", "name2symbol"),
+}
+
+
+def user_mentions_terminology(key: str, of: Terminology, description: str = "") -> Terminology:
+    """The terminology of a user's mention table ``key`` scored against ``of``'s release: no label
+    direction, one mention direction (``USER_DIRECTIONS``) on the test split."""
+    if of.mentions_of is not None:
+        raise ValueError(f"{of.key!r} is itself a user's mention table")
+    name, label = USER_DIRECTIONS[of.kind]
+    mention = _mention_of(of.direction(label), name, USER_KIND, splits=(TEST_SPLIT,))
+    return Terminology(key=key, label=of.label, id_prefix=of.id_prefix, id_local=of.id_local,
+                       id_example=of.id_example, directions=(), kind=of.kind,
+                       description=description or f"a user's mentions of {of.label} concepts",
+                       mention_directions=(mention,), mentions_of=of.key)
+
+
 MentionKinds = dict[str, dict[str, int]]  # a manifest's mention_kinds: kind -> split -> concepts with a form
 
 
@@ -465,6 +501,13 @@ def terminology_from_dict(spec: dict[str, Any], mention_kinds: MentionKinds | No
     ontology's mention directions come from its manifest entry's ``mention_kinds``."""
     if spec.get("key") in BUILTIN:
         return BUILTIN[spec["key"]]
+    if spec.get("mentions_of"):  # a user's mentions: the spec's fields are its terminology's
+        of = BUILTIN.get(spec["mentions_of"]) or terminology_from_dict({**spec, "key": spec["mentions_of"],
+                                                                         "mentions_of": None})
+        if of.kind != spec.get("kind", of.kind):
+            raise ValueError(f"mentions_of {of.key!r} is a terminology of kind {of.kind}, the spec says "
+                             f"{spec.get('kind')}")
+        return user_mentions_terminology(spec["key"], of, spec.get("description", ""))
     return ontology_terminology(
         key=spec["key"],
         label=spec["label"],

@@ -1,8 +1,9 @@
 """Harness documents of one task: split records rendered for one direction.
 
 One task = one terminology x direction x split. Its ``custom_dataset`` returns a
-``datasets.DatasetDict`` with the splits ``train`` and ``val`` of that direction, so the same
-object serves ``test_split`` and ``fewshot_split: train``. Records that do not apply to the
+``datasets.DatasetDict`` with the splits of that direction (``Direction.splits``: ``train`` and
+``val``, so the same object serves ``test_split`` and ``fewshot_split: train``; a user's mentions:
+``test`` alone). Records that do not apply to the
 direction (``Direction.applies_to``, e.g. genes without a protein name, concepts without a form of
 a mention direction's kind) are skipped. Documents keep the store's record order (sorted by id),
 so ``--limit N`` evaluates the first N records. Each names what its question shows (``source``:
@@ -21,7 +22,7 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness import validity
 from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
 from termnorm_eval.splits import store
-from termnorm_eval.terminologies import SPLITS, Direction, Terminology, input_text
+from termnorm_eval.terminologies import Direction, Terminology, input_text
 
 FEATURE_TYPES = {
     "item_id": "string", "question": "string", "input": "string", "answer": "string",
@@ -50,13 +51,20 @@ def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
     popularity strata; ``release`` the digest of the data folder's release index ('' if it has none)."""
     question = direction.prompt(record, term, variant=0)
     answer, fmt = direction.answer(record), answer_format(direction)
+    popularity: int | None = None
+    bin_index: int | None = None
+    stratum = store.NO_STRATUM
     try:
-        popularity, bin_index = int(record["popularity"]), int(record["bin"])
-        stratum = store.stratum(bin_index, n_bins)
+        # a user's mention has no popularity: both null (never a made-up 0), no stratum
+        if not (record["popularity"] is None and record["bin"] is None):
+            popularity, bin_index = int(record["popularity"]), int(record["bin"])
+            stratum = store.stratum(bin_index, n_bins)
     except (KeyError, TypeError, ValueError) as e:
         raise TermnormError(f"record {record.get('id')!r}: bad popularity/bin ({e})") from e
     return {
-        "item_id": str(record["id"]),
+        # the document; the record's id (its concept) unless the record names it (a user's table asks
+        # about one concept through several mentions)
+        "item_id": str(record.get("item_id") or record["id"]),
         "question": question,
         "input": input_text(question),
         "answer": answer,
@@ -108,27 +116,32 @@ def build_docs(key: str, direction: str, split: str, data_dir: str | Path | None
 
 def load_task_dataset(terminology: str, direction: str, data_dir: str | Path | None = None,
                       **metadata: Any) -> Any:
-    """The harness's ``custom_dataset``: a DatasetDict {train, val} for one direction.
+    """The harness's ``custom_dataset``: a DatasetDict of the direction's splits ({train, val}; a
+    user's mentions: {test}).
 
     lm-eval calls it with the task metadata and ``dataset_kwargs`` as keyword arguments; the
     metadata (version, model args, ...) is ignored except ``embedding_model``. The train and val
     tasks of a direction share one (immutable, Arrow-backed) DatasetDict per process.
     """
     resolved = None if data_dir is None else str(Path(data_dir).resolve())
-    store.terminology(terminology, resolved)  # an unknown key is named as such, not as missing files
+    term = store.terminology(terminology, resolved)  # an unknown key is named as such, not as missing files
+    try:
+        splits = term.direction(direction).splits
+    except KeyError as e:
+        raise TermnormError(str(e.args[0])) from None
     # Keyed on the files' identity too: a rebuild in this process must not serve the old documents.
     root = store.shipped_data_dir() if resolved is None else Path(resolved)
     files = (store.file_key(root / store.MANIFEST, "split manifest"),
-             *(store.file_key(store.split_path(terminology, s, resolved)) for s in SPLITS))
+             *(store.file_key(store.split_path(terminology, s, resolved)) for s in splits))
     # The index digest is part of the key: documents name the index that classifies their answers.
     release = release_digest(terminology, resolved)
     return _dataset_dict(terminology, direction, resolved, str(metadata.get(METADATA_KEY) or ""), files,
-                         release)
+                         release, splits)
 
 
 @lru_cache(maxsize=128)
 def _dataset_dict(terminology: str, direction: str, data_dir: str | None, embedding_model: str,
-                  files: tuple[store.FileKey, ...], release: str) -> Any:
+                  files: tuple[store.FileKey, ...], release: str, splits: tuple[str, ...]) -> Any:
     import datasets
     import pyarrow as pa
 
@@ -136,13 +149,13 @@ def _dataset_dict(terminology: str, direction: str, data_dir: str | None, embedd
         k: datasets.Sequence(datasets.Value(v[0])) if isinstance(v, list) else datasets.Value(v)
         for k, v in FEATURE_TYPES.items()
     })
-    splits = {}
-    for split in SPLITS:
+    out = {}
+    for split in splits:
         docs = build_docs(terminology, direction, split, data_dir, embedding_model, release)
         if not docs:
             where = store.split_path(terminology, split, data_dir)
             raise TermnormError(f"{where}: no record has both fields of direction {direction!r}")
         # Straight to Arrow: from_list would re-encode every value through the features (10x slower).
         table = pa.Table.from_pylist(docs, schema=features.arrow_schema)
-        splits[split] = datasets.Dataset(table, info=datasets.DatasetInfo(features=features))
-    return datasets.DatasetDict(splits)
+        out[split] = datasets.Dataset(table, info=datasets.DatasetInfo(features=features))
+    return datasets.DatasetDict(out)

@@ -10,7 +10,8 @@
 * ``alignment``: not scored here; each document contributes ``(answer, gold, model_setting)``
   and the aggregation embeds all of them at once (see ``answer_similarity``).
 * ``exact_match_<low|mid|high>``: the strict score again, emitted only under the document's
-  popularity stratum, so its mean is the strict accuracy within that third of the split.
+  popularity stratum, so its mean is the strict accuracy within that third of the split (a document
+  without popularity, a user's mention, emits none).
 * ``exact_match_shown`` / ``exact_match_hidden``: the strict score again, emitted only under
   whether the prompt the model saw shows the gold answer (``answer_shown``: the document's
   ``answer_in_prompt`` for its question; the study family's own prompt is judged itself), so a
@@ -31,6 +32,7 @@ from typing import Any
 from termnorm_eval.harness.extraction import extract
 from termnorm_eval.harness.validity import validity_metrics
 from termnorm_eval.harness.validity_names import PARSE_ERROR
+from termnorm_eval.splits.store import STRATA
 from termnorm_eval.text import clean_text, normalize_text
 
 ANSWER_IN_PROMPT = "answer_in_prompt"  # the document field and the metric (its share)
@@ -147,9 +149,10 @@ def score_document(doc: dict[str, Any], response: Any) -> dict[str, Any]:
         "exact_match": strict,
         "lenient_match": lenient,
         "alignment": (answer, doc["answer"], doc.get("embedding_model") or ""),
-        f"exact_match_{doc['stratum']}": strict,
-        **validity_metrics(doc, raw, answer, strict, lenient, response.shown),
     }
+    if doc["stratum"] in STRATA:  # a document without popularity (a user's mention) has none
+        scores[f"exact_match_{doc['stratum']}"] = strict
+    scores.update(validity_metrics(doc, raw, answer, strict, lenient, response.shown))
     shown = shows_answer(doc, response.shown)
     scores[f"exact_match_{'shown' if shown else 'hidden'}"] = strict
     scores[ANSWER_IN_PROMPT] = float(shown)

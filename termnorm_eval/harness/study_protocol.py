@@ -34,6 +34,7 @@ functions; they are reproduced dedented, without the trailing spaces of a few li
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -359,6 +360,13 @@ def study_prompt(term: Terminology, direction: str) -> StudyPrompt:
     An ontology's mention direction (synonym2id, lay2id) asks with its label direction's prompt, the
     form in place of the term, as its plain prompt does; the gene mention directions have their own.
     """
+    if term.mentions_of is not None:  # a user's mentions: its terminology's label question
+        of = BUILTIN.get(term.mentions_of) or dataclasses.replace(term, mentions_of=None)
+        try:
+            return study_prompt(of, term.direction(direction).label_direction)
+        except KeyError:
+            raise TermnormError(f"terminology {term.key!r}: no study-protocol prompt for direction "
+                                f"{direction!r}") from None
     builtin = BUILTIN.get(term.key) == term
     if builtin and (term.key, direction) in _BUILTIN_PROMPTS:
         return _BUILTIN_PROMPTS[(term.key, direction)]
@@ -372,8 +380,10 @@ def study_prompt(term: Terminology, direction: str) -> StudyPrompt:
 
 
 def system_prompt(term: Terminology) -> str:
-    """The study's system prompt for a terminology (an added ontology is named by its label)."""
-    specialty = SPECIALTIES.get(term.key) if BUILTIN.get(term.key) == term else None
+    """The study's system prompt for a terminology (an added ontology is named by its label; a user's
+    mentions by the terminology they are scored against)."""
+    key = term.mentions_of or term.key
+    specialty = SPECIALTIES.get(key) if term.mentions_of in BUILTIN or BUILTIN.get(key) == term else None
     return SYSTEM_PROMPT.format(specialty=specialty or f"the {term.label} ontology")
 
 

@@ -6,6 +6,9 @@ data folders::
 
     write_task_family([terminology], out_dir, data_dir="data", umbrella=None)
 
+and ``add-mentions`` for a user's mention table (one ``_test`` leaf per family; a direction without a
+training split gets no few-shot split and a sampler that refuses ``--num_fewshot``).
+
 Two families share the documents, the data loader, the metrics and the filter name ``extract``:
 
 * the **plain** family ``termnorm_<key>_<direction>_<split>``: the plugin's benchmark (a short
@@ -167,6 +170,7 @@ UTILS_TEMPLATE = '''"""Hooks of the task YAMLs in this folder. {mark}; do not ed
 
 from __future__ import annotations
 {imports}
+from termnorm_eval.harness.fewshot import NoFewshotSampler
 from termnorm_eval.harness.hooks import (
     alignment,
     extract_responses,
@@ -175,8 +179,8 @@ from termnorm_eval.harness.hooks import (
     process_results,
 )
 
-__all__ = ["alignment", "extract_responses", "extract_study_responses", "load_dataset", "process_results",
-           "study_doc_to_text", "study_fewshot_target"]
+__all__ = ["NoFewshotSampler", "alignment", "extract_responses", "extract_study_responses", "load_dataset",
+           "process_results", "study_doc_to_text", "study_fewshot_target"]
 
 {data_dir_line}
 load_dataset = make_loader(DATA_DIR)
@@ -209,6 +213,19 @@ def _q(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
+def _no_fewshot(direction: Direction, study: bool) -> str:
+    """Leaf lines for a direction without a training split (a user's mentions): no few-shot split, a
+    sampler that refuses ``--num_fewshot`` (``fewshot.NoFewshotSampler``) instead of the template's
+    ``fewshot_split: train``; '' for every other direction."""
+    if SPLITS[0] in direction.splits:
+        return ""
+    target = "  doc_to_target: !function utils.study_fewshot_target\n" if study else ""
+    return ("# no training split: zero-shot only (examples from the rows scored would show their answers)\n"
+            "fewshot_split: null\n"
+            "fewshot_config:\n"
+            "  sampler: !function utils.NoFewshotSampler\n" + target)
+
+
 def render_leaf(term: Terminology, direction: Direction, split: str) -> str:
     until = ", ".join(_q(u) for u in UNTIL)
     return _HEADER + (
@@ -222,7 +239,7 @@ def render_leaf(term: Terminology, direction: Direction, split: str) -> str:
         f"  until: [{until}]\n"
         f"  max_gen_toks: {MAX_GEN_TOKS[answer_format(direction)]}\n"
         f"  do_sample: false\n"
-    )
+    ) + _no_fewshot(direction, study=False)
 
 
 def render_study_leaf(term: Terminology, direction: Direction, split: str) -> str:
@@ -242,7 +259,7 @@ def render_study_leaf(term: Terminology, direction: Direction, split: str) -> st
         # the blank line keeps the system prompt a paragraph of its own (the harness convention; Llama
         # 3 chat templates trim it from the system message).
         f"description: {_q(description + chr(10) * 2)}\n"
-    )
+    ) + _no_fewshot(direction, study=True)
 
 
 def render_group(name: str, members: list[str], metrics: tuple[str, ...] = METRICS) -> str:
@@ -317,7 +334,8 @@ def family_groups(terms: list[Terminology], leaf: Callable[[str, str, str], str]
             for split in d.splits:
                 name = leaf(term.key, d.name, split)
                 out[group(term.key)].append(name)
-                by_split[split].append(name)
+                if split in by_split:  # the test split of a user's mentions joins no split group
+                    by_split[split].append(name)
                 if d.mention is None:
                     labels.append(name)
         mentions = [leaf(term.key, d.name, s) for d in term.mention_directions for s in d.splits]

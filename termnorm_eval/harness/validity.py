@@ -114,7 +114,9 @@ def _copies_prompt_digits(raw: str, doc: dict[str, Any], shown: str | None) -> b
 
 
 def _identifier_category(doc: dict[str, Any], answer: str, index: ReleaseIndex, shown: str | None) -> str:
-    item = doc["item_id"]
+    # the gold concept: an identifier direction's answer is its id (item_id names the document, which
+    # in a user's mention table is one of several asking about the concept)
+    item = doc["answer"]
     if _in_prompt(answer, doc, shown):
         return "prompt_example"
     status = index.status.get(answer)

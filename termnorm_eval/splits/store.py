@@ -6,6 +6,7 @@ same layout under its output folder)::
     <data_dir>/manifest.json          sources, parameters, per-terminology specs and counts
     <data_dir>/<key>/train.jsonl      one JSON record per concept, sorted by id
     <data_dir>/<key>/val.jsonl
+    <data_dir>/<key>/test.jsonl       (instead of train and val) a user's mentions (add-mentions)
     <data_dir>/<key>/index.tsv.gz     every id, name and symbol of the release (``release_index``)
 
 Record fields: ``id``, ``name``, ``synonyms``, ``alt_ids``, ``popularity`` (int, what the bins
@@ -15,7 +16,9 @@ the ``unannotated`` bin when the manifest labels bin 0 so; GO: the bin within it
 direction asks about the concept, only the kinds it has a usable form of; ``splits.mentions``);
 ontology records add ``synonym_types`` (``{synonym: OBO synonym type}``, ``""`` when untyped); genes
 add ``symbol``, ``protein_name`` (null when the GAF gives none), ``prev_symbols`` (those no other gene
-owns), ``alias_symbols``. The manifest's ``terminologies.<key>.mention_kinds`` (``{kind: {split:
+owns), ``alias_symbols``. A user's mention table (``user_mentions``, ``test.jsonl``) has one record per
+scored row: ``popularity`` and ``bin`` null (no stratum), ``mentions.user`` the row's mention and
+``item_id`` naming the document (the same concept may be asked through several mentions). The manifest's ``terminologies.<key>.mention_kinds`` (``{kind: {split:
 concepts with a form}}``, only kinds some split has) says which mention tasks the terminology can
 have; ``terminologies.<key>.mentions`` holds the rule, the seed and the coverage per stratum.
 
@@ -33,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology, terminology_from_dict
+from termnorm_eval.terminologies import ALL_SPLITS, BUILTIN, SPLITS, Terminology, terminology_from_dict
 
 MANIFEST = "manifest.json"
 STRATA = ("low", "mid", "high")  # popularity thirds, by bin
+NO_STRATUM = "none"  # a record without popularity (a user's mention: popularity and bin null)
 DEFAULT_BINS = 20  # the built-in design; only for manifests that do not say (hand-written ones)
 
 FileKey = tuple[str, int, int, int, int]
@@ -158,8 +162,8 @@ def terminology(key: str, data_dir: str | Path | None = None) -> Terminology:
 
 
 def split_path(key: str, split: str, data_dir: str | Path | None = None) -> Path:
-    if split not in SPLITS:
-        raise SplitDataError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
+    if split not in ALL_SPLITS:
+        raise SplitDataError(f"unknown split {split!r} (known: {', '.join(ALL_SPLITS)})")
     return _dir(data_dir) / key / f"{split}.jsonl"
 
 
