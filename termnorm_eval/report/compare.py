@@ -20,7 +20,7 @@ from pathlib import Path
 from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, categories_for, metric
 from termnorm_eval.report import intervals, transfer
 from termnorm_eval.report.results import LENIENT, STRICT, Run, TaskResult
-from termnorm_eval.terminologies import BUILTIN, SPLITS
+from termnorm_eval.terminologies import ALL_SPLITS, BUILTIN, SPLITS
 
 SPLIT_ROLE = {"train": "memorization", "val": "generalization"}
 
@@ -298,7 +298,8 @@ def build(base: Run, tuned: list[Run]) -> Report:
     runs = (base, *tuned)
     info = {t: tr for r in reversed(runs) for t, tr in r.tasks.items()}  # any run's copy: names only
     tasks = sorted(info, key=lambda t: (info[t].family != "termnorm", info[t].family,
-                                        *_order(info[t].key, info[t].direction), SPLITS.index(info[t].split)))
+                                        *_order(info[t].key, info[t].direction),
+                                        ALL_SPLITS.index(info[t].split)))
     rows: list[Row] = []
     for task in tasks:
         ti = info[task]

@@ -29,7 +29,7 @@ from termnorm_eval.text import clean_text
 
 PLAIN, STUDY = "termnorm", "termnorm-study"
 TASK_RE = re.compile(r"^(?P<family>termnorm(?:-study)?)_(?P<key>[a-z][a-z0-9]*)_(?P<direction>[a-z0-9]+)"
-                     r"_(?P<split>train|val)$")
+                     r"_(?P<split>train|val|test)$")  # test: a user's mentions (add-mentions)
 RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
 STRICT, LENIENT, ALIGNMENT = "exact_match", "lenient_match", "alignment"
 # deep enough for <adapter>/eval/<split>/<model>/results_*.json given the adapter folder
