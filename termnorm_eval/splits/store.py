@@ -18,9 +18,10 @@ ontology records add ``synonym_types`` (``{synonym: OBO synonym type}``, ``""`` 
 add ``symbol``, ``protein_name`` (null when the GAF gives none), ``prev_symbols`` (those no other gene
 owns), ``alias_symbols``. A user's mention table (``user_mentions``, ``test.jsonl``) has one record per
 scored row: ``popularity`` and ``bin`` null (no stratum), ``mentions.user`` the row's mention and
-``item_id`` naming the document (the same concept may be asked through several mentions). The manifest's ``terminologies.<key>.mention_kinds`` (``{kind: {split:
-concepts with a form}}``, only kinds some split has) says which mention tasks the terminology can
-have; ``terminologies.<key>.mentions`` holds the rule, the seed and the coverage per stratum.
+``item_id`` naming the document (the same concept may be asked through several mentions). The
+manifest's ``terminologies.<key>.mention_kinds`` (``{kind: {split: concepts with a form}}``, only kinds
+some split has) says which mention tasks the terminology can have; ``terminologies.<key>.mentions``
+holds the rule, the seed and the coverage per stratum.
 
 The popularity strata (low/mid/high) are thirds of the build's own bin count (``bin_count``, from
 the manifest), and the record caches are keyed on each file's identity (``file_key``), so a
