@@ -33,9 +33,19 @@ def version() -> None:
 
 def _register_all() -> None:
     # Imported here so `termnorm --help` stays fast: heavy imports live inside the commands.
-    from termnorm_eval.cli import data, doctor, evaluate, finetune, lexicalization, ontology, report, study
+    from termnorm_eval.cli import (
+        data,
+        doctor,
+        evaluate,
+        finetune,
+        lexicalization,
+        mentions,
+        ontology,
+        report,
+        study,
+    )
 
-    for module in (data, evaluate, lexicalization, report, ontology, finetune, study, doctor):
+    for module in (data, evaluate, lexicalization, report, ontology, mentions, finetune, study, doctor):
         module.register(app)
 
 
