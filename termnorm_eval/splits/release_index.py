@@ -127,7 +127,9 @@ class ReleaseIndex:
     names: dict[str, Owners] = field(default_factory=dict)  # live ids named so (name or EXACT synonym)
     symbols: dict[str, Owners] = field(default_factory=dict)  # live genes with this approved/alias symbol
     previous: dict[str, Owners] = field(default_factory=dict)  # genes that had it (previous, withdrawn)
-    parents: dict[str, Owners] = field(default_factory=dict)  # live term -> its is_a parent(s)
+    # live term -> its is_a parents as the file has them (joined by SEP): split when asked, so that
+    # loading stays cheap
+    parents: dict[str, str] = field(default_factory=dict)
     _children: dict[str, Owners] | None = field(default=None, repr=False, compare=False)  # made on first use
 
     def concept(self, identifier: str) -> str:
@@ -136,14 +138,15 @@ class ReleaseIndex:
 
     def parents_of(self, identifier: str) -> tuple[str, ...]:
         """The is_a parents of a term (an alt_id: of its term); () for a root, a gene or an unknown id."""
-        return _as_tuple(self.parents.get(self.concept(identifier)))
+        found = self.parents.get(self.concept(identifier))
+        return tuple(found.split(SEP)) if found else ()
 
     def children_of(self, identifier: str) -> tuple[str, ...]:
         """The terms that name this one as an is_a parent (the reverse map is made once, on first use)."""
         if self._children is None:
             children: dict[str, Owners] = {}
             for child, found in self.parents.items():
-                for parent in _as_tuple(found):
+                for parent in found.split(SEP):
                     _add(children, parent, child)
             self._children = children
         return _as_tuple(self._children.get(self.concept(identifier)))
@@ -217,10 +220,12 @@ def _cells(path: Path, data: bytes) -> Iterator[list[str]]:
 def parse(path: Path, data: bytes) -> ReleaseIndex:
     index = ReleaseIndex(path=path, digest=hashlib.sha256(data).hexdigest()[:16])
     for cells in _cells(path, data):
-        id_, status, primary, aspect, names, symbols, others, *rest = cells
+        if len(cells) == 7:  # a file written before the parents column
+            cells.append("")
+        id_, status, primary, aspect, names, symbols, others, parents = cells
         index.status[id_] = status
-        if rest and rest[0]:
-            index.parents[id_] = tuple(rest[0].split(SEP)) if SEP in rest[0] else rest[0]
+        if parents:
+            index.parents[id_] = parents
         if primary:
             index.primary[id_] = primary
         if aspect:
