@@ -10,8 +10,8 @@ A form is usable when
 - one concept owns it, compared as the lenient score compares (``text.normalize_text``): for an
   ontology, no other live term has it as name or exact synonym (the records' ``synonyms`` already
   keep only those); for a gene, no other approved gene has it as symbol, alias or previous symbol;
-- it differs from the concept's own label (genes: approved symbol) after ``fold``, so the question
-  is not the label question again;
+- it differs from the concept's own label (genes: approved symbol, approved name and protein name,
+  every string a label task shows) after ``fold``, so the question is not a label question again;
 - of its kind: ``synonym`` takes exact synonyms of any type but ``layperson`` and
   ``obsolete_synonym``, ``lay`` those typed ``layperson``; an ``obsolete_synonym`` is never asked.
 
@@ -39,9 +39,10 @@ LAYPERSON = "layperson"
 
 RULE = ("usable: owned by one concept (text.normalize_text; ontologies: no other live term has it as name or "
         "exact synonym; genes: no other approved gene has it as symbol, alias or previous symbol) and "
-        "different from the concept's label (genes: approved symbol) after folding (casefold, every run of "
-        "non-alphanumerics one space, stripped); synonym: exact synonyms not typed layperson or "
-        "obsolete_synonym; lay: exact synonyms typed layperson; alias: alias symbols; prev: previous symbols")
+        "different from the concept's label (genes: approved symbol, approved name, protein name) after "
+        "folding (casefold, every run of non-alphanumerics one space, stripped); synonym: exact synonyms "
+        "not typed layperson or obsolete_synonym; lay: exact synonyms typed layperson; alias: alias "
+        "symbols; prev: previous symbols")
 CHOICE = "sorted(usable forms)[int(sha256(f'{seed}:{id}:{kind}').hexdigest(), 16) % len(forms)]"
 
 Forms = dict[str, list[str]]  # kind -> the concept's usable forms, sorted
@@ -90,13 +91,13 @@ def gene_owned(aliases: Iterable[str], prevs: Iterable[str], unique: Callable[[s
     return forms
 
 
-def usable(forms: Forms, label: str, dropped: Counter[str]) -> Forms:
-    """The forms (owned by the concept, by kind) that are not its ``label`` again after ``fold``,
+def usable(forms: Forms, labels: Iterable[str | None], dropped: Counter[str]) -> Forms:
+    """The forms (owned by the concept, by kind) that are none of its ``labels`` again after ``fold``,
     sorted and distinct; ``dropped`` counts the others."""
-    own = fold(label)
+    own = {fold(label) for label in labels if label}
     out: Forms = {}
     for kind, values in forms.items():
-        kept = sorted({f for f in values if fold(f) != own})
+        kept = sorted({f for f in values if fold(f) not in own})
         dropped["same_as_label"] += len(set(values)) - len(kept)
         if kept:
             out[kind] = kept
@@ -117,10 +118,12 @@ def pick(forms: Forms, seed: int, ident: str) -> dict[str, str]:
 def record_forms(record: Mapping[str, Any], owned: Forms | None, dropped: Counter[str]) -> Forms:
     """A record's usable forms by kind: a gene's from ``owned`` (``gene_owned``, asked instead of its
     symbol), an ontology term's (``owned`` None) from its ``synonym_types`` (asked instead of its name).
-    Also what fine-tuning's ``train_forms`` trains (finetune/data.py)."""
+    A form must differ from every string the label tasks show of the concept: a gene's alias that is
+    its own protein name (MILR1's "Allergin-1") would be trained by protein2symbol. Also what
+    fine-tuning's ``train_forms`` trains (finetune/data.py)."""
     if owned is None:
-        return usable(by_type(record.get("synonym_types") or {}, dropped), record["name"], dropped)
-    return usable(owned, record["symbol"], dropped)
+        return usable(by_type(record.get("synonym_types") or {}, dropped), [record["name"]], dropped)
+    return usable(owned, [record["symbol"], record.get("name"), record.get("protein_name")], dropped)
 
 
 def of_record(record: Mapping[str, Any], owned: Forms | None, seed: int, dropped: Counter[str]
