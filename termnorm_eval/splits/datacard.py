@@ -270,8 +270,9 @@ def render_data_card(manifest: dict[str, Any]) -> str:
         "termnorm data build --out DIR --popularity hpo_counts.tsv --popularity gene_counts.tsv",
         "```",
         "",
-        "Scores of task version 1 (the splits before benchmark v2) and version 2 are not comparable;",
-        "`termnorm report` refuses to compare them.",
+        "Scores of different task versions (1: the splits before benchmark v2; 2: benchmark v2; 3: the",
+        "mention tasks, every validity category on every document, the hierarchy categories) are not",
+        "comparable; `termnorm report` refuses to compare them.",
         "",
     ]
     return "\n".join(out)
