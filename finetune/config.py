@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, Protocol, Union, get_args, get_origin, get_type_hints
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.terminologies import MENTION_DIRECTIONS
 
 Backend = Literal["auto", "hf", "unsloth"]
 ChatTemplate = Literal["auto", "on", "off"]
@@ -142,7 +143,7 @@ class ModuleNames:
         return f"{ALL_LINEAR} or module names"
 
 
-FORM_KINDS: Final = ("label", "synonym", "lay", "alias", "prev")  # train_forms values (splits.mentions kinds)
+FORM_KINDS: Final = ("label", *MENTION_DIRECTIONS)  # train_forms values: label and the mention kinds
 
 
 @dataclass(frozen=True)

@@ -257,10 +257,16 @@ def _mention_of(label: Direction, name: str, kind: str, templates: tuple[str, ..
                      lenient_fields=label.lenient_fields, mention=kind, mirrors=label.name, splits=splits)
 
 
-# Ontology mention kinds and their directions: exact synonyms (not lay), lay terms (HPO's
-# ``layperson`` synonym type). Their prompts are term2id's with the form in place of the label, so
-# only the words asked about change between a label task and its mention tasks.
-ONTOLOGY_MENTIONS = {"synonym": "synonym2id", "lay": "lay2id"}
+# Every mention kind (``splits.mentions``) and the direction that asks it: the one map, which the
+# build's manifest, fine-tuning's ``train_forms`` values and the tasks read. Ontologies: exact
+# synonyms (not lay), lay terms (HPO's ``layperson`` synonym type); genes: alias and previous symbols.
+MENTION_DIRECTIONS = {"synonym": "synonym2id", "lay": "lay2id",
+                      "alias": "alias2symbol", "prev": "prev2symbol"}
+ONTOLOGY_KINDS = ("synonym", "lay")
+GENE_KINDS = ("alias", "prev")
+# The ontology mention directions' prompts are term2id's with the form in place of the label, so only
+# the words asked about change between a label task and its mention tasks.
+ONTOLOGY_MENTIONS = {k: MENTION_DIRECTIONS[k] for k in ONTOLOGY_KINDS}
 
 
 def _ontology_mention_directions(kinds: dict[str, tuple[str, ...]]) -> tuple[Direction, ...]:
@@ -382,7 +388,7 @@ _GENE_DIRECTIONS = (
 # answers). The prompts say which kind of symbol is shown: "the gene <symbol>" would read as a
 # question about a symbol that is already approved.
 _GENE_MENTION_DIRECTIONS = (
-    _mention_of(_GENE_DIRECTIONS[0], "alias2symbol", "alias", (
+    _mention_of(_GENE_DIRECTIONS[0], MENTION_DIRECTIONS["alias"], "alias", (
         'What is the official HGNC gene symbol of the human gene with the alias symbol "{source}"? '
         "Answer with the gene symbol only.",
         'Give the HGNC symbol of the human gene also known by the alias "{source}". '
@@ -394,7 +400,7 @@ _GENE_MENTION_DIRECTIONS = (
         '"{source}" is an alias symbol of a human gene. What is its official symbol? '
         "Answer with the symbol only.",
     )),
-    _mention_of(_GENE_DIRECTIONS[0], "prev2symbol", "prev", (
+    _mention_of(_GENE_DIRECTIONS[0], MENTION_DIRECTIONS["prev"], "prev", (
         'What is the current official HGNC gene symbol of the human gene whose previous symbol is '
         '"{source}"? Answer with the gene symbol only.',
         'Give the current HGNC symbol of the human gene formerly symbolized "{source}". '

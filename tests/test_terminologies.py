@@ -101,10 +101,12 @@ def test_mention_directions_mirror_a_label_direction() -> None:
 
 
 def test_mention_kinds_agree_with_the_split_build() -> None:
-    from termnorm_eval.splits import mentions
+    from finetune.config import FORM_KINDS
+    from termnorm_eval.terminologies import MENTION_DIRECTIONS
 
     kinds = {d.mention: d.name for t in BUILTIN.values() for d in t.mention_directions}
-    assert kinds == mentions.DIRECTIONS
+    assert kinds == MENTION_DIRECTIONS
+    assert ("label", *MENTION_DIRECTIONS) == FORM_KINDS
 
 
 def test_mention_direction_reads_the_recorded_form() -> None:

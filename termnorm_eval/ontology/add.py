@@ -51,8 +51,13 @@ from termnorm_eval.ontology.source import is_url, resolve_source, url_file_name
 from termnorm_eval.sources.fetch import DownloadLimits, ProgressHook
 from termnorm_eval.sources.obo import OboResult
 from termnorm_eval.sources.ontology_file import read_ontology
-from termnorm_eval.splits.mentions import DIRECTIONS, ONTOLOGY_KINDS
-from termnorm_eval.terminologies import BUILTIN, ontology_terminology, with_mention_kinds
+from termnorm_eval.terminologies import (
+    BUILTIN,
+    MENTION_DIRECTIONS,
+    ONTOLOGY_KINDS,
+    ontology_terminology,
+    with_mention_kinds,
+)
 
 MADE_BY = "termnorm add-ontology"
 # clash with built-in task or group names (taskgen.UMBRELLA_PARTS: termnorm-train, -labels, -mentions, ...)
@@ -211,7 +216,8 @@ def mention_note(kinds: dict[str, dict[str, int]], synonyms_in_file: int) -> str
         counts = kinds.get(kind)
         if counts:
             missing = [s for s, n in counts.items() if not n]
-            parts.append(f"{DIRECTIONS[kind]} " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            parts.append(f"{MENTION_DIRECTIONS[kind]} "
+                         + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
                          + (f" (no {' or '.join(missing)} task: no usable form there)" if missing else ""))
         elif kind == "synonym":
             parts.append("no usable non-lay exact synonym: no synonym2id tasks")

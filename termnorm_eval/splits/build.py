@@ -43,7 +43,7 @@ from termnorm_eval.splits.candidates import (
 from termnorm_eval.splits.checks import check_split
 from termnorm_eval.splits.hierarchy import descendants
 from termnorm_eval.splits.store import MANIFEST
-from termnorm_eval.terminologies import BUILTIN, SPLITS, Terminology
+from termnorm_eval.terminologies import BUILTIN, GENE_KINDS, ONTOLOGY_KINDS, SPLITS, Terminology
 
 FORMAT_VERSION = 1
 T = TypeVar("T")
@@ -228,7 +228,7 @@ def sample_terminology(
     }
     if cands.facts:
         stats["popularity_facts"] = dict(cands.facts)
-    kinds = mentions.GENE_KINDS if gene else mentions.ONTOLOGY_KINDS
+    kinds = GENE_KINDS if gene else ONTOLOGY_KINDS
     summary = mentions.summary(kinds, out, dropped, seed, n_bins=len(split.bins))
     stats["mentions"] = summary
     stats["mention_kinds"] = mentions.mention_kinds(summary)

@@ -30,11 +30,8 @@ from typing import Any
 
 from termnorm_eval.sources.obo import OBSOLETE_SYNONYM
 from termnorm_eval.splits.store import STRATA, stratum
+from termnorm_eval.terminologies import MENTION_DIRECTIONS
 
-# kind -> the direction (task) that asks about it: termnorm_<key>_<direction>_<split>
-DIRECTIONS = {"synonym": "synonym2id", "lay": "lay2id", "alias": "alias2symbol", "prev": "prev2symbol"}
-ONTOLOGY_KINDS = ("synonym", "lay")
-GENE_KINDS = ("alias", "prev")
 LAYPERSON = "layperson"
 
 RULE = ("usable: owned by one concept (text.normalize_text; ontologies: no other live term has it as name or "
@@ -149,7 +146,7 @@ def summary(kinds: Sequence[str], splits: Mapping[str, Sequence[dict[str, Any]]]
                 cell["with_form"] += kind in r["mentions"]
             with_form = sum(c["with_form"] for c in strata.values())
             per_split[split] = {"concepts": len(records), "with_form": with_form, "by_stratum": strata}
-        out["kinds"][kind] = {"direction": DIRECTIONS[kind], "splits": per_split}
+        out["kinds"][kind] = {"direction": MENTION_DIRECTIONS[kind], "splits": per_split}
     return out
 
 
