@@ -161,3 +161,20 @@ def test_check_split_refuses_a_broken_mention(change, problem: str) -> None:
     change(agenesis)
     with pytest.raises(TermnormError, match=rf"hpo/train HP:0000104: {problem}"):
         check_split("hpo", train, val)
+
+
+@pytest.mark.parametrize("label", ["protein_name", "name", "symbol"])
+def test_check_split_refuses_a_gene_mention_that_is_one_of_its_label_strings(label: str) -> None:
+    """MILR1's alias Allergin-1 is its own protein name: asked as alias2symbol it would be a
+    protein2symbol question again. The check compares every label string the build's rule does."""
+    from termnorm_eval.splits.checks import check_split
+
+    copies = {s: [json.loads(json.dumps(r)) for r in store.load_records("gene", s)] for s in ("train", "val")}
+    train, val = copies["train"], copies["val"]
+    check_split("gene", train, val, gene=True)
+    ((split, milr1),) = [(s, r) for s, rs in copies.items() for r in rs if r["symbol"] == "MILR1"]
+    form = milr1[label].upper()
+    milr1["alias_symbols"].append(form)
+    milr1["mentions"]["alias"] = form
+    with pytest.raises(TermnormError, match=rf"gene/{split} HGNC:27570: mention alias='{form}' is the label"):
+        check_split("gene", train, val, gene=True)

@@ -40,7 +40,7 @@ def _mention_problem(r: dict[str, Any], gene: bool) -> str | None:
             source = [s for s, t in r["synonym_types"].items() if mentions.synonym_kind(t) == kind]
         if source is None or form not in source:
             return f"mention {kind}={form!r} is no {kind} form of the record"
-        if mentions.fold(form) == mentions.fold(r["symbol"] if gene else r["name"]):
+        if mentions.fold(form) in {mentions.fold(s) for s in mentions.label_strings(r, gene)}:
             return f"mention {kind}={form!r} is the label again"
     return None
 

@@ -88,10 +88,10 @@ def gene_owned(aliases: Iterable[str], prevs: Iterable[str], unique: Callable[[s
     return forms
 
 
-def usable(forms: Forms, labels: Iterable[str | None], dropped: Counter[str]) -> Forms:
+def usable(forms: Forms, labels: Iterable[str], dropped: Counter[str]) -> Forms:
     """The forms (owned by the concept, by kind) that are none of its ``labels`` again after ``fold``,
     sorted and distinct; ``dropped`` counts the others."""
-    own = {fold(label) for label in labels if label}
+    own = {fold(label) for label in labels}
     out: Forms = {}
     for kind, values in forms.items():
         kept = sorted({f for f in values if fold(f) not in own})
@@ -112,15 +112,24 @@ def pick(forms: Forms, seed: int, ident: str) -> dict[str, str]:
     return {kind: choose(f, seed, ident, kind) for kind, f in forms.items() if f}
 
 
+def label_strings(record: Mapping[str, Any], gene: bool) -> list[str]:
+    """Every string the label tasks show of the concept: an ontology term's name; a gene's approved
+    symbol, approved name and protein name. A usable form is none of them after ``fold``
+    (``record_forms``; ``checks.check_split`` checks the records against the same strings)."""
+    fields = ("symbol", "name", "protein_name") if gene else ("name",)
+    return [v for v in (record.get(f) for f in fields) if v]
+
+
 def record_forms(record: Mapping[str, Any], owned: Forms | None, dropped: Counter[str]) -> Forms:
-    """A record's usable forms by kind: a gene's from ``owned`` (``gene_owned``, asked instead of its
-    symbol), an ontology term's (``owned`` None) from its ``synonym_types`` (asked instead of its name).
-    A form must differ from every string the label tasks show of the concept: a gene's alias that is
-    its own protein name (MILR1's "Allergin-1") would be trained by protein2symbol. Also what
-    fine-tuning's ``train_forms`` trains (finetune/data.py)."""
+    """A record's usable forms by kind: a gene's from ``owned`` (``GeneOwners.forms``, asked instead of
+    its symbol), an ontology term's (``owned`` None) from its ``synonym_types`` (asked instead of its
+    name). A form must differ from every ``label_strings``: a gene's alias that is its own protein name
+    (MILR1's "Allergin-1") would be trained by protein2symbol. Also what fine-tuning's ``train_forms``
+    trains (finetune/data.py)."""
     if owned is None:
-        return usable(by_type(record.get("synonym_types") or {}, dropped), [record["name"]], dropped)
-    return usable(owned, [record["symbol"], record.get("name"), record.get("protein_name")], dropped)
+        return usable(by_type(record.get("synonym_types") or {}, dropped), label_strings(record, False),
+                      dropped)
+    return usable(owned, label_strings(record, True), dropped)
 
 
 def of_record(record: Mapping[str, Any], owned: Forms | None, seed: int, dropped: Counter[str]
