@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, categories_for, metric
-from termnorm_eval.report import intervals, transfer
+from termnorm_eval.report import intervals, roles, transfer
 from termnorm_eval.report.results import LENIENT, STRICT, Run, TaskResult
 from termnorm_eval.terminologies import ALL_SPLITS, BUILTIN, SPLITS
 
@@ -355,17 +355,19 @@ def build(base: Run, tuned: list[Run]) -> Report:
 
 
 def _answer_kind(direction: str) -> str | None:
-    """The answer kind of a direction, label or mention: a name means the same in every terminology
+    """The answer kind of a direction: its label direction's (a mention direction, a user's mention
+    table's, answers as the label direction it mirrors); a name means the same in every terminology
     that has it (added ontologies reuse term2id/id2term/synonym2id); None for a direction this
     version does not know."""
-    kinds = {d.answer_kind for t in BUILTIN.values() for d in t.all_directions if d.name == direction}
+    label = roles.label_direction(direction)
+    kinds = {d.answer_kind for t in BUILTIN.values() for d in t.directions if d.name == label}
     return kinds.pop() if len(kinds) == 1 else None
 
 
 def hierarchy_applies(key: str, direction: str) -> bool:
-    """Identifier answers of an ontology (GO, HPO, an added one; not genes): classed by is_a."""
-    term = BUILTIN.get(key)
-    return _answer_kind(direction) == "id" and (term is None or term.kind != "gene")
+    """Identifier answers of an ontology (GO, HPO, an added one, a user's table of one; not genes):
+    classed by is_a."""
+    return _answer_kind(direction) == "id" and not roles.is_gene(key, direction)
 
 
 def _categories(tr: TaskResult, nonzero: set[str]) -> tuple[str, ...]:
