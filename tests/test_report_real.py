@@ -254,11 +254,12 @@ def test_finetune_layout_and_intervals_on_real_runs(runs, tmp_path: Path, capsys
 
 def _md_row(folder: Path, r: dict[str, str]) -> list[str]:
     """The cells of the Markdown row of a CSV row (its task's table, its split and run)."""
-    from termnorm_eval.report.render import SPLIT_TITLE, pair_title
+    from termnorm_eval.report.render import pair_title
+    from termnorm_eval.report.roles import split_title
 
     md = (folder / "report.md").read_text()
     title = "## " + pair_title(r["terminology"], r["direction"], r["family"])
     section = md.split(title + "\n", 1)[1].split("\n## ", 1)[0]
     rows = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in section.splitlines()
             if ln.startswith("| ")]
-    return next(c for c in rows if c[0] == SPLIT_TITLE[r["split"]] and c[1] == r["run"])
+    return next(c for c in rows if c[0] == split_title(r["direction"], r["split"]) and c[1] == r["run"])

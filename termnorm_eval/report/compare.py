@@ -22,8 +22,6 @@ from termnorm_eval.report import intervals, roles, transfer
 from termnorm_eval.report.results import LENIENT, STRICT, Run, TaskResult
 from termnorm_eval.terminologies import ALL_SPLITS, BUILTIN, SPLITS
 
-SPLIT_ROLE = {"train": "memorization", "val": "generalization"}
-
 
 class Footnotes:
     """Numbered reasons for gaps; the same text always gets the same number."""
@@ -55,7 +53,7 @@ class Row:
     strict_hi: float | None = None
     lenient_lo: float | None = None
     lenient_hi: float | None = None
-    delta_strict: float | None = None  # tuned - base: memorization gain (train), generalization (val)
+    delta_strict: float | None = None  # tuned - base (what it measures: ``roles.role``)
     delta_lenient: float | None = None
     paired: bool = False  # the deltas' intervals and p-values come from per-document pairs
     delta_strict_lo: float | None = None  # 95% exact McNemar-based interval
@@ -424,17 +422,28 @@ def _validity(report: Report, tasks: list[str], info: dict[str, TaskResult]) -> 
             row.shares = {c: v for c, v in row.shares.items() if c in cats}
 
 
+def summary_pairs(report: Report) -> list[Pair]:
+    """The tables of label directions: their splits measure memorization and generalization."""
+    return [p for p in report.pairs() if not roles.is_mention(p[2])]
+
+
+def summary_left_out(report: Report) -> list[Pair]:
+    """The tables the summary leaves out: mention tasks (concept transfer, the transfer table's) and
+    a user's mention tables (a test split)."""
+    return [p for p in report.pairs() if roles.is_mention(p[2])]
+
+
 def summary(report: Report) -> list[dict[str, object]]:
-    """Per family x terminology x direction x tuned run: memorization and generalization gains."""
+    """Per family x label terminology x direction x tuned run: memorization and generalization gains."""
     out = []
-    for family, key, direction in report.pairs():
+    for family, key, direction in summary_pairs(report):
         for run in report.tuned:
             rec: dict[str, object] = {"family": family, "terminology": key, "direction": direction,
                                       "run": run.label}
             for split in SPLITS:
                 row = next((r for r in report.rows if (r.family, r.key, r.direction, r.split, r.run) ==
                             (family, key, direction, split, run.label)), None)
-                role = SPLIT_ROLE.get(split, split)
+                role = roles.ROLE[split]
                 for what in ("strict", "lenient"):
                     rec[f"{role}_{what}"] = getattr(row, f"delta_{what}") if row else None
                     rec[f"{role}_{what}_lo"] = getattr(row, f"delta_{what}_lo") if row else None

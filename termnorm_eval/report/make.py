@@ -87,7 +87,7 @@ def load_runs(base_paths: Sequence[Path], tuned: Sequence[tuple[str | None, Sequ
 
 def linked_figures(rep: compare.Report) -> list[str]:
     """The FIGURES report.md links: each is written, but one with nothing to draw only says so."""
-    empty = {"validity.png": not rep.validity,
+    empty = {"gains.png": not compare.summary_pairs(rep), "validity.png": not rep.validity,
              "transfer.png": rep.transfer is None or not rep.transfer.cells}
     return [f for f in FIGURES if not empty.get(f, False)]
 

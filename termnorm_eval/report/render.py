@@ -19,15 +19,14 @@ from rich.text import Text
 
 from termnorm_eval.analysis.files import csv_text, figure_png, json_text, pyplot
 from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, LABELS
-from termnorm_eval.report import intervals, transfer
-from termnorm_eval.report.compare import Pair, Report, Row, ValidityRow, summary
+from termnorm_eval.report import intervals, roles, transfer
+from termnorm_eval.report.compare import Pair, Report, Row, ValidityRow, summary, summary_left_out
 from termnorm_eval.report.results import STUDY, Run
 from termnorm_eval.terminologies import BUILTIN
 from termnorm_eval.text import clean_text
 
 NA = "n/a"
 UNCLEAR = "†"  # the gain's 95% paired interval includes 0
-SPLIT_TITLE = {"train": "train (memorization)", "val": "held-out (generalization)"}
 CSV_COLUMNS = (
     "family", "terminology", "direction", "split", "run", "role", "task", "n",
     "strict", "strict_lo", "strict_hi", "lenient", "lenient_lo", "lenient_hi",
@@ -143,7 +142,7 @@ def _gain(x: float | None, ci: tuple[float, float] | None) -> str:
 def _cells(row: Row) -> list[str]:
     is_base = row.role == "base"
     cells = [
-        SPLIT_TITLE.get(row.split, row.split), row.run, _int(row.n),
+        roles.split_title(row.direction, row.split), row.run, _int(row.n),
         _acc(row.strict, row.ci("strict")), _acc(row.lenient, row.ci("lenient")),
         "" if is_base else _gain(row.delta_strict, row.ci("delta_strict")), _p(row.p_strict),
         "" if is_base else _gain(row.delta_lenient, row.ci("delta_lenient")), _p(row.p_lenient),
@@ -170,6 +169,20 @@ def _summary_cells(rec: dict[str, Any]) -> list[str]:
 
 SUMMARY_HEAD = ("task", "run", "memorization gain: train Δ, pp [95% CI] (lenient)",
                 "generalization gain: held-out Δ, pp [95% CI] (lenient)")
+NO_LABEL_TASKS = ("No label task (term2id, name2symbol, ...) in these runs: no memorization or "
+                  "generalization gain.")
+
+
+def summary_note(report: Report) -> str | None:
+    """One line naming the tables the summary leaves out, and why; None when it leaves none out."""
+    left = summary_left_out(report)
+    if not left:
+        return None
+    names = ", ".join(pair_title(k, d, f) for f, k, d in left)
+    return (f"Not in this summary: {names}. A mention task's training split asks the trained concepts "
+            "through a form training never showed (concept transfer, not memorization: see Concept "
+            "transfer), its held-out split unseen concepts through a form; a user's mention table (test "
+            "split) is neither. Each has its own table below.")
 
 
 def _runs_lines(report: Report) -> list[str]:
@@ -192,7 +205,7 @@ def _validity_table(report: Report, pair: Pair) -> tuple[list[str], list[list[st
     cells = []
     prev = None
     for v in rows:
-        line = ["" if v.split == prev else SPLIT_TITLE.get(v.split, v.split), v.run]  # named once
+        line = ["" if v.split == prev else roles.split_title(v.direction, v.split), v.run]  # named once
         prev = v.split
         if v.shares is None:
             line += [NA + _marks(v.notes)] + [""] * (len(cats) - 1)
@@ -220,8 +233,9 @@ def _credit_table(report: Report, pair: Pair) -> list[list[str]]:
     cells = []
     prev = None
     for row in (r for r in report.rows if (r.family, r.key, r.direction) == pair):
-        line = ["" if row.split == prev else SPLIT_TITLE.get(row.split, row.split), row.run, _int(row.n),
-                _pct(row.strict), _pct(row.close), _acc(row.credit, row.ci("credit")),
+        title = "" if row.split == prev else roles.split_title(row.direction, row.split)
+        line = [title, row.run, _int(row.n), _pct(row.strict), _pct(row.close),
+                _acc(row.credit, row.ci("credit")),
                 "" if row.role == "base" else _gain(row.delta_credit, row.ci("delta_credit"))]
         prev = row.split
         cells.append(line)
@@ -302,13 +316,19 @@ def terminal(report: Report) -> Group:
     parts: list[Any] = [Text("\n".join(_runs_lines(report)), style="dim")]
     for w in report.warnings:
         parts.append(Text(clean_text(f"warning: {w}"), style="yellow"))
-    s = Table(title="Gains from fine-tuning (percentage points [95% CI]; lenient in parentheses)",
-              title_justify="left")
-    for h in SUMMARY_HEAD:
-        s.add_column(h, no_wrap=True, justify="left" if h in ("task", "run") else "right")
-    for rec in summary(report):
-        s.add_row(*map(rich_text, _summary_cells(rec)))
-    parts.append(s)
+    recs = summary(report)
+    if recs:
+        s = Table(title="Gains from fine-tuning (percentage points [95% CI]; lenient in parentheses)",
+                  title_justify="left")
+        for h in SUMMARY_HEAD:
+            s.add_column(h, no_wrap=True, justify="left" if h in ("task", "run") else "right")
+        for rec in recs:
+            s.add_row(*map(rich_text, _summary_cells(rec)))
+        parts.append(s)
+    else:
+        parts.append(Text(NO_LABEL_TASKS, style="dim"))
+    if summary_note(report):
+        parts.append(Text(clean_text(summary_note(report) or ""), style="dim"))
     for family, key, direction in report.pairs():
         t = Table(title=rich_text(pair_title(key, direction, family)), title_justify="left")
         for h in ROW_HEAD:
@@ -367,13 +387,17 @@ def markdown(report: Report, figures: Sequence[str]) -> str:
     lines += [f"- **warning:** {md_cell(w)}" for w in report.warnings]
     lines += ["", "Strict: exact match as in the study (identifiers case-sensitive, names "
               "case-insensitive). Lenient: canonical identifier form, synonyms and alt_ids also count. "
-              "Δ: fine-tuned minus base, in percentage points; on the training split it is the "
-              "memorization gain, on the held-out split the generalization gain. gained/lost/kept: "
+              "Δ: fine-tuned minus base, in percentage points; for a label task, on the training split "
+              "it is the memorization gain, on the held-out split the generalization gain (a mention "
+              "task's training split asks trained concepts through a new form). gained/lost/kept: "
               "documents by strict correctness before -> after (needs `--log_samples`). ρ pop.: "
               "Spearman rank correlation of popularity with strict correctness (const.: undefined, "
               "every document scored the same).", "", md_cell(INTERVALS_TEXT), "", md_cell(UNCLEAR_TEXT), ""]
     lines += ["## Summary", ""]
-    lines += _md_table(SUMMARY_HEAD, [_summary_cells(r) for r in summary(report)])
+    recs = summary(report)
+    lines += _md_table(SUMMARY_HEAD, [_summary_cells(r) for r in recs]) if recs else [NO_LABEL_TASKS]
+    if summary_note(report):
+        lines += ["", md_cell(summary_note(report) or "")]
     for family, key, direction in report.pairs():
         lines += ["", f"## {md_cell(pair_title(key, direction, family))}", ""]
         rows = [_cells(r) for r in report.rows if (r.family, r.key, r.direction) == (family, key, direction)]
@@ -496,7 +520,8 @@ def json_out(report: Report) -> str:
                       "gain_p": "exact McNemar (two-sided binomial on gained vs lost)",
                       "credit": "mean of the 97.5% intervals of strict and of strict-or-parent/child "
                                 "(Wilson; for its gain exact McNemar-based): >= 95% by Bonferroni"},
-        "summary": [_round(r) for r in summary(report)], "rows": [_row_dict(r) for r in report.rows],
+        "summary": [_round(r) for r in summary(report)], "summary_note": summary_note(report),
+        "rows": [_row_dict(r) for r in report.rows],
         "by_bin": [{"family": f, "terminology": k, "direction": d, "split": s, "run": r,
                     "bins": {str(b): {"n": v.n, "strict": v.strict, "strict_lo": v.lo, "strict_hi": v.hi}
                              for b, v in bins.items()}}
@@ -512,10 +537,16 @@ def json_out(report: Report) -> str:
 
 
 def gains_figure(report: Report) -> bytes:
-    """Memorization gain vs generalization gain per task and fine-tuned run (strict, pp), with the
-    95% paired intervals as error bars; a gain whose interval includes 0 is labelled with UNCLEAR."""
+    """Memorization gain vs generalization gain per label task and fine-tuned run (strict, pp), with
+    the 95% paired intervals as error bars; a gain whose interval includes 0 is labelled with UNCLEAR.
+    Mention tasks are the transfer figure's."""
     plt = pyplot()
     recs = summary(report)
+    if not recs:  # the file set of --out stays the same; report.md does not link it
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, mpl_text(NO_LABEL_TASKS), ha="center", va="center", fontsize=7, wrap=True)
+        return figure_png(fig)
 
     def title(r: dict[str, object]) -> str:
         return pair_title(str(r["terminology"]), str(r["direction"]), str(r["family"]))
