@@ -24,7 +24,7 @@ only in every task: store order is not the same among the records that have a fo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,27 +123,25 @@ def form_directions(term: Terminology, directions: Sequence[Direction], train_fo
     return tuple(out)
 
 
-def gene_owner_check(index: release_index.ReleaseIndex, ident: str) -> Callable[[str], bool]:
-    """Whether no approved gene but ``ident`` has a form as symbol, alias or previous symbol: the
-    build's ownership test for gene mentions (``splits.candidates``), from the release index (its
-    live genes' symbols and aliases are ``symbols``; ``previous`` also holds withdrawn entries')."""
-    def unique(form: str) -> bool:
-        owners = set(release_index.owners(index.symbols, form))
-        owners.update(o for o in release_index.owners(index.previous, form) if index.status.get(o) == "live")
-        return owners <= {ident}
-
-    return unique
-
-
-def usable_forms(term: Terminology, record: dict[str, Any], index: release_index.ReleaseIndex | None
-                 ) -> mentions.Forms:
-    """The record's usable forms by kind (``mentions.record_forms``); genes need the release index."""
-    notes: Counter[str] = Counter()
+def gene_owners(term: Terminology, data_dir: str | Path | None, why: str) -> mentions.GeneOwners | None:
+    """Which approved genes own a symbol (``mentions.GeneOwners``, the build's rule), from the release
+    index beside the gene splits; None for an ontology. ``why`` names what needs it in the error."""
     if term.kind != "gene":
+        return None
+    path = store.index_path(term.key, data_dir)
+    if not path.is_file():
+        raise TermnormError(f"{path}: no release index; {why} needs it to tell the symbols one gene owns "
+                            "(rebuild the splits)")
+    return mentions.GeneOwners.from_rows(release_index.read_rows(path))
+
+
+def usable_forms(record: dict[str, Any], owners: mentions.GeneOwners | None) -> mentions.Forms:
+    """The record's usable forms by kind (``mentions.record_forms``); a gene's need ``owners``."""
+    notes: Counter[str] = Counter()
+    if owners is None:
         return mentions.record_forms(record, None, notes)
-    assert index is not None
-    owned = mentions.gene_owned(record.get("alias_symbols") or [], record.get("prev_symbols") or [],
-                                gene_owner_check(index, record["id"]), notes)
+    owned = owners.forms(record["id"], record.get("alias_symbols") or [], record.get("prev_symbols") or [],
+                         notes)
     return mentions.record_forms(record, owned, notes)
 
 
@@ -241,20 +239,14 @@ def _form_rows(term: Terminology, forms_of: Sequence[Direction], trained: dict[s
     direction) to ``rows``; returns the (kind, record id, form) pairs."""
     if not forms_of:
         return []
-    index = None
-    if term.kind == "gene":  # which aliases one gene owns: the whole release knows
-        path = store.index_path(term.key, data_dir)
-        if not path.is_file():
-            kinds = ",".join(m.mention or "" for m in forms_of)
-            raise TermnormError(f"{path}: no release index; --train-forms {kinds} needs it to tell the "
-                                "symbols one gene owns (rebuild the splits)")
-        index = release_index.load(path)
+    # which aliases one gene owns: the whole release knows
+    owners = gene_owners(term, data_dir, "--train-forms " + ",".join(m.mention or "" for m in forms_of))
     out: list[tuple[str, str, str]] = []
     for m in forms_of:
         assert m.mention is not None and m.mirrors is not None
         before = len(out)
         for rec in trained[m.mirrors]:
-            for form in trained_forms(rec, m.mention, usable_forms(term, rec, index)):
+            for form in trained_forms(rec, m.mention, usable_forms(rec, owners)):
                 out.append((m.mention, rec["id"], form))
                 shown = rec | {"mentions": {**(rec.get("mentions") or {}), m.mention: form}}
                 rows.extend(render_row(m, shown, term, v, chat) for v in range(len(m.templates)))

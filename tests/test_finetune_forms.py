@@ -9,10 +9,10 @@ import pytest
 from finetune_cli import cli
 
 from finetune.config import FinetuneConfig
-from finetune.data import build_training_set, usable_forms
+from finetune.data import build_training_set, gene_owners, usable_forms
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness.dataset import build_docs
-from termnorm_eval.splits import release_index, store
+from termnorm_eval.splits import store
 from termnorm_eval.splits.mentions import fold, pick
 from termnorm_eval.terminologies import ANSWER_CUE, BUILTIN, TARGET_DELIMITER, Terminology
 
@@ -74,12 +74,12 @@ def test_train_forms_add_every_usable_form_but_the_asked_ones(key: str) -> None:
     # still: no form a _train mention task asks, as question or answer of any row
     assert not shown(term, tset.rows) & train_mention_forms(key)
     # and every other usable form of the trained concepts, each asked in its mention prompts
-    index = release_index.load(store.index_path(key)) if term.kind == "gene" else None
+    owners = gene_owners(term, None, "the test")
     expected = []
     for kind in kinds:
         for rec in store.load_records(key, "train"):
             other = {fold(f) for f in rec["mentions"].values()}
-            expected += [(kind, rec["id"], f) for f in usable_forms(term, rec, index).get(kind, [])
+            expected += [(kind, rec["id"], f) for f in usable_forms(rec, owners).get(kind, [])
                          if fold(f) not in other]
     assert tset.form_pairs == expected and all(tset.form_pairs_per_kind.values())
     by_id = {r["id"]: r for r in store.load_records(key, "train")}
@@ -96,10 +96,10 @@ def test_usable_forms_are_the_ones_the_build_chose_from(key: str) -> None:
     record's mentions by the build's seeded choice: the trained forms follow the build's rule."""
     term = BUILTIN[key]
     seed = store.read_manifest()["terminologies"][key]["mentions"]["seed"]
-    index = release_index.load(store.index_path(key)) if term.kind == "gene" else None
+    owners = gene_owners(term, None, "the test")
     for split in ("train", "val"):
         for rec in store.load_records(key, split):
-            assert pick(usable_forms(term, rec, index), seed, rec["id"]) == rec["mentions"], rec["id"]
+            assert pick(usable_forms(rec, owners), seed, rec["id"]) == rec["mentions"], rec["id"]
 
 
 @pytest.mark.parametrize(("key", "direction", "mention"), [("go", "term2id", "synonym2id"),

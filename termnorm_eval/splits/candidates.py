@@ -28,7 +28,7 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.sources.gaf import GafAnnotations
 from termnorm_eval.sources.hgnc import HgncGene
 from termnorm_eval.sources.obo import OboResult, OboTerm
-from termnorm_eval.splits.mentions import Forms, gene_owned
+from termnorm_eval.splits.mentions import Forms, GeneOwners
 from termnorm_eval.text import normalize_text
 
 GO_ASPECTS = {"biological_process": "BP", "molecular_function": "MF", "cellular_component": "CC"}
@@ -66,23 +66,13 @@ class _Owners:
         self.owner: dict[str, str] = {}
         self.shared: set[str] = set()
         self.key = key
-        self._add(items)
-
-    def _add(self, items: Iterable[tuple[str, Iterable[str | None]]]) -> None:
-        owner, shared, key = self.owner, self.shared, self.key
+        owner, shared = self.owner, self.shared
         for ident, strings in items:
             for s in strings:
                 if s:
                     k = key(s)
                     if owner.setdefault(k, ident) != ident:
                         shared.add(k)
-
-    def plus(self, items: Iterable[tuple[str, Iterable[str | None]]]) -> _Owners:
-        """These owners and those of ``items`` (a copy: only the new strings are keyed)."""
-        out = _Owners((), self.key)
-        out.owner, out.shared = dict(self.owner), set(self.shared)
-        out._add(items)
-        return out
 
     def unique(self, s: str) -> bool:
         return self.key(s) not in self.shared
@@ -229,11 +219,8 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
     proteins = {g.id: _protein_name(g, gaf) for g in coding}
     owners = _Owners((g.id, (g.name, proteins[g.id])) for g in coding)
     symbol_owners = _Owners((g.id, (g.symbol,)) for g in coding)
-    # A previous symbol is a lenient answer only while no other approved gene (of any locus type)
-    # has it as its symbol or previous symbol: SLC18A1's previous symbol VAT1 is a gene of its own.
-    answer_owners = _Owners(((g.id, (g.symbol, *g.prev_symbols)) for g in approved), key=normalize_text)
-    # A mention (alias or previous symbol asked for its gene) must not also be another gene's alias.
-    mention_owners = answer_owners.plus((g.id, g.alias_symbols) for g in approved)
+    # Lenient previous symbols and mention forms: owned among every approved gene (any locus type)
+    gene_owners = GeneOwners((g.id, g.symbol, g.prev_symbols, g.alias_symbols) for g in approved)
     records: dict[str, dict[str, Any]] = {}
     owned: dict[str, Forms] = {}
     for g in coding:
@@ -249,9 +236,9 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
             protein = None
         if protein is None:
             notes["no_protein_name"] += 1
-        prev = [s for s in g.prev_symbols if answer_owners.unique(s)]
+        prev = gene_owners.lenient_prev(g.id, g.prev_symbols)
         notes["ambiguous_prev_symbols_dropped"] += len(g.prev_symbols) - len(prev)
-        owned[g.id] = gene_owned(g.alias_symbols, prev, mention_owners.unique, notes)
+        owned[g.id] = gene_owners.forms(g.id, g.alias_symbols, prev, notes)
         records[g.id] = {
             "id": g.id,
             "name": g.name,

@@ -25,12 +25,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from termnorm_eval.sources.obo import OBSOLETE_SYNONYM
+from termnorm_eval.splits.release_index import Owners, Row, add_owner, owners
 from termnorm_eval.splits.store import STRATA, stratum
 from termnorm_eval.terminologies import MENTION_DIRECTIONS
+from termnorm_eval.text import normalize_text
 
 LAYPERSON = "layperson"
 
@@ -72,20 +74,60 @@ def by_type(synonym_types: Mapping[str, str], dropped: Counter[str]) -> Forms:
     return forms
 
 
-def gene_owned(aliases: Iterable[str], prevs: Iterable[str], unique: Callable[[str], bool],
-               notes: Counter[str]) -> Forms:
-    """A gene's aliases and previous symbols that no other approved gene has as symbol, alias or
-    previous symbol (``unique``); ``prevs``: the record's (no other gene's symbol or previous symbol
-    already), so what ``unique`` drops of them is another gene's alias. ``notes`` counts the drops."""
-    forms: Forms = {}
-    for kind, values, note in (("alias", aliases, "mention_aliases_owned_by_another_gene"),
-                               ("prev", prevs, "mention_prev_symbols_alias_of_another_gene")):
-        for form in values:
-            if unique(form):
-                forms.setdefault(kind, []).append(form)
-            else:
-                notes[note] += 1
-    return forms
+GeneEntry = tuple[str, str, Sequence[str], Sequence[str]]  # an approved gene: id, symbol, previous, aliases
+
+
+class GeneOwners:
+    """The one ownership rule of gene strings: which approved genes (any locus type) have a string as
+    approved or previous symbol (``answer_owners``), or as any of symbol, previous or alias symbol
+    (``mention_owners``), compared as the lenient score compares (``text.normalize_text``).
+
+    Built from the HGNC genes (the split build) or from a release index's live rows, which hold the
+    same symbols (``from_rows``: fine-tuning's ``train_forms``, ``termnorm add-mentions``), so the
+    records, the trained forms and a user's records follow one rule.
+    """
+
+    def __init__(self, genes: Iterable[GeneEntry]) -> None:
+        self.answers: dict[str, Owners] = {}
+        self.aliases: dict[str, Owners] = {}
+        for ident, symbol, prevs, aliases in genes:
+            for table, values in ((self.answers, (symbol, *prevs)), (self.aliases, aliases)):
+                for v in values:
+                    if v:
+                        add_owner(table, normalize_text(v), ident)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Row]) -> GeneOwners:
+        """From a gene release index's rows (``release_index.read_rows``): its live genes."""
+        return cls((r[0], r[5][0] if r[5] else "", [s[1:] for s in r[6] if s[:1] == "-"],
+                    [s[1:] for s in r[6] if s[:1] == "+"]) for r in rows if r[1] == "live")
+
+    def answer_owners(self, symbol: str) -> set[str]:
+        """The approved genes whose approved or previous symbol this is."""
+        return set(owners(self.answers, symbol))
+
+    def mention_owners(self, symbol: str) -> set[str]:
+        """The approved genes whose approved, previous or alias symbol this is."""
+        return self.answer_owners(symbol) | set(owners(self.aliases, symbol))
+
+    def lenient_prev(self, ident: str, prevs: Iterable[str]) -> list[str]:
+        """Gene ``ident``'s previous symbols that are lenient answers: no other approved gene has one as
+        its symbol or previous symbol (SLC18A1's previous symbol VAT1 is a gene of its own)."""
+        return [p for p in prevs if self.answer_owners(p) <= {ident}]
+
+    def forms(self, ident: str, aliases: Iterable[str], prevs: Iterable[str], notes: Counter[str]) -> Forms:
+        """Gene ``ident``'s aliases and (lenient, ``lenient_prev``) previous symbols that no other approved
+        gene has as symbol, alias or previous symbol: what a mention may ask. What is dropped of the
+        previous symbols is another gene's alias; ``notes`` counts the drops."""
+        forms: Forms = {}
+        for kind, values, note in (("alias", aliases, "mention_aliases_owned_by_another_gene"),
+                                   ("prev", prevs, "mention_prev_symbols_alias_of_another_gene")):
+            for form in values:
+                if self.mention_owners(form) <= {ident}:
+                    forms.setdefault(kind, []).append(form)
+                else:
+                    notes[note] += 1
+        return forms
 
 
 def usable(forms: Forms, labels: Iterable[str], dropped: Counter[str]) -> Forms:

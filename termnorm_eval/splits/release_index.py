@@ -147,7 +147,7 @@ class ReleaseIndex:
             children: dict[str, Owners] = {}
             for child, found in self.parents.items():
                 for parent in found.split(SEP):
-                    _add(children, parent, child)
+                    add_owner(children, parent, child)
             self._children = children
         return _as_tuple(self._children.get(self.concept(identifier)))
 
@@ -170,7 +170,8 @@ def owners(table: dict[str, Owners], text: str) -> tuple[str, ...]:
     return _as_tuple(table.get(normalize_text(text)))
 
 
-def _add(table: dict[str, Owners], key: str, owner: str) -> None:
+def add_owner(table: dict[str, Owners], key: str, owner: str) -> None:
+    """Record ``owner`` under ``key`` (a plain str while it is the only one)."""
     found = table.get(key)
     if found is None:
         table[key] = owner
@@ -232,14 +233,14 @@ def parse(path: Path, data: bytes) -> ReleaseIndex:
             index.aspect[id_] = aspect
         if status == "live":
             for n in names.split(SEP) if names else ():
-                _add(index.names, normalize_text(n), id_)
+                add_owner(index.names, normalize_text(n), id_)
         # A withdrawn gene's approved symbol is a previous symbol now.
         for s in symbols.split(SEP) if symbols else ():
-            _add(index.symbols if status == "live" else index.previous, normalize_text(s), id_)
+            add_owner(index.symbols if status == "live" else index.previous, normalize_text(s), id_)
         for s in others.split(SEP) if others else ():
             kind, sym = s[:1], s[1:]
             target = index.symbols if kind == "+" and status == "live" else index.previous
-            _add(target, normalize_text(sym), id_)
+            add_owner(target, normalize_text(sym), id_)
     return index
 
 
