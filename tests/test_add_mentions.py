@@ -17,7 +17,7 @@ from termnorm_eval.harness.dataset import build_docs, load_task_dataset
 from termnorm_eval.harness.scoring import score_document
 from termnorm_eval.harness.study_protocol import study_prompt, system_prompt
 from termnorm_eval.splits import release_index, store
-from termnorm_eval.terminologies import BUILTIN, HPO, TEST_SPLIT, terminology_from_dict
+from termnorm_eval.terminologies import BUILTIN, HPO, SPLITS, TEST_SPLIT, terminology_from_dict
 from termnorm_eval.user_mentions import table as table_mod
 from termnorm_eval.user_mentions.add import AddMentionsResult, add_mentions
 
@@ -176,7 +176,7 @@ def test_gene_table_aliases_ids_and_symbols(tmp_path: Path, capsys: pytest.Captu
                            "--out", str(out)], capsys)
     assert code == 0, err
     assert "        7  rows scored (one document each)" in text
-    assert "        1  gene symbol that is only an alias, or a previous symbol of several genes" in text
+    assert "        1  gene symbol that is only an alias, or a symbol of several genes" in text
     assert "        1  identifier obsolete in the release (genes: withdrawn): left out" in text
     assert "        1  identifier not in the release: left out" in text
     assert ("forms     of the scored mentions: 6 an alias symbol of the gene, 1 the gene's approved name"
@@ -190,6 +190,66 @@ def test_gene_table_aliases_ids_and_symbols(tmp_path: Path, capsys: pytest.Captu
     assert docs[-1]["alternatives"] == ["RNH1", "RNH"]  # its previous symbol, owned by it alone
     assert docs[0]["question"] == BUILTIN["gene"].direction("name2symbol").prompt(
         {"name": recs[0]["mentions"]["alias"]}, BUILTIN["gene"])
+
+
+def _resolved(tmp_path: Path, key: str, rows: list[tuple[str, str]]) -> AddMentionsResult:
+    path = tmp_path / "t.tsv"
+    path.write_text("".join(f"{m}\t{i}\n" for m, i in rows), encoding="utf-8")
+    return add_mentions(path, key, "t", tmp_path / "out")
+
+
+def test_gene_record_lenient_answers_are_the_shipped_records(tmp_path: Path) -> None:
+    """A user's record of a shipped gene gets the shipped record's previous symbols as lenient answers
+    (one ownership rule, ``mentions.GeneOwners``): RPGR's CRD, RP3 and COD1 are other genes' aliases,
+    not their symbols or previous symbols, so they stay."""
+    shipped = {r["symbol"]: r for s in SPLITS for r in store.load_records("gene", s)}
+    genes = ("RPGR", "SDHB", "SULT1A1", "RHAG")
+    r = _resolved(tmp_path, "gene", [(next(iter(shipped[g]["mentions"].values())), g) for g in genes])
+    recs = [json.loads(x) for x in r.test_file.read_text(encoding="utf-8").splitlines()]
+    assert [x["symbol"] for x in recs] == list(genes)
+    for rec in recs:
+        assert rec["prev_symbols"] == shipped[rec["symbol"]]["prev_symbols"], rec["symbol"]
+    assert "CRD" in recs[0]["prev_symbols"]
+
+
+def test_notes_count_the_scored_rows_only(tmp_path: Path) -> None:
+    """alt_mapped says "scored as the concept's primary identifier": a left-out row is not counted."""
+    lay = hpo_lay_rows()
+    r = _resolved(tmp_path, "hpo", [
+        ("Micropenis", "HP:0000038"),  # an alt_id: mapped and scored
+        ("MICROPENIS", "HP:0000038"),  # its duplicate: left out
+        ("Seizure", "HP:0000038"),  # an alt_id, but the mention is another concept's label: left out
+        ("Headache of my own", "HP_9999999"),  # respelled, but unknown: left out
+        (lay[0][0], lay[0][1].replace(":", "_")),  # respelled and scored
+        (lay[0][0].lower(), lay[0][1].replace(":", "_")),  # respelled, a duplicate: left out
+    ])
+    assert r.outcomes["scored"] == 2
+    assert r.notes == {"alt_mapped": 1, "respelled": 1}
+
+
+def test_a_duplicate_of_a_left_out_row_is_left_out_for_the_same_reason(tmp_path: Path) -> None:
+    """Nothing is "scored once" when the first row is not scored: the repeat shares its outcome."""
+    r = _resolved(tmp_path, "hpo", [
+        *hpo_lay_rows()[:2],
+        ("Wobbly walk", "HP:0001251"), ("wobbly walk", "HP:0002317"),  # ambiguous in the file
+        ("WOBBLY WALK", "HP:0001251"),  # a repeat of line 3
+        ("Seizure", "HP:0000104"), ("seizure", "HP:0000104"),  # ambiguous in the release, twice
+    ])
+    assert r.outcomes == {"scored": 2, "unknown": 0, "obsolete": 0, "duplicate": 0, "ambiguous_in_file": 3,
+                          "ambiguous_in_release": 2}
+    got = [line.split("\t") for line in r.left_out_file.read_text(encoding="utf-8").splitlines()[1:]]
+    assert [(g[0], g[3]) for g in got] == [("3", "ambiguous_in_file"), ("4", "ambiguous_in_file"),
+                                           ("5", "ambiguous_in_file"), ("6", "ambiguous_in_release"),
+                                           ("7", "ambiguous_in_release")]
+    assert got[2][4].startswith("repeats line 3: ") and got[4][4].startswith("repeats line 6: ")
+
+
+def test_a_symbol_that_is_previous_symbol_and_alias_of_one_gene_maps_to_it(tmp_path: Path) -> None:
+    """PGY1 is both a previous symbol and an alias of ABCB1 alone: an identifier of ABCB1."""
+    r = _resolved(tmp_path, "gene", [("P-glycoprotein of my corpus", "PGY1")])
+    assert r.outcomes["scored"] == 1 and r.notes == {"alt_mapped": 1}
+    (rec,) = [json.loads(x) for x in r.test_file.read_text(encoding="utf-8").splitlines()]
+    assert rec["symbol"] == "ABCB1" and "PGY1" in rec["prev_symbols"] and "PGY1" in rec["alias_symbols"]
 
 
 # --- an added ontology ----------------------------------------------------------------------------

@@ -5,19 +5,22 @@ become documents; every other one is counted, listed in ``left_out.tsv`` with it
 scored:
 
 1. the identifier, against the release (``release_index``): live (scored as it is), an alt_id (an
-   ontology's; for genes a previous symbol of one gene) mapped to its concept and counted,
-   ``obsolete`` (obsolete term, withdrawn gene), ``unknown`` (not in the release), and for genes
-   ``not_an_identifier`` (a symbol that is only an alias, or a previous symbol of several genes).
+   ontology's; for genes a previous symbol of one gene, which may be its alias too) mapped to its
+   concept, ``obsolete`` (obsolete term, withdrawn gene), ``unknown`` (not in the release), and for
+   genes ``not_an_identifier`` (a symbol that is only an alias, or a symbol of several genes).
    Genes take an HGNC ID or an approved symbol; the task asks for the approved symbol either way.
    An identifier that is none of the terminology's shapes is an error naming the line (a wrong
    column or a wrong ``--terminology``), never a count;
 2. ``duplicate``: the same mention (compared as the lenient score compares: ``normalize_text``) for
-   the same concept again: scored once;
+   the same concept again, when its first row is scored: scored once. The repeat of a row left out
+   for 3 or 4 is left out with that row's outcome (nothing was scored once);
 3. ``ambiguous_in_file``: a mention the table gives two or more concepts: every such row;
 4. ``ambiguous_in_release``: a mention that the release gives another live concept (an ontology
-   term's name or exact synonym; a gene's approved symbol, alias, previous symbol or name: the rule
-   the shipped mention forms follow, ``splits.mentions``), so that a model naming that concept
-   would be right by the terminology's own words.
+   term's name or exact synonym; a gene's approved symbol, alias or previous symbol, owned as the
+   shipped mention forms are, ``splits.mentions.GeneOwners``, or its approved name), so that a
+   model naming that concept would be right by the terminology's own words.
+
+The notes (``NOTES``) on identifiers count the scored rows only.
 
 The scored rows' mentions are counted by what they are to their concept in the release
 (``FORMS``): the label itself (a label task in a mention's clothes), a synonym or symbol the release
@@ -34,6 +37,7 @@ from typing import Any
 
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.splits import release_index
+from termnorm_eval.splits.mentions import GeneOwners
 from termnorm_eval.splits.release_index import owners
 from termnorm_eval.terminologies import USER_KIND, Terminology
 from termnorm_eval.text import normalize_text
@@ -44,17 +48,18 @@ OUTCOMES: dict[str, str] = {
     "unknown": "identifier not in the release: left out",
     "obsolete": "identifier obsolete in the release (genes: withdrawn): left out",
     # genes only
-    "not_an_identifier": "gene symbol that is only an alias, or a previous symbol of several genes: left out",
-    "duplicate": "repeated rows (same mention after case and space folding, same concept): scored once",
+    "not_an_identifier": "gene symbol that is only an alias, or a symbol of several genes: left out",
+    "duplicate": "repeated rows of a scored row (same mention after case and space folding, same concept): "
+                 "scored once",
     "ambiguous_in_file": "rows whose mention the table gives two or more concepts: left out",
     "ambiguous_in_release": "rows whose mention the release gives another live concept (its name, "
                             "synonym or symbol): left out",
 }
 NOTES: dict[str, str] = {
-    "alt_mapped": "identifiers that are an alt_id (genes: a previous symbol of one gene), scored as "
-                  "the concept's primary identifier",
-    "respelled": "identifiers in another spelling (HP_0001250, hp:0001250, a symbol's case), read as "
-                 "the canonical one",
+    "alt_mapped": "scored rows whose identifier is an alt_id (genes: a previous symbol of one gene), "
+                  "scored as the concept's primary identifier",
+    "respelled": "scored rows whose identifier is in another spelling (HP_0001250, hp:0001250, a symbol's "
+                 "case), read as the canonical one",
     "mention_cleaned": "mentions with control characters or runs of spaces, read as one line of plain text",
     "header": "header line skipped",
     "blank_lines": "blank lines skipped",
@@ -69,7 +74,7 @@ FORMS: dict[str, str] = {
     "other": "none of the release's words for the concept",
 }
 DETAIL = {"unknown": "not in the release", "obsolete": "obsolete or withdrawn in the release",
-          "not_an_identifier": "an alias or a shared previous symbol: no HGNC ID or approved symbol"}
+          "not_an_identifier": "an alias or a symbol of several genes: no HGNC ID or approved symbol"}
 LEFT_OUT_COLUMNS = ("line", "mention", "identifier", "outcome", "detail")
 MAX_SYMBOL = 64  # an HGNC symbol is at most about 20 characters
 
@@ -109,6 +114,7 @@ class Release:
         self.folded: dict[str, list[str]] = defaultdict(list)
         for symbol, id_ in self.approved.items():
             self.folded[normalize_text(symbol)].append(id_)
+        self.owners = GeneOwners.from_rows(self.rows.values()) if self.gene else None
 
     def _live(self, found: tuple[str, ...]) -> list[str]:
         return [o for o in found if self.index.status.get(o) == "live"]
@@ -146,20 +152,24 @@ class Release:
         if len(same) == 1:
             return "live", same[0], True
         previous = owners(self.index.previous, cell)
-        live_previous = self._live(previous)
-        aliases = self._live(owners(self.index.symbols, cell))
-        if len(live_previous) == 1 and not aliases:
-            return "alt", live_previous[0], False
+        live_previous = set(self._live(previous))
+        aliases = set(self._live(owners(self.index.symbols, cell)))
+        # a previous symbol of one gene, though it may be that gene's alias too (ABCB1's PGY1)
+        if len(live_previous) == 1 and aliases <= live_previous:
+            return "alt", live_previous.pop(), False
         if live_previous or aliases:
             return "not_an_identifier", None, False
         return ("obsolete" if previous else "unknown"), None, False
 
     def others(self, concept: str, mention: str) -> list[str]:
-        """The live concepts other than ``concept`` that the release gives ``mention``."""
-        tables = (self.index.names,) if not self.gene else (self.index.names, self.index.symbols,
-                                                            self.index.previous)
-        found = {o for t in tables for o in self._live(owners(t, mention)) if o != concept}
-        return sorted(found)
+        """The live concepts other than ``concept`` that the release gives ``mention``: an ontology
+        term's name or exact synonym; a gene's symbol, alias or previous symbol (``GeneOwners``, the
+        shipped mention forms' rule) or approved name. The build never compares names, since its forms
+        are symbols; a user's mention is any words, and another gene's name would be that gene."""
+        found = set(self._live(owners(self.index.names, mention)))
+        if self.owners is not None:
+            found |= self.owners.mention_owners(mention)
+        return sorted(found - {concept})
 
     def form(self, concept: str, mention: str) -> str:
         """What ``mention`` is to its concept in the release (``FORMS``)."""
@@ -193,12 +203,11 @@ class Release:
             "line": row.line, "identifier": row.identifier,
         }
         if self.gene:
-            prev = [s[1:] for s in others if s[:1] == "-"]
+            assert self.owners is not None
             rec.update(
                 symbol=symbols[0], alias_symbols=[s[1:] for s in others if s[:1] == "+"],
-                # lenient answers owned by no other gene (the shipped records' rule)
-                prev_symbols=[p for p in prev if set(self._live(owners(self.index.symbols, p)))
-                              | set(self._live(owners(self.index.previous, p))) == {concept}],
+                # lenient answers: the shipped records' rule
+                prev_symbols=self.owners.lenient_prev(concept, [s[1:] for s in others if s[:1] == "-"]),
             )
         else:
             rec.update(alt_ids=sorted(self.alts.get(concept, [])), aspect=self.index.aspect.get(concept))
@@ -214,35 +223,41 @@ def resolve(table: Table, release: Release) -> Resolved:
         out.outcomes[outcome] += 1
         out.left_out.append((row, outcome, detail))
 
-    kept: list[tuple[Row, str]] = []
+    kept: list[tuple[Row, str, str, bool]] = []  # row, concept, identifier status, respelled
+    repeats: dict[int, list[Row]] = defaultdict(list)  # first row's line -> its repeats
     first: dict[tuple[str, str], Row] = {}
     for row in table.rows:
         status, concept, respelled = release.identifier(row, table.path)
-        out.notes["respelled"] += respelled
         if concept is None:
             leave(row, status, DETAIL[status])
             continue
-        if status == "alt":
-            out.notes["alt_mapped"] += 1
         key = (normalize_text(row.mention), concept)
         if key in first:
-            leave(row, "duplicate", f"repeats line {first[key].line}")
+            repeats[first[key].line].append(row)
             continue
         first[key] = row
-        kept.append((row, concept))
+        kept.append((row, concept, status, respelled))
     concepts: dict[str, dict[str, Row]] = defaultdict(dict)  # folded mention -> concept -> first row
-    for row, concept in kept:
+    for row, concept, _, _ in kept:
         concepts[normalize_text(row.mention)].setdefault(concept, row)
-    for row, concept in kept:
+    for row, concept, status, respelled in kept:
         given = concepts[normalize_text(row.mention)]
+        left: tuple[str, str] | None = None  # outcome, detail
         if len(given) > 1:
-            leave(row, "ambiguous_in_file", "; ".join(f"line {r.line}: {release.describe(c)}"
-                                                      for c, r in given.items() if c != concept))
+            left = "ambiguous_in_file", "; ".join(f"line {r.line}: {release.describe(c)}"
+                                                  for c, r in given.items() if c != concept)
+        elif others := release.others(concept, row.mention):
+            left = "ambiguous_in_release", "also names " + ", ".join(map(release.describe, others))
+        if left is not None:
+            outcome, detail = left
+            leave(row, outcome, detail)
+            for repeat in repeats[row.line]:  # left out for the same reason: nothing is scored once
+                leave(repeat, outcome, f"repeats line {row.line}: {detail}")
             continue
-        others = release.others(concept, row.mention)
-        if others:
-            leave(row, "ambiguous_in_release", "also names " + ", ".join(release.describe(o) for o in others))
-            continue
+        for repeat in repeats[row.line]:
+            leave(repeat, "duplicate", f"repeats line {row.line}")
+        out.notes["alt_mapped"] += status == "alt"
+        out.notes["respelled"] += respelled
         form = release.form(concept, row.mention)
         out.forms[form] += 1
         out.outcomes["scored"] += 1
