@@ -22,7 +22,7 @@ from termnorm_cli import run
 
 from termnorm_eval.harness.dataset import build_docs
 from termnorm_eval.harness.validity_names import CATEGORIES, CREDIT, metric
-from termnorm_eval.report import compare, render, roles
+from termnorm_eval.report import compare, render, roles, transfer
 from termnorm_eval.report.results import load_run
 
 BASE_ARGS = {"pretrained": "/m/base", "dtype": "float32"}
@@ -174,3 +174,25 @@ def test_a_users_table_gets_the_categories_and_credit_of_its_label_direction(tmp
     assert "wrong_parent" in hpo_cats and "wrong_real" not in hpo_cats
     assert "wrong_real" in gene_cats and "wrong_parent" not in gene_cats
     assert render.credit_pairs(rep) == [("termnorm", "mylay", "mention2id")]
+
+
+# ------------------------------------------------------------------ item 9: shown answers, no comparable run
+
+
+def test_shown_answers_of_a_task_no_tuned_run_scored_are_not_called_none(tmp_path: Path, capsys) -> None:
+    """The base run scored protein2symbol, whose documents 1 and 2 show their symbol; the tuned run
+    did not: there is no gain to show, but it is not true that no document shows its answer."""
+    protein, names = docs("gene", "protein2symbol", "train", 10), docs("gene", "name2symbol", "train", 10)
+    assert [d["answer_in_prompt"] for d in protein].count(True) == 2
+    assert not any(d["answer_in_prompt"] for d in names)
+    write_run(tmp_path / "b", BASE_ARGS, {"termnorm_gene_protein2symbol_train": (protein, set()),
+                                          "termnorm_gene_name2symbol_train": (names, set())})
+    write_run(tmp_path / "t", BASE_ARGS | {"peft": "/a/x"},
+              {"termnorm_gene_name2symbol_train": (names, set(ids(names[:5])))})
+    out, text = _report(tmp_path, capsys, tmp_path / "b", ("lora", tmp_path / "t"))
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert render.md_cell(transfer.NONE_SHOWN) not in md and transfer.NONE_SHOWN not in text
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    note = data["answer_shown_note"]
+    assert "termnorm_gene_protein2symbol_train" in note and "no fine-tuned run" in note
+    assert render.md_cell(note) in md and _csv(out / "answer_shown.csv") == []

@@ -289,6 +289,8 @@ def _transfer_terminal(report: Report) -> list[Any]:
     if tr.shown:
         parts += [_rich_table("Answer shown in the prompt: gains with and without those documents",
                               SHOWN_HEAD, _shown_table(tr)), Text(clean_text(SHOWN_TEXT), style="dim")]
+        if tr.shown_also:
+            parts.append(Text(clean_text(tr.shown_also), style="dim"))
     else:
         parts.append(Text(clean_text(tr.why_no_shown or ""), style="dim"))
     return parts
@@ -306,6 +308,8 @@ def _transfer_markdown(report: Report) -> list[str]:
     if tr.shown:
         lines += ["## Answer shown in the prompt", "", md_cell(SHOWN_TEXT), ""]
         lines += [*_md_table(SHOWN_HEAD, _shown_table(tr)), ""]
+        if tr.shown_also:
+            lines += [md_cell(tr.shown_also), ""]
     else:
         lines += [md_cell(tr.why_no_shown or ""), ""]
     return lines
@@ -532,7 +536,7 @@ def json_out(report: Report) -> str:
         "transfer": [_transfer_dict(c) for c in _transfer(report).cells],
         "transfer_note": _transfer(report).why_no_cells,
         "answer_shown": [_transfer_dict(r) for r in _transfer(report).shown],
-        "answer_shown_note": _transfer(report).why_no_shown,
+        "answer_shown_note": _transfer(report).why_no_shown or _transfer(report).shown_also,
     })
 
 

@@ -131,6 +131,7 @@ class Transfer:
     shown: list[ShownRow]
     why_no_cells: str | None = None  # one line: why there are no cells
     why_no_shown: str | None = None
+    shown_also: str | None = None  # beside the rows: tasks with shown documents that have none
 
     def pairs(self) -> list[tuple[str, str, str]]:
         """(family, terminology, mention direction) of the cells, in order: one table each."""
@@ -318,10 +319,12 @@ def _shown_row(report: Report, row: Row, run: Run) -> ShownRow:
     return out
 
 
-def shown_rows(report: Report) -> tuple[list[ShownRow], bool]:
-    """Rows of the tasks with a shown document, and whether any run told which prompts show it."""
+def shown_rows(report: Report) -> tuple[list[ShownRow], bool, list[str]]:
+    """Rows of the tasks with a shown document, whether any run told which prompts show it, and the
+    tasks with a shown document that no fine-tuned run scored beside the base run (no row)."""
     known = False
     out: list[ShownRow] = []
+    unscored: list[str] = []
     runs = [report.base, *report.tuned]
     tasks = list(dict.fromkeys(r.task for r in report.rows))
     for task in tasks:
@@ -329,16 +332,29 @@ def shown_rows(report: Report) -> tuple[list[ShownRow], bool]:
         known = known or any(h is not None for h in has)
         if not any(has):
             continue
+        before = len(out)
         for run in report.tuned:
             row = _row(report, task, run.label)
             if row is not None and task in run.tasks and task in report.base.tasks:
                 out.append(_shown_row(report, row, run))
-    return out, known
+        if len(out) == before:
+            unscored.append(task)
+    return out, known, unscored
+
+
+def shown_unscored(tasks: list[str]) -> str | None:
+    """The line for tasks with shown documents that have no row; None when there are none."""
+    if not tasks:
+        return None
+    return (f"Shown answers: {len(tasks)} task(s) show their gold answer in some prompts "
+            f"({', '.join(tasks)}), but no fine-tuned run scored them beside the base run: no gain to show.")
 
 
 def build(report: Report) -> Transfer:
     """The transfer cells and the shown-answer rows of a report whose rows are filled."""
-    rows, known = shown_rows(report)
+    rows, known, unscored = shown_rows(report)
     cs = cells(report)
+    also = shown_unscored(unscored)
     return Transfer(cs, rows, why_no_cells=None if cs else NO_MENTIONS,
-                    why_no_shown=None if rows else (NONE_SHOWN if known else NO_SHOWN_INFO))
+                    why_no_shown=None if rows else (also or (NONE_SHOWN if known else NO_SHOWN_INFO)),
+                    shown_also=also if rows else None)
