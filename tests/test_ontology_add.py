@@ -366,6 +366,18 @@ def test_existing_out_is_refused_without_force(tmp_path: Path, cl_obo: Path) -> 
     assert _leftovers(out) == ["notes.txt"] and _leftovers(tmp_path) == ["out"]
 
 
+@pytest.mark.parametrize("manifest", [b'{"parameters": []}', b'{"parameters": "x"}', b"\xff\xfe not UTF-8"])
+def test_a_foreign_manifest_is_no_earlier_output(tmp_path: Path, cl_obo: Path, manifest: bytes) -> None:
+    """A manifest.json of another shape is judged as add-mentions judges one (one definition): not ours,
+    one line, never a traceback."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_bytes(manifest)
+    with pytest.raises(TermnormError, match="not empty and holds no termnorm add-ontology output"):
+        add_ontology(cl_obo, name="cl", out=out, force=True)
+    assert _leftovers(out) == ["manifest.json"]
+
+
 def test_earlier_output_needs_force(tmp_path: Path, cl_obo: Path) -> None:
     out = tmp_path / "out"
     first = add_ontology(cl_obo, name="cl", out=out)

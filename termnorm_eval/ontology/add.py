@@ -26,7 +26,6 @@ only once the new one is complete.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shlex
 from collections import Counter
@@ -158,19 +157,12 @@ def check_name(name: str) -> str:
     return name
 
 
-def _earlier_output(out: Path) -> bool:
-    try:
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("parameters", {}).get("made_by") == MADE_BY
-
-
 def check_target(out: Path, force: bool, protected: Iterable[Path] = ()) -> None:
     """Refuse an OUT that holds something, unless ``force`` and it is an earlier add-ontology output."""
     from termnorm_eval.splits import build
 
-    build.check_target(out, force, protected, option="OUT", owned=_earlier_output, what="add-ontology output")
+    build.check_target(out, force, protected, option="OUT", owned=build.made_by(MADE_BY),
+                       what="add-ontology output")
 
 
 def _read_ontology(path: Path, progress: Progress) -> OboResult:

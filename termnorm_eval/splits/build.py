@@ -460,15 +460,30 @@ def _jsonl(records: Sequence[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
 
 
-def holds_build(path: Path) -> bool:
-    """True when ``path`` holds a build this tool wrote: our manifest, not just any ``manifest.json``."""
+def _manifest(path: Path) -> dict[str, Any]:
+    """The ``manifest.json`` object in folder ``path``; {} when there is none or it is not one."""
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    return (isinstance(manifest, dict) and manifest.get("format") == FORMAT_VERSION
-            and isinstance(manifest.get("terminologies"), dict)
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def holds_build(path: Path) -> bool:
+    """True when ``path`` holds a build this tool wrote: our manifest, not just any ``manifest.json``."""
+    manifest = _manifest(path)
+    return (manifest.get("format") == FORMAT_VERSION and isinstance(manifest.get("terminologies"), dict)
             and isinstance(manifest.get("parameters"), dict))
+
+
+def made_by(command: str) -> Callable[[Path], bool]:
+    """Whether a folder holds an output of ``command`` (its manifest's ``parameters.made_by``, as
+    add-ontology and add-mentions write it): the ``owned`` test of their ``check_target``."""
+    def owned(path: Path) -> bool:
+        parameters = _manifest(path).get("parameters")
+        return isinstance(parameters, dict) and parameters.get("made_by") == command
+
+    return owned
 
 
 def check_target(out: Path, force: bool, protected: Iterable[Path] = (), option: str = "--out",

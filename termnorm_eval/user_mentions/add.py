@@ -76,20 +76,11 @@ def _noop(_: str) -> None:
     pass
 
 
-def _earlier_output(out: Path) -> bool:
-    try:
-        manifest = json.loads((out / store.MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    return isinstance(manifest, dict) and isinstance(manifest.get("parameters"), dict) \
-        and manifest["parameters"].get("made_by") == MADE_BY
-
-
 def check_target(out: Path, force: bool, protected: list[Path]) -> None:
     """Refuse an OUT that holds something, unless ``force`` and it is an earlier add-mentions output."""
     from termnorm_eval.splits import build
 
-    build.check_target(out, force, protected, option="--out", owned=_earlier_output,
+    build.check_target(out, force, protected, option="--out", owned=build.made_by(MADE_BY),
                        what="add-mentions output")
 
 
