@@ -209,10 +209,10 @@ def test_index_knows_the_is_a_hierarchy_of_the_release() -> None:
     hp_terms = read_obo(mirrors.extract("hp.obo")[0]).terms
     assert hpo.parents_of("HP:0001250") == ("HP:0012638",)  # Seizure is_a Abnormal nervous system physiology
     assert hpo.parents_of("HP:0002279") == ("HP:0012638",)  # an alt_id of Seizure: its term's parents
-    assert "HP:0001250" in hpo.children_of("HP:0012638")
     assert {"HP:0000118", "HP:0000001"} <= hpo.ancestors("HP:0001250")  # up to the root
-    assert hpo.descendants("HP:0000118") == descendants(hp_terms, "HP:0000118")
-    assert "HP:0001250" in hpo.ancestors(next(iter(hpo.children_of("HP:0001250"))))
+    # "below" asked upwards: every descendant of Phenotypic abnormality has it among its ancestors
+    below = descendants(hp_terms, "HP:0000118")
+    assert below == {i for i in hpo.parents if "HP:0000118" in hpo.ancestors(i)}
     live = {t.id: t.parents for t in hp_terms if not t.obsolete}
     assert {i: hpo.parents_of(i) for i in live} == live
     # nucleus is_a intracellular membrane-bounded organelle

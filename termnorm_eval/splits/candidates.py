@@ -136,7 +136,7 @@ def ontology_candidates(
         typed: dict[str, str] = {}
         if t.synonyms:
             folded = t.name.casefold()
-            for s, type_ in zip(t.synonyms, t.synonym_types, strict=True):
+            for s, type_ in t.types().items():
                 if s.casefold() == folded:
                     continue
                 if not lenient.unique(s):

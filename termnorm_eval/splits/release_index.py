@@ -17,8 +17,9 @@ one row per identifier, sorted, gzip with a zero timestamp (so a rebuild is byte
   (genes: empty). Files written before this column existed (7 columns) still load, without parents.
 
 ``load`` reads one file once per process (cached by file identity) into dictionaries the
-validity classification (``harness.validity``) looks answers up in; ``ReleaseIndex.parents_of``,
-``children_of``, ``ancestors`` and ``descendants`` answer the hierarchy questions.
+validity classification (``harness.validity``) looks answers up in; ``ReleaseIndex.parents_of`` and
+``ancestors`` answer the hierarchy questions (whether ``b`` is below ``a``: ``a in ancestors(b)``,
+a few dozen terms, never the descendants of ``a``, which near a root are most of the ontology).
 """
 
 from __future__ import annotations
@@ -130,7 +131,6 @@ class ReleaseIndex:
     # live term -> its is_a parents as the file has them (joined by SEP): split when asked, so that
     # loading stays cheap
     parents: dict[str, str] = field(default_factory=dict)
-    _children: dict[str, Owners] | None = field(default=None, repr=False, compare=False)  # made on first use
 
     def concept(self, identifier: str) -> str:
         """The term an identifier stands for (an alt_id's primary term; else itself)."""
@@ -141,24 +141,9 @@ class ReleaseIndex:
         found = self.parents.get(self.concept(identifier))
         return tuple(found.split(SEP)) if found else ()
 
-    def children_of(self, identifier: str) -> tuple[str, ...]:
-        """The terms that name this one as an is_a parent (the reverse map is made once, on first use)."""
-        if self._children is None:
-            children: dict[str, Owners] = {}
-            for child, found in self.parents.items():
-                for parent in found.split(SEP):
-                    add_owner(children, parent, child)
-            self._children = children
-        return _as_tuple(self._children.get(self.concept(identifier)))
-
     def ancestors(self, identifier: str) -> set[str]:
         """Every term above this one by is_a (a few dozen at most in GO and HPO: cheap per document)."""
         return closure(self.concept(identifier), self.parents_of)
-
-    def descendants(self, identifier: str) -> set[str]:
-        """Every term below this one by is_a: large near a root (all of GO below biological_process), so
-        to ask whether ``b`` is below ``a``, prefer ``a in index.ancestors(b)``."""
-        return closure(self.concept(identifier), self.children_of)
 
 
 def _as_tuple(found: Owners | None) -> tuple[str, ...]:
