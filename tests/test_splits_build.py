@@ -162,3 +162,19 @@ def test_data_card_reflects_manifest(built) -> None:
         assert src["sha256"] in card
     assert "CC BY 4.0" in card and "HPO licence" in card and "does **not modify**" in card
     assert json.loads(json.dumps(manifest)) == read_manifest(shipped_data_dir())
+
+
+def test_coverage_names_no_task_for_a_split_without_forms() -> None:
+    """An added ontology whose val split has no lay form has no termnorm_<key>_lay2id_val task: its
+    coverage row says so instead of naming one (the shipped manifest's HPO entry, val emptied)."""
+    from termnorm_eval.splits.datacard import mention_coverage
+
+    hpo = json.loads(json.dumps(read_manifest(shipped_data_dir())["terminologies"]["hpo"]))
+    val = hpo["mentions"]["kinds"]["lay"]["splits"]["val"]
+    val["with_form"] = 0
+    for cell in val["by_stratum"].values():
+        cell["with_form"] = 0
+    lines = mention_coverage({"terminologies": {"x": hpo}})
+    assert any(line.startswith("| `termnorm_x_lay2id_train` | 154 / 600 |") for line in lines)
+    (row,) = [line for line in lines if "lay2id_val" in line]
+    assert row.startswith("| `termnorm_x_lay2id_val` (no task) | 0 / 600 |"), row

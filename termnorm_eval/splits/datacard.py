@@ -85,8 +85,9 @@ DEFINITIONS = """\
    about the concept: `synonym` (an exact synonym not typed `layperson` or `obsolete_synonym`) and
    `lay` (typed `layperson`) for GO and HPO, `alias` (an alias symbol) and `prev` (a previous symbol)
    for genes. A form is usable only when one concept owns it (compared as the lenient score compares;
-   genes: no other approved gene has it as symbol, alias or previous symbol) and it differs from the
-   concept's label or approved symbol after case and punctuation folding. Among a concept's usable
+   genes: no other approved gene has it as symbol, alias or previous symbol) and it differs from every
+   string the concept's label tasks show (GO, HPO: the name; genes: the approved symbol, approved name
+   and protein name) after case and punctuation folding. Among a concept's usable
    forms of a kind one is chosen by a hash of seed, id and kind, so adding or removing a concept never
    changes another's form. Gene aliases and previous symbols that another gene owns are counted under
    `notes`, the records' forms not asked (the label again, obsolete synonyms) per split under
@@ -164,8 +165,10 @@ def mention_coverage(manifest: dict[str, Any]) -> list[str]:
                 continue
             for split, v in entry["splits"].items():
                 cells = [_fraction(v["by_stratum"][s]) for s in STRATA]
-                lines.append(f"| `termnorm_{key}_{entry['direction']}_{split}` | {_fraction(v)} | "
-                             + " | ".join(cells) + " |")
+                # a split without a form has no task of that name (Direction.splits)
+                task = f"`termnorm_{key}_{entry['direction']}_{split}`"
+                task += "" if v["with_form"] else " (no task)"
+                lines.append(f"| {task} | {_fraction(v)} | " + " | ".join(cells) + " |")
     return [*lines, "", *(f"- {n}" for n in notes)] if notes else lines
 
 
