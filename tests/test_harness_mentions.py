@@ -137,8 +137,35 @@ def test_study_prompt_is_judged_itself() -> None:
     assert plain["answer_in_prompt"] == 0.0 and "exact_match_hidden" in plain
 
 
+def test_form_near_label_flags_forms_that_overlap_their_label() -> None:
+    """Mention documents whose form is part of a label string, holds one, or is a UK spelling or plural
+    of the label: concept transfer through them may be string overlap. Label documents: never."""
+    def flagged(key: str, direction: str, split: str) -> dict[str, bool]:
+        return {d["source"]: d["form_near_label"] for d in _docs(key, direction, split)}
+
+    for key, direction, split in EVERY_TASK:
+        docs = _docs(key, direction, split)
+        assert all(isinstance(d["form_near_label"], bool) for d in docs)
+        if BUILTIN[key].direction(direction).mention is None:
+            assert not any(d["form_near_label"] for d in docs), (key, direction)
+    prev, alias = flagged("gene", "prev2symbol", "train"), flagged("gene", "alias2symbol", "train")
+    assert prev["CD97"] and prev["MARCH8"]  # ADGRE5's protein "CD97 antigen", MARCHF8's "... MARCH8"
+    assert alias["L27A"] and alias["CYREN-1"]  # RPL27A's "60S ribosomal protein L27a"; holds CYREN
+    assert not alias["CD241"]  # RHAG's alias (the issue's example): no label word
+    go = flagged("go", "synonym2id", "train")
+    assert go["fibrinogen"]  # of "fibrinogen complex"
+    hpo = flagged("hpo", "synonym2id", "train")
+    assert hpo["Autistic behaviour"] and hpo["Retinal hemorrhages"]  # uk_spelling, plural_form
+    assert not hpo["Renal aplasia"]  # Renal agenesis's synonym
+    # the near-label share is small: most mention documents ask other words
+    for key, direction, split in MENTION_TASKS:
+        docs = _docs(key, direction, split)
+        assert sum(d["form_near_label"] for d in docs) < len(docs) / 5, (key, direction, split)
+
+
 def test_shown_counts_in_tasks_readme_are_the_data() -> None:
-    """tasks/README.md's table of documents and shown answers per task equals the shipped data."""
+    """tasks/README.md's table of documents, shown answers and near-label forms per task equals the
+    shipped data."""
     text = (REPO / "tasks" / "README.md").read_text(encoding="utf-8")
     row = re.compile(r"^\| `termnorm_([a-z0-9]+_[a-z0-9]+)_\*` \|.*$", re.M)
     rows = {m.group(1): m.group(0) for m in row.finditer(text)}
@@ -153,6 +180,9 @@ def test_shown_counts_in_tasks_readme_are_the_data() -> None:
                 study = sum(answer_shown(hooks.doc_to_text(x), x["answer"], x["answer_format"]) for x in docs)
                 # "documents / shown"; the study prompt's count in parentheses where it differs
                 cells.append(f"{len(docs)} / {plain}" + ("" if plain == study else f" ({study})"))
+            # mention documents asking a form near the label, train / val; label tasks "–"
+            near = [sum(x["form_near_label"] for x in _docs(t.key, d.name, s)) for s in SPLITS]
+            cells.append("–" if d.mention is None else f"{near[0]} / {near[1]}")
             want[f"{t.key}_{d.name}"] = "| " + " | ".join(cells) + " |"
     assert set(rows) == set(want)
     for k, cells in want.items():
@@ -174,7 +204,7 @@ def test_custom_dataset_carries_the_new_fields() -> None:
     row = dd["val"][0]
     rec = next(r for r in store.load_records("hpo", "val") if "lay" in r["mentions"])
     assert row["item_id"] == rec["id"] and row["source"] == rec["mentions"]["lay"]
-    assert row["answer_in_prompt"] is False
+    assert row["answer_in_prompt"] is False and row["form_near_label"] is False
     assert json.dumps(row)  # plain values, as the samples log writes them
 
 
@@ -187,3 +217,9 @@ def test_readme_task_table_counts_are_the_data() -> None:
             assert f"`{d.name}` {train} / {val}" in text, (t.key, d.name)
     train, val = (len(_docs("gene", "protein2symbol", s)) for s in SPLITS)
     assert f"`protein2symbol` ({train} / {val}:" in text
+    # and the sentence on forms near their label
+    for words, key, direction in (("GO synonyms", "go", "synonym2id"), ("HPO synonyms", "hpo", "synonym2id"),
+                                  ("lay terms", "hpo", "lay2id"), ("aliases", "gene", "alias2symbol"),
+                                  ("previous symbols", "gene", "prev2symbol")):
+        train, val = (sum(x["form_near_label"] for x in _docs(key, direction, s)) for s in SPLITS)
+        assert f"{words}\n{train} / {val}" in text or f"{words} {train} / {val}" in text, words

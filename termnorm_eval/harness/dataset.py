@@ -7,8 +7,11 @@ One task = one terminology x direction x split. Its ``custom_dataset`` returns a
 direction (``Direction.applies_to``, e.g. genes without a protein name, concepts without a form of
 a mention direction's kind) are skipped. Documents keep the store's record order (sorted by id),
 so ``--limit N`` evaluates the first N records. Each names what its question shows (``source``:
-for a mention direction the form asked) and whether that question shows the gold answer
-(``answer_in_prompt``, ``scoring.answer_shown``).
+for a mention direction the form asked), whether that question shows the gold answer
+(``answer_in_prompt``, ``scoring.answer_shown``) and, for a mention direction, whether the form asked
+is close to the concept's label (``form_near_label``, ``splits.mentions.near_label``: part of a label
+string, holding one, a UK spelling or plural of it; label documents: false), so that transfer can be
+read without string overlap.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness import validity
 from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
 from termnorm_eval.splits import store
+from termnorm_eval.splits.mentions import near_label
 from termnorm_eval.terminologies import Direction, Terminology, input_text
 
+FORM_NEAR_LABEL = "form_near_label"
 FEATURE_TYPES = {
     "item_id": "string", "question": "string", "input": "string", "answer": "string",
     "alternatives": ["string"], "answer_kind": "string", "answer_format": "string",
     "terminology": "string", "direction": "string", "id_prefix": "string", "id_local": "string",
     "popularity": "int64", "bin": "int64", "stratum": "string", "embedding_model": "string",
-    "release": "string", "source": "string", ANSWER_IN_PROMPT: "bool",
+    "release": "string", "source": "string", ANSWER_IN_PROMPT: "bool", FORM_NEAR_LABEL: "bool",
 }
 
 
@@ -50,6 +55,7 @@ def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
     """One document; ``n_bins`` is the build's bin count (``store.bin_count``), whose thirds are the
     popularity strata; ``release`` the digest of the data folder's release index ('' if it has none)."""
     question = direction.prompt(record, term, variant=0)
+    source = str(direction.source_value(record))
     answer, fmt = direction.answer(record), answer_format(direction)
     popularity: int | None = None
     bin_index: int | None = None
@@ -83,9 +89,11 @@ def make_doc(record: dict[str, Any], term: Terminology, direction: Direction,
         "embedding_model": embedding_model,
         "release": release,
         # what the question shows: the label, identifier or symbol, or the mention form asked
-        "source": str(direction.source_value(record)),
+        "source": source,
         # the question shows the gold answer (a gene name holding its symbol): a copying gain
         ANSWER_IN_PROMPT: answer_shown(question, answer, fmt),
+        # the mention form overlaps the label's words: its transfer may be string overlap
+        FORM_NEAR_LABEL: direction.mention is not None and near_label(record, source, term.kind == "gene"),
     }
 
 

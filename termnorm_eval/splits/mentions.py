@@ -162,6 +162,29 @@ def label_strings(record: Mapping[str, Any], gene: bool) -> list[str]:
     return [v for v in (record.get(f) for f in fields) if v]
 
 
+# Synonym types that respell the label itself (HPO: "Generalised osteopenia", a plural)
+NEAR_LABEL_TYPES = ("uk_spelling", "plural_form")
+
+
+def _within(part: Sequence[str], whole: Sequence[str]) -> bool:
+    """``part`` is a run of whole tokens of ``whole``."""
+    n = len(part)
+    return 0 < n <= len(whole) and any(whole[i:i + n] == part for i in range(len(whole) - n + 1))
+
+
+def near_label(record: Mapping[str, Any], form: str, gene: bool) -> bool:
+    """Whether a mention form is close to what label training shows of its concept: after ``fold`` a
+    run of whole tokens of one of its ``label_strings`` ("CD97" of "CD97 antigen", "Osteopenia" of
+    "Generalized osteopenia") or holding one ("fibrinogen complex" for "fibrinogen"), or a synonym
+    typed as a respelling of the label (``NEAR_LABEL_TYPES``). Such a form is still a real word of
+    text (usable), but answering it may be string overlap rather than concept transfer."""
+    if (record.get("synonym_types") or {}).get(form) in NEAR_LABEL_TYPES:
+        return True
+    tokens = fold(form).split()
+    return any(_within(tokens, label) or _within(label, tokens)
+               for label in (fold(s).split() for s in label_strings(record, gene)))
+
+
 def record_forms(record: Mapping[str, Any], owned: Forms | None, dropped: Counter[str]) -> Forms:
     """A record's usable forms by kind: a gene's from ``owned`` (``GeneOwners.forms``, asked instead of
     its symbol), an ontology term's (``owned`` None) from its ``synonym_types`` (asked instead of its
