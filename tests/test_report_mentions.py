@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scipy import stats
 from termnorm_cli import run
 
 from termnorm_eval.harness.dataset import build_docs
@@ -196,3 +197,135 @@ def test_shown_answers_of_a_task_no_tuned_run_scored_are_not_called_none(tmp_pat
     note = data["answer_shown_note"]
     assert "termnorm_gene_protein2symbol_train" in note and "no fine-tuned run" in note
     assert render.md_cell(note) in md and _csv(out / "answer_shown.csv") == []
+
+
+# ------------------------------------------------------------------ item 2: trained concepts only
+
+
+def write_manifest(adapter: Path, key: str, directions: list[str], limit_pairs: int | None,
+                   mention_tasks: bool) -> set[str]:
+    """The data section termnorm-finetune's manifest records for this training (finetune/train.py),
+    from finetune's own training set; returns the record ids it trained."""
+    from finetune.data import build_training_set
+    from finetune.rundir import MANIFEST_FILE
+    from termnorm_eval.sources.mirrors import sha256_file
+    from termnorm_eval.splits import store
+
+    tset = build_training_set(key, directions, None, chat=False, limit_pairs=limit_pairs,
+                              mention_tasks=mention_tasks)
+    adapter.mkdir(parents=True)
+    manifest = {"format": 1, "base_model": "/m/base",
+                "data": {"data_dir": str(tset.data_dir), "data_manifest_sha256": tset.data_manifest_sha256,
+                         "train_split_sha256": sha256_file(store.split_path(key, "train")),
+                         "terminology": key, "directions": list(tset.directions),
+                         "train_pairs": len(tset.pairs),
+                         "train_pairs_per_direction": tset.pairs_per_direction,
+                         "train_forms": list(tset.train_forms), "limit_pairs": limit_pairs},
+                "hyperparameters": {"terminology": key, "directions": directions, "limit_pairs": limit_pairs,
+                                    "mention_tasks": mention_tasks, "data_dir": None}}
+    (adapter / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    return {r for _, r in tset.pairs}
+
+
+GENE_TASKS = [("name2symbol", "train"), ("alias2symbol", "train"), ("prev2symbol", "train"),
+              ("name2symbol", "val"), ("alias2symbol", "val")]
+
+
+def _gene_runs(tmp_path: Path, limit: int = 6) -> dict[str, Any]:
+    """A base run and three fine-tuned runs on the first ``limit`` documents of GENE_TASKS, answering
+    every one right: the adapter of termnorm-finetune --limit-pairs 6 on name2symbol (no --mention-tasks),
+    a GO adapter (cross-eval), and an adapter whose folder is not here."""
+    tasks = {f"termnorm_gene_{d}_{s}": docs("gene", d, s, limit) for d, s in GENE_TASKS}
+    gene, go = tmp_path / "adapters" / "gene", tmp_path / "adapters" / "go"
+    trained = write_manifest(gene, "gene", ["name2symbol"], 6, False)
+    write_manifest(go, "go", ["term2id"], 6, True)
+    write_run(tmp_path / "b", BASE_ARGS, {t: (ds, set()) for t, ds in tasks.items()})
+    for name, adapter in (("gene", gene), ("go", go), ("gone", tmp_path / "adapters" / "gone")):
+        write_run(tmp_path / name, BASE_ARGS | {"peft": str(adapter)},
+                  {t: (ds, set(ids(ds))) for t, ds in tasks.items()})
+    return {"tasks": tasks, "trained": trained}
+
+
+def test_trained_cells_hold_the_concepts_the_adapter_trained(tmp_path: Path, capsys) -> None:
+    runs = _gene_runs(tmp_path)
+    out, text = _report(tmp_path, capsys, tmp_path / "b",
+                        *((n, tmp_path / n) for n in ("gene", "go", "gone")))
+    cells = {(c["direction"], c["cell"], c["run"]): c for c in _csv(out / "transfer.csv")}
+    notes = json.loads((out / "report.json").read_text(encoding="utf-8"))["notes"]
+
+    def noted(c: dict[str, str]) -> list[str]:
+        return [notes[int(n) - 1] for n in c["notes"].strip("[]").split("] [") if n]
+
+    trained = runs["trained"]
+    assert len(trained) == 6
+    for direction in ("alias2symbol", "prev2symbol"):
+        form = runs["tasks"][f"termnorm_gene_{direction}_train"]
+        mine = [i for i in ids(form) if i in trained]
+        c = cells[(direction, "trained_form", "gene")]
+        assert (int(c["n"]), int(c["untrained"])) == (len(mine), 6 - len(mine))
+        if len(mine) < 6:  # tuned right on all, base on none: the gain is 1 on the trained ones
+            assert any(f"{6 - len(mine)} of 6 documents" in t and "left out" in t for t in noted(c))
+        if mine:
+            assert (float(c["tuned"]), float(c["base"]), float(c["delta"])) == (1.0, 0.0, 1.0)
+        assert int(cells[(direction, "trained_label", "gene")]["n"]) == 6  # the label's six were trained
+    # the README's example: 5 of the first 6 prev2symbol_train documents ask untrained concepts
+    assert cells[("prev2symbol", "trained_form", "gene")]["untrained"] == "5"
+    # the GO adapter trained no gene: no cells, one line that says so
+    assert not any(run == "go" for _, _, run in cells)
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert {(x["direction"], x["run"], x["why"]) for x in data["transfer_left_out"]} == {
+        (d, "go", "its adapter trained go") for d in ("alias2symbol", "prev2symbol")}
+    # an adapter whose manifest is not here: every document, with a footnote saying so
+    c = cells[("alias2symbol", "trained_form", "gone")]
+    assert int(c["n"]) == 6 and c["untrained"] == ""
+    assert any("trained concepts not known" in t and "all documents of the _train split" in t
+               for t in noted(c))
+    assert cells[("alias2symbol", "unseen_form", "gone")]["notes"] == ""
+    md = (out / "report.md").read_text(encoding="utf-8")
+    line = "gene name2symbol / alias2symbol: go (its adapter trained go)"
+    assert line in md and line in text
+
+
+# ------------------------------------------------------------------ item 8: label and form, same concepts
+
+
+def _mcnemar_p(gained: int, lost: int) -> float:
+    return 1.0 if gained + lost == 0 else stats.binomtest(gained, gained + lost).pvalue
+
+
+def test_the_label_beside_the_form_on_the_same_concepts(tmp_path: Path, capsys) -> None:
+    """HPO term2id and lay2id, the first 40 documents of each (the study's --limit 40): the label task
+    asks concepts the lay-term task does not (only concepts with a lay term have a document there), so
+    the 'both ways' rows score the concepts the two tasks share, and the conditional row a subset."""
+    n = 40
+    label, form = docs("hpo", "term2id", "train", n), docs("hpo", "lay2id", "train", n)
+    adapter = tmp_path / "adapters" / "hpo"
+    trained = write_manifest(adapter, "hpo", ["term2id"], n, True)  # as the study: every first n
+    shared = [i for i in ids(form) if i in set(ids(label))]
+    assert 0 < len(shared) < n and set(ids(label)) | set(ids(form)) <= trained
+    tasks = {"termnorm_hpo_term2id_train": label, "termnorm_hpo_lay2id_train": form}
+    before = {"termnorm_hpo_term2id_train": set(ids(label[::7])),
+              "termnorm_hpo_lay2id_train": set(ids(form[::9]))}
+    after = {"termnorm_hpo_term2id_train": set(ids(label[::2])) | set(shared[:4]),
+             "termnorm_hpo_lay2id_train": set(ids(form[::3]))}
+    write_run(tmp_path / "b", BASE_ARGS, {t: (ds, before[t]) for t, ds in tasks.items()})
+    write_run(tmp_path / "t", BASE_ARGS | {"peft": str(adapter)},
+              {t: (ds, after[t]) for t, ds in tasks.items()})
+    out, _ = _report(tmp_path, capsys, tmp_path / "b", ("lora", tmp_path / "t"))
+    cells = {c["cell"]: c for c in _csv(out / "transfer.csv") if c["direction"] == "lay2id"}
+
+    def check(c: dict[str, str], task: str, on: list[str]) -> None:
+        b, t = before[task], after[task]
+        gained, lost = sum(i in t and i not in b for i in on), sum(i in b and i not in t for i in on)
+        assert c["task"] == task and int(c["n"]) == len(on)
+        assert float(c["base"]) == pytest.approx(sum(i in b for i in on) / len(on), abs=1e-6)
+        assert float(c["tuned"]) == pytest.approx(sum(i in t for i in on) / len(on), abs=1e-6)
+        assert (int(c["gained"]), int(c["lost"])) == (gained, lost)
+        assert float(c["p_strict"]) == pytest.approx(_mcnemar_p(gained, lost), rel=1e-5)
+
+    check(cells["trained_label"], "termnorm_hpo_term2id_train", ids(label))  # every concept
+    check(cells["trained_both_label"], "termnorm_hpo_term2id_train", shared)  # those with a lay term asked
+    check(cells["trained_both_form"], "termnorm_hpo_lay2id_train", shared)
+    check(cells["trained_form"], "termnorm_hpo_lay2id_train", ids(form))
+    memorized = [i for i in shared if i in after["termnorm_hpo_term2id_train"]]
+    check(cells["trained_form_if_label"], "termnorm_hpo_lay2id_train", memorized)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, categories_for, metric
 from termnorm_eval.report import intervals, roles, transfer
 from termnorm_eval.report.results import LENIENT, STRICT, Run, TaskResult
+from termnorm_eval.report.trained import Trained, of_run
 from termnorm_eval.terminologies import ALL_SPLITS, BUILTIN, SPLITS
 
 
@@ -138,6 +140,8 @@ class Report:
     written: list[Path] = field(default_factory=list)  # the files make_report wrote, if any
     # labels vs mentions and gains without shown answers (``transfer``), made from the rows
     transfer: transfer.Transfer | None = None
+    # per fine-tuned run label: what its adapter trained (``trained``)
+    trained: dict[str, Trained] = field(default_factory=dict)
 
     def pairs(self) -> list[Pair]:
         return list(dict.fromkeys((r.family, r.key, r.direction) for r in self.rows))
@@ -280,7 +284,9 @@ UNPAIRED = ("item counts, paired intervals and McNemar p need --log_samples on b
             "the delta shown is the unpaired difference of the two accuracies")
 
 
-def build(base: Run, tuned: list[Run]) -> Report:
+def build(base: Run, tuned: list[Run], trained: Mapping[str, Trained] | None = None) -> Report:
+    """The report of ``base`` vs the ``tuned`` runs; ``trained``: what some runs' adapters trained, by
+    run label (the study knows; else each adapter's manifest says, ``trained.of_run``)."""
     notes = Footnotes()
     warns: list[str] = []
     for run in tuned:
@@ -347,6 +353,7 @@ def build(base: Run, tuned: list[Run]) -> Report:
                 for k, v in sorted(bins.items())
             }
     report = Report(base, tuned, rows, notes, warns, by_bin)
+    report.trained = {r.label: (trained or {}).get(r.label) or of_run(r.adapter) for r in tuned}
     _validity(report, tasks, info)
     report.transfer = transfer.build(report)
     return report

@@ -64,11 +64,17 @@ TRANSFER_TEXT = (
     "Did fine-tuning teach the concept's identifier, or the string's? Each mention task asks the "
     "concepts of a split through another of their words (an exact synonym, a lay term, an alias or "
     "previous gene symbol; one per concept, never shown in training), with the label task it mirrors "
-    "beside it: a trained concept by its label (memorization) and through the form (concept transfer), "
-    "an unseen concept by its label (generalization) and through a form. The conditional row keeps the "
-    "trained concepts whose label the fine-tuned run answered right: of the concepts it memorized, the "
-    "share it also answers through the form (base: the base model on the same forms, the gain paired "
-    "on them). Strict accuracy, intervals as above."
+    "beside it. Trained concepts are those the run's adapter trained through the label direction (its "
+    "termnorm_manifest.json says which; documents about other concepts of the _train split are left out, "
+    "and a footnote says how many, or that it is not known); unseen concepts are the held-out split's. "
+    "Per split: the label (memorization; generalization) and a new form (concept transfer) on every such "
+    "document; a form not near its label (not the label's own words, a UK spelling or a plural of it: "
+    "transfer through genuinely different words); the concepts asked both ways, by the label and by the "
+    "form, so the gap between the two reads from the same concepts (the label task asks every concept, "
+    "the form task only those with a form, a popularity-skewed subset). The conditional row keeps the "
+    "concepts asked both ways whose label the fine-tuned run answered right: of the concepts it memorized, "
+    "the share it also answers through the form (base: the base model on the same forms). Strict accuracy; "
+    "gains paired on each row's documents, intervals as above."
 )
 TRANSFER_HEAD = ("cell", "run", "task", "n", "base % [95% CI]", "tuned % [95% CI]", "Δ strict pp [95% CI]",
                  "p")
@@ -281,11 +287,19 @@ def _rich_table(title: str, head: Sequence[str], rows: list[list[str]]) -> Table
     return t
 
 
+def transfer_lines(tr: transfer.Transfer) -> list[str]:
+    """The lines under the transfer tables: runs without cells, forms near their label not told apart."""
+    left = "; ".join(f"{transfer_title(*pair)}: {run} ({why})" for pair, run, why in tr.left_out)
+    out = [f"Not in these tables: {left}."] if left else []
+    return out + ([tr.why_no_near] if tr.why_no_near else [])
+
+
 def _transfer_terminal(report: Report) -> list[Any]:
     tr = _transfer(report)
     parts: list[Any] = [_rich_table(f"Concept transfer: {transfer_title(*pair)}", TRANSFER_HEAD,
                                     _transfer_table(tr, pair)) for pair in tr.pairs()]
     parts.append(Text(clean_text(tr.why_no_cells or TRANSFER_TEXT), style="dim"))
+    parts += [Text(clean_text(line), style="dim") for line in transfer_lines(tr)]
     if tr.shown:
         parts += [_rich_table("Answer shown in the prompt: gains with and without those documents",
                               SHOWN_HEAD, _shown_table(tr)), Text(clean_text(SHOWN_TEXT), style="dim")]
@@ -305,6 +319,7 @@ def _transfer_markdown(report: Report) -> list[str]:
         for pair in tr.pairs():
             lines += [f"### {md_cell(transfer_title(*pair))}", ""]
             lines += [*_md_table(TRANSFER_HEAD, _transfer_table(tr, pair)), ""]
+    lines += [x for line in transfer_lines(tr) for x in (md_cell(line), "")]
     if tr.shown:
         lines += ["## Answer shown in the prompt", "", md_cell(SHOWN_TEXT), ""]
         lines += [*_md_table(SHOWN_HEAD, _shown_table(tr)), ""]
@@ -486,7 +501,7 @@ def validity_csv(report: Report) -> str:
 
 TRANSFER_COLUMNS = ("family", "terminology", "direction", "label_direction", "cell", "run", "task", "n",
                     "base", "base_lo", "base_hi", "tuned", "tuned_lo", "tuned_hi", "delta", "delta_lo",
-                    "delta_hi", "p_strict", "paired", "gained", "lost", "notes")
+                    "delta_hi", "p_strict", "paired", "gained", "lost", "untrained", "near", "notes")
 SHOWN_COLUMNS = ("family", "terminology", "direction", "split", "task", "run", "n", "shown", "delta",
                  "delta_lo", "delta_hi", "base_hidden", "tuned_hidden", "delta_hidden", "delta_hidden_lo",
                  "delta_hidden_hi", "p_hidden", "delta_shown", "delta_shown_lo", "delta_shown_hi", "paired",
@@ -535,6 +550,10 @@ def json_out(report: Report) -> str:
         "validity_note": None if report.validity else VALIDITY_MISSING,
         "transfer": [_transfer_dict(c) for c in _transfer(report).cells],
         "transfer_note": _transfer(report).why_no_cells,
+        "transfer_left_out": [{"family": f, "terminology": k, "direction": d, "run": run, "why": why}
+                              for (f, k, d), run, why in _transfer(report).left_out],
+        "transfer_near_note": _transfer(report).why_no_near,
+        "trained": {label: t.to_dict() for label, t in report.trained.items()},
         "answer_shown": [_transfer_dict(r) for r in _transfer(report).shown],
         "answer_shown_note": _transfer(report).why_no_shown or _transfer(report).shown_also,
     })
@@ -706,8 +725,12 @@ def validity_figure(report: Report) -> bytes:
 
 
 CELL_TICK = {"trained_label": "trained:\nlabel", "trained_form": "trained:\nnew form",
-             "trained_form_if_label": "trained, label\nright: form", "unseen_label": "unseen:\nlabel",
-             "unseen_form": "unseen:\nform"}
+             "trained_form_far": "trained:\nform not\nnear label",
+             "trained_both_label": "trained,\nboth:\nlabel", "trained_both_form": "trained,\nboth:\nform",
+             "trained_form_if_label": "trained, label\nright: form",
+             "unseen_label": "unseen:\nlabel", "unseen_form": "unseen:\nform",
+             "unseen_form_far": "unseen:\nform not\nnear label",
+             "unseen_both_label": "unseen,\nboth:\nlabel", "unseen_both_form": "unseen,\nboth:\nform"}
 
 
 def transfer_figure(report: Report) -> bytes:
@@ -724,18 +747,21 @@ def transfer_figure(report: Report) -> bytes:
     pairs = tr.pairs()
     ncols = min(2, len(pairs))
     nrows = -(-len(pairs) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 3.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(9.6 * ncols, 4.2 * nrows), squeeze=False)
     runs = [r.label for r in report.tuned]
     width = 0.8 / (2 * len(runs))
     cmap = plt.get_cmap("tab10")
     for ax, pair in zip(axes.flat, pairs, strict=False):
         mine = {(c.run, c.cell): c for c in tr.cells if (c.family, c.key, c.direction) == pair}
+        names = [n for n in transfer.CELLS if any(cell == n for _, cell in mine)]
         for j, run in enumerate(runs):
             for k, side in enumerate(("base", "tuned")):
                 xs: list[float] = []
                 ys: list[float] = []
                 err: list[list[float]] = [[], []]
-                for i, name in enumerate(transfer.CELLS):
+                for i, name in enumerate(names):
+                    if (run, name) not in mine:  # the run has no cells for this pair (another terminology)
+                        continue
                     c = mine[(run, name)]
                     x = i - 0.4 + width * (2 * j + k + 0.5)
                     value, ci = getattr(c, side), c.ci(side)
@@ -751,8 +777,8 @@ def transfer_figure(report: Report) -> bytes:
                               hatch="//" if side == "base" else None, yerr=err, capsize=2,
                               error_kw={"lw": 0.8}, label=mpl_text(f"{run}: {what}"))
                 ax.bar_label(bars, labels=[f"{y:.0f}" for y in ys], fontsize=6, padding=2)
-        ax.set_xticks(range(len(transfer.CELLS)), [CELL_TICK[c] for c in transfer.CELLS], fontsize=7)
-        ax.set_xlim(-0.6, len(transfer.CELLS) - 0.4)
+        ax.set_xticks(range(len(names)), [CELL_TICK[c] for c in names], fontsize=6)
+        ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylim(0, 118)
         ax.set_ylabel("strict accuracy %")
         ax.set_title(mpl_text(transfer_title(*pair)), fontsize=9)

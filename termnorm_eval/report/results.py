@@ -32,6 +32,7 @@ TASK_RE = re.compile(r"^(?P<family>termnorm(?:-study)?)_(?P<key>[a-z][a-z0-9]*)_
                      r"_(?P<split>train|val|test)$")  # test: a user's mentions (add-mentions)
 RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
 STRICT, LENIENT, ALIGNMENT = "exact_match", "lenient_match", "alignment"
+NEAR = "form_near_label"  # a mention document's field (harness.dataset)
 # deep enough for <adapter>/eval/<split>/<model>/results_*.json given the adapter folder
 MAX_DEPTH = 4
 
@@ -52,6 +53,9 @@ class Sample:
     bin: int | None
     credit: float | None = None  # hierarchy_credit (None: made before it)
     shown: bool | None = None  # the prompt showed the gold answer (None: not known)
+    # a mention document's form is near its label (its words, a UK spelling or plural of it; the
+    # document's form_near_label); None: not told (a label document, or one made before the flag)
+    near: bool | None = None
 
 
 @dataclass
@@ -313,6 +317,7 @@ def load_samples(path: Path, filt: str, family: str = PLAIN) -> dict[str, Sample
                 bin=_count(doc.get("bin"), where, "doc.bin"),
                 credit=_score(rec.get(CREDIT), where, CREDIT),
                 shown=_shown(rec, doc, where, family),
+                near=doc[NEAR] if isinstance(doc.get(NEAR), bool) else None,
             )
     return out
 
