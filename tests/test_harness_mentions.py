@@ -223,3 +223,22 @@ def test_readme_task_table_counts_are_the_data() -> None:
                                   ("previous symbols", "gene", "prev2symbol")):
         train, val = (sum(x["form_near_label"] for x in _docs(key, direction, s)) for s in SPLITS)
         assert f"{words}\n{train} / {val}" in text or f"{words} {train} / {val}" in text, words
+
+
+@pytest.mark.parametrize(("doc", "why"), [
+    ({"terminology": "mycorpus", "direction": "mention2id"}, "(a user's mentions are all test items)"),
+    # an added ontology whose lay terms are all in val: its lay2id task has no training split either
+    ({"terminology": "cl", "direction": "lay2id"}, "(no concept of the training split has a form of this "
+                                                   "kind: every document is a held-out one)"),
+])
+def test_few_shot_refusal_says_why_there_is_no_training_split(doc: dict[str, str], why: str) -> None:
+    from termnorm_eval.errors import TermnormError
+    from termnorm_eval.harness.fewshot import NoFewshotSampler
+
+    sampler = NoFewshotSampler([doc], rnd=0)
+    assert sampler.sample(0) == []
+    with pytest.raises(TermnormError) as e:
+        sampler.sample(2, eval_doc=doc)
+    task = f"termnorm_{doc['terminology']}_{doc['direction']}"
+    assert str(e.value) == (f"{task}: --num_fewshot 2: these tasks have no training split to draw examples "
+                            f"from {why}; run them zero-shot")

@@ -214,9 +214,10 @@ def _q(s: str) -> str:
 
 
 def _no_fewshot(direction: Direction, study: bool) -> str:
-    """Leaf lines for a direction without a training split (a user's mentions): no few-shot split, a
-    sampler that refuses ``--num_fewshot`` (``fewshot.NoFewshotSampler``) instead of the template's
-    ``fewshot_split: train``; '' for every other direction."""
+    """Leaf lines for a direction without a training split (a user's mentions; an added ontology's
+    mention direction with forms in val only): no few-shot split, a sampler that refuses
+    ``--num_fewshot`` (``fewshot.NoFewshotSampler``) instead of the template's ``fewshot_split:
+    train``; '' for every other direction."""
     if SPLITS[0] in direction.splits:
         return ""
     target = "  doc_to_target: !function utils.study_fewshot_target\n" if study else ""
