@@ -502,9 +502,20 @@ def with_mention_kinds(term: Terminology, mention_kinds: MentionKinds) -> Termin
         term, mention_directions=_ontology_mention_directions(_mention_splits(mention_kinds)))
 
 
+_TEXT_FIELDS = ("key", "label", "id_prefix", "id_local", "id_example", "description", "kind", "mentions_of")
+_JSON_KINDS = {list: "a list", dict: "an object", bool: "a boolean", int: "a number", float: "a number"}
+
+
 def terminology_from_dict(spec: dict[str, Any], mention_kinds: MentionKinds | None = None) -> Terminology:
     """Inverse of ``Terminology.to_dict`` (built-in keys return the built-in definition); an added
-    ontology's mention directions come from its manifest entry's ``mention_kinds``."""
+    ontology's mention directions come from its manifest entry's ``mention_kinds``. A field of another
+    type (a hand-edited manifest) is a ValueError naming it."""
+    for name in _TEXT_FIELDS:
+        value = spec.get(name)
+        if value is not None and not isinstance(value, str):
+            what = "a terminology key (a string)" if name == "mentions_of" else "a string"
+            kind = _JSON_KINDS.get(type(value), type(value).__name__)
+            raise ValueError(f"{name} must be {what}, not {kind}")
     if spec.get("key") in BUILTIN:
         return BUILTIN[spec["key"]]
     if spec.get("mentions_of"):  # a user's mentions: the spec's fields are its terminology's

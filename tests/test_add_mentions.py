@@ -137,6 +137,24 @@ def test_hpo_tasks_and_documents(hpo_out: tuple[Path, AddMentionsResult]) -> Non
     assert "test_split: test" in leaf
 
 
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("mentions_of", ["hpo"], "mentions_of must be a terminology key (a string), not a list"),
+    ("mentions_of", {"key": "hpo"}, "mentions_of must be a terminology key (a string), not an object"),
+    ("description", ["x"], "description must be a string, not a list"),
+])
+def test_hand_edited_manifest_spec_is_one_line(hpo_out: tuple[Path, AddMentionsResult], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str], field: str, value: object,
+                                               expected: str) -> None:
+    """A hand-edited spec of another shape names the manifest and the field, not an unhashable type."""
+    out, _ = hpo_out
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["terminologies"]["mycorpus"]["spec"][field] = value
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(store.SplitDataError) as e:
+        store.terminology("mycorpus", tmp_path)
+    assert str(e.value) == f"{tmp_path / 'manifest.json'}: terminologies.mycorpus: {expected}"
+
+
 def test_user_terminology_round_trip_and_study_prompt() -> None:
     from termnorm_eval.terminologies import user_mentions_terminology
 
