@@ -329,3 +329,61 @@ def test_the_label_beside_the_form_on_the_same_concepts(tmp_path: Path, capsys) 
     check(cells["trained_form"], "termnorm_hpo_lay2id_train", ids(form))
     memorized = [i for i in shared if i in after["termnorm_hpo_term2id_train"]]
     check(cells["trained_form_if_label"], "termnorm_hpo_lay2id_train", memorized)
+
+
+# ------------------------------------------------------------------ items 6/7: forms near their label
+
+
+def test_transfer_without_the_forms_near_their_label(tmp_path: Path, capsys) -> None:
+    """HPO exact synonyms: 8 of the first 40 training forms are near their label (its words, a UK
+    spelling, a plural). The tuned run answers those right and few others: the far cells show transfer
+    through genuinely different words, paired like the shown-answer rows."""
+    n = 40
+    label = docs("hpo", "term2id", "train", n)
+    forms = {s: docs("hpo", "synonym2id", s, n) for s in ("train", "val")}
+    near = {s: [d["item_id"] for d in ds if d["form_near_label"]] for s, ds in forms.items()}
+    assert len(near["train"]) == 8 and near["val"]
+    adapter = tmp_path / "adapters" / "hpo"
+    write_manifest(adapter, "hpo", ["term2id"], n, True)
+    tasks = {"termnorm_hpo_term2id_train": label, "termnorm_hpo_synonym2id_train": forms["train"],
+             "termnorm_hpo_synonym2id_val": forms["val"]}
+    base = {t: set(ids(ds[:3])) for t, ds in tasks.items()}
+    tuned = {t: set(ids(ds[:3])) | set(near["train"] + near["val"]) | set(ids(ds[::10]))
+             for t, ds in tasks.items()}
+    write_run(tmp_path / "b", BASE_ARGS, {t: (ds, base[t]) for t, ds in tasks.items()})
+    write_run(tmp_path / "t", BASE_ARGS | {"peft": str(adapter)},
+              {t: (ds, tuned[t]) for t, ds in tasks.items()})
+    out, text = _report(tmp_path, capsys, tmp_path / "b", ("lora", tmp_path / "t"))
+    cells = {c["cell"]: c for c in _csv(out / "transfer.csv") if c["direction"] == "synonym2id"}
+    for name, split in (("trained_form_far", "train"), ("unseen_form_far", "val")):
+        task = f"termnorm_hpo_synonym2id_{split}"
+        far = [i for i in ids(forms[split]) if i not in near[split]]
+        c = cells[name]
+        b, t = base[task], tuned[task]
+        gained, lost = sum(i in t and i not in b for i in far), sum(i in b and i not in t for i in far)
+        assert c["task"] == task and (int(c["n"]), int(c["near"])) == (len(far), len(near[split]))
+        assert float(c["tuned"]) == pytest.approx(sum(i in t for i in far) / len(far), abs=1e-6)
+        assert float(c["base"]) == pytest.approx(sum(i in b for i in far) / len(far), abs=1e-6)
+        assert (int(c["gained"]), int(c["lost"])) == (gained, lost)
+        assert float(c["p_strict"]) == pytest.approx(_mcnemar_p(gained, lost), rel=1e-5)
+        # the near forms were all answered: without them the gain is smaller
+        assert float(c["delta"]) < float(cells[name.replace("_far", "")]["delta"])
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert transfer.CELL_TITLE["trained_form_far"] in md and transfer.NO_NEAR_INFO not in text
+
+
+def test_samples_without_the_near_flag_are_one_line(tmp_path: Path, capsys) -> None:
+    """Samples of a plugin version before form_near_label: no far cells, one line that says why."""
+    tasks = {f"termnorm_gene_{d}_{s}": [{k: v for k, v in d_.items() if k != "form_near_label"}
+                                       for d_ in docs("gene", d, s, 8)]
+             for d in ("name2symbol", "alias2symbol") for s in ("train", "val")}
+    write_run(tmp_path / "b", BASE_ARGS, {t: (ds, set()) for t, ds in tasks.items()})
+    write_run(tmp_path / "t", BASE_ARGS | {"peft": "/a/x"},
+              {t: (ds, set(ids(ds[:4]))) for t, ds in tasks.items()})
+    out, text = _report(tmp_path, capsys, tmp_path / "b", ("lora", tmp_path / "t"))
+    assert {c["cell"] for c in _csv(out / "transfer.csv")}.isdisjoint(transfer.FAR_CELLS)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert md.count(render.md_cell(transfer.NO_NEAR_INFO)) == 1
+    assert transfer.NO_NEAR_INFO in text.replace("\n", " ")
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert data["transfer_near_note"] == transfer.NO_NEAR_INFO

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness.dataset import FORM_NEAR_LABEL
 from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
 from termnorm_eval.harness.validity_names import CATEGORIES, CREDIT, METRICS, PARSE_ERROR, PREFIX
 from termnorm_eval.text import clean_text
@@ -32,7 +33,6 @@ TASK_RE = re.compile(r"^(?P<family>termnorm(?:-study)?)_(?P<key>[a-z][a-z0-9]*)_
                      r"_(?P<split>train|val|test)$")  # test: a user's mentions (add-mentions)
 RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
 STRICT, LENIENT, ALIGNMENT = "exact_match", "lenient_match", "alignment"
-NEAR = "form_near_label"  # a mention document's field (harness.dataset)
 # deep enough for <adapter>/eval/<split>/<model>/results_*.json given the adapter folder
 MAX_DEPTH = 4
 
@@ -317,7 +317,7 @@ def load_samples(path: Path, filt: str, family: str = PLAIN) -> dict[str, Sample
                 bin=_count(doc.get("bin"), where, "doc.bin"),
                 credit=_score(rec.get(CREDIT), where, CREDIT),
                 shown=_shown(rec, doc, where, family),
-                near=doc[NEAR] if isinstance(doc.get(NEAR), bool) else None,
+                near=doc[FORM_NEAR_LABEL] if isinstance(doc.get(FORM_NEAR_LABEL), bool) else None,
             )
     return out
 
