@@ -261,7 +261,7 @@ def test_the_studys_report_md_escapes_model_paths_and_file_values(tmp_path: Path
         {"embedder": "<img src=x onerror=alert(2)>", "title": "GO | term", "split": "<b>val</b>", "n": 3,
          "true_cos": 0.5, "random_cos": 0.1, "gap": 0.4, "top1": 1.0}]}), encoding="utf-8")
     run = load_run(write_run(tmp_path / "<i>base</i>", {T_TRAIN: (0.5, 0.5)}), "base", "--base")
-    lines = [*study_report._header_lines(ctx, ["base", "report"]),  # type: ignore[arg-type]
+    lines = [*study_report._header_lines(ctx, ["base", "report"], {}),  # type: ignore[arg-type]
              *study_report._lexicalization_lines(lex), *study_report._scores_table({"<u>run</u>": run})]
     md = "\n".join(lines)
     assert not HTML_TAG.search(md.replace("`<step>/step.json`", "")), md  # a code span: literal

@@ -387,3 +387,44 @@ def test_samples_without_the_near_flag_are_one_line(tmp_path: Path, capsys) -> N
     assert transfer.NO_NEAR_INFO in text.replace("\n", " ")
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert data["transfer_near_note"] == transfer.NO_NEAR_INFO
+
+
+# ------------------------------------------------------------------ item 3: the study's trained concepts
+
+
+def test_the_studys_report_counts_the_concepts_each_adapter_trained(tmp_path: Path) -> None:
+    """limit_pairs 6 trains the records of the first 6 documents of every _train task of the adapter's
+    directions (the mention tasks' too): more than 6 concepts. report.md says how many, from the training
+    step's settings, and the transfer cells use them although the adapter folder is gone."""
+    from types import SimpleNamespace as NS
+
+    from finetune.data import build_training_set
+    from termnorm_eval.study import report as study_report
+
+    settings = {"terminology": "gene", "directions": ["name2symbol"], "limit_pairs": 6,
+                "mention_tasks": True, "data_dir": None, "train_forms": ["label"], "epochs": 1.0}
+    tset = build_training_set("gene", ["name2symbol"], None, chat=False, limit_pairs=6, mention_tasks=True)
+    records = {r for _, r in tset.pairs}
+    assert len(records) > 6
+    out = tmp_path / "study"
+    tasks = {f"termnorm_gene_{d}_train": docs("gene", d, "train", 6)
+             for d in ("name2symbol", "alias2symbol", "prev2symbol")}
+    write_run(out / "base" / "results", BASE_ARGS, {t: (ds, set()) for t, ds in tasks.items()})
+    write_run(out / "eval-gene" / "results", BASE_ARGS | {"peft": str(tmp_path / "gone/train-gene/adapter")},
+              {t: (ds, set(ids(ds))) for t, ds in tasks.items()})
+    cfg = NS(model_type="hf", model="tiny", epochs=[1], sweep=[], limit_pairs=6, limit=6, train=False)
+    steps = {name: NS(name=name, kind=kind, inputs=inputs) for name, kind, inputs in (
+        ("base", "base", {}), ("train-gene", "train", {"finetune": settings}),
+        ("eval-gene", "eval", {"adapter_of": "train-gene"}), ("report", "report", {}))}
+    ctx = NS(cfg=cfg, model_path=out / "tiny", selected={"gene": ["name2symbol"]}, out=out, steps=steps)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    got = study_report.write(ctx, stage, ["base", "train-gene", "eval-gene", "report"])  # type: ignore[arg-type]
+    md = got["report_md"]
+    header = md.split("\n## ", 1)[0]
+    assert "training pairs per direction" not in header
+    assert f"gene {len(records)} (name2symbol {len(records)})" in header
+    cells = _csv(stage / "transfer.csv")
+    assert cells and all(c["untrained"] == "0" for c in cells
+                         if c["cell"] in ("trained_label", "trained_form"))
+    assert "trained concepts not known" not in md

@@ -19,6 +19,7 @@ from termnorm_eval.study.names import RESULTS, task_names
 
 if TYPE_CHECKING:
     from termnorm_eval.report.results import Run
+    from termnorm_eval.report.trained import Trained
     from termnorm_eval.study.steps import Context
 
 STRICT = "exact_match"
@@ -119,7 +120,35 @@ def _lexicalization_lines(folder: Path) -> list[str]:
     return lines
 
 
-def _header_lines(ctx: Context, readers: list[str]) -> list[str]:
+def trained_by_key(ctx: Context) -> dict[str, Trained]:
+    """Per terminology with a training step: the records its adapter trained, per label direction, as
+    finetune chooses them with the step's recorded settings (what the adapter was trained with: other
+    settings retrain it)."""
+    from termnorm_eval.report.trained import of_pairs
+    from termnorm_eval.study.steps import training_set
+
+    out = {}
+    for key in ctx.selected:
+        step = ctx.steps.get(f"train-{key}")
+        if step is not None:
+            pairs = training_set(key, step.inputs["finetune"]).pairs
+            out[key] = of_pairs(key, pairs, f"{step.name}/step.json")
+    return out
+
+
+def _trained_line(ctx: Context, trained: dict[str, Trained]) -> str:
+    """How many concepts each adapter trained: with limit_pairs N, the records of the first N documents
+    of each _train task of its directions (label and mention tasks), so more than N."""
+    if not trained:
+        return "- no training step"
+    each = "; ".join(f"{key} {t.records} ({', '.join(f'{d} {len(v)}' for d, v in (t.ids or {}).items())})"
+                     for key, t in trained.items())
+    how = (f"limit_pairs {ctx.cfg.limit_pairs}: the records of the first {ctx.cfg.limit_pairs} documents of "
+           "each _train task, mention tasks included" if ctx.cfg.limit_pairs else "every training record")
+    return f"- trained concepts per adapter ({how}; pairs per direction): {each}"
+
+
+def _header_lines(ctx: Context, readers: list[str], trained: dict[str, Trained]) -> list[str]:
     """The top of report.md: the model and the study's settings (model names and paths are the
     user's: escaped, as every such string of report.md)."""
     from termnorm_eval.report.render import md_cell
@@ -132,8 +161,8 @@ def _header_lines(ctx: Context, readers: list[str]) -> list[str]:
             f"- terminologies: {md_cell(terms)}",
             f"- epochs: {', '.join(map(str, cfg.epochs))}"
             + (" (one training run; the earlier epochs are its checkpoints)" if cfg.sweep else ""),
-            f"- training pairs per direction: {cfg.limit_pairs or 'all'}; documents per task: "
-            f"{cfg.limit or 'all'}",
+            md_cell(_trained_line(ctx, trained)),
+            f"- documents per task: {cfg.limit or 'all'}",
             f"- steps: {md_cell(', '.join(readers))} (records: `<step>/step.json`)", ""]
 
 
@@ -146,10 +175,14 @@ def write(ctx: Context, stage: Path, readers: list[str]) -> dict[str, Any]:
     runs = {n: _load(ctx, n, "base" if n == "base" else n) for n in evals}
     base = runs["base"]
     files: dict[str, bytes | str] = {}
-    md = _header_lines(ctx, readers)
+    trained = trained_by_key(ctx)
+    md = _header_lines(ctx, readers, trained)
     finals = [n for n in evals if ctx.steps[n].kind == "eval"]
     if finals:
-        rep = compare.build(base, [runs[n] for n in finals])
+        # an eval step's adapter is its training step's: the transfer cells' trained concepts
+        of = {n: str(ctx.steps[n].inputs.get("adapter_of") or "").removeprefix("train-") for n in finals}
+        rep = compare.build(base, [runs[n] for n in finals],
+                            {n: trained[k] for n, k in of.items() if k in trained})
         # the same files as `termnorm report` (intervals, validity shares and bars included)
         figures = make.linked_figures(rep)
         files |= make.report_files(rep)
