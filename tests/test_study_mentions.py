@@ -81,14 +81,37 @@ def test_a_recipes_train_forms_is_trained_and_recorded(tiny_model: Path, tmp_pat
     assert forms["base"].inputs["tasks"] == labels["base"].inputs["tasks"]
 
 
-def test_a_train_forms_kind_the_terminology_lacks_is_refused_before_any_step(
+def test_a_train_forms_kind_no_selected_terminology_has_is_refused_before_any_step(
         tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("train_forms: [label, lay]\n", encoding="utf-8")
     out = tmp_path / "o"
-    one_line_error(["study", "--model", str(tiny_model), "--terminologies", "go", "--recipe", str(recipe),
-                    "--out", str(out)], capsys, "--train-forms lay: terminology 'go' has no lay forms")
+    one_line_error(["study", "--model", str(tiny_model), "--terminologies", "go,gene", "--recipe",
+                    str(recipe), "--out", str(out)], capsys,
+                   f"{recipe}: train_forms lay: no selected terminology has lay forms for its selected "
+                   "directions (go: synonym; gene: alias, prev)")
     assert not out.exists()
+
+
+def test_each_adapter_trains_the_recipes_kinds_its_terminology_has(tiny_model: Path, tmp_path: Path) -> None:
+    """[label, synonym, alias] in a study of GO, HPO and genes: GO and HPO train their synonyms, genes
+    their aliases; each adapter says what it trains. A kind is refused only when no terminology has it."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train_forms: [label, synonym, alias]\n", encoding="utf-8")
+    settings = {"terminologies": "go,hpo,gene", "directions": "term2id,name2symbol", "limit_pairs": 4}
+    _, labels = _plan(tiny_model, tmp_path, **settings)
+    _, forms = _plan(tiny_model, tmp_path, **settings, recipe=str(recipe))
+    trained = {k: forms[f"train-{k}"].inputs["finetune"]["train_forms"] for k in ("go", "hpo", "gene")}
+    assert trained == {"go": ["label", "synonym"], "hpo": ["label", "synonym"], "gene": ["label", "alias"]}
+    for key, kinds in (("go", "synonym"), ("hpo", "synonym"), ("gene", "alias")):
+        rows = forms[f"train-{key}"].inputs["training_rows"]["count"]
+        assert rows > labels[f"train-{key}"].inputs["training_rows"]["count"], key
+        assert forms[f"train-{key}"].describe.endswith(f"labels and {kinds} forms" + (
+            " (train_forms synonym: none for gene's directions)" if key == "gene" else
+            f" (train_forms alias: none for {key}'s directions)")), forms[f"train-{key}"].describe
+    assert labels["train-go"].describe.endswith("epoch(s), labels")
+    # the labels-only study's training records are unchanged by the per-terminology rule
+    assert all(labels[f"train-{k}"].inputs["finetune"]["train_forms"] == ["label"] for k in trained)
 
 
 def test_a_mention_direction_in_directions_points_at_its_label_direction(

@@ -8,8 +8,8 @@ of the same training run), ``lexicalization`` (the base LM's own hidden states),
 
 A terminology's tasks (``Context.tasks``) are those of its selected label directions and, with
 ``mentions``, of the mention directions that mirror them (the same concepts through a synonym, lay
-term, alias or previous symbol); training is on the label directions (and the recipe's
-``train_forms``).
+term, alias or previous symbol); training is on the label directions (and of the recipe's
+``train_forms``, the kinds each terminology has: ``forms_per_terminology``).
 
 A step builds into a staged sibling of its folder and becomes it in one rename, its record
 inside (``records``); a training step writes into its folder through finetune, whose checkpoints
@@ -69,6 +69,8 @@ class Context:
     # terminology -> the tasks its evaluations score: its selected label directions' and (mentions)
     # the mention directions' that mirror them, each on the splits that have documents
     tasks: dict[str, list[str]] = field(default_factory=dict)
+    # terminology -> (the recipe's train_forms its adapter trains, those it has not); {}: no train_forms
+    train_forms: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ context
@@ -267,6 +269,39 @@ def recipe_settings(cfg: StudyConfig) -> dict[str, Any]:
     return values
 
 
+def forms_per_terminology(cfg: StudyConfig, selected: dict[str, list[str]], recipe: dict[str, Any]
+                          ) -> dict[str, tuple[list[str], list[str]]]:
+    """terminology -> (what its adapter trains of the recipe's ``train_forms``: label and each kind it
+    has, a mention direction of that kind mirroring one of its selected directions; the kinds it has
+    not). finetune refuses a kind its one terminology lacks; a study of several applies each kind where
+    it exists, and refuses only a kind that no selected terminology has."""
+    from finetune.data import LABEL
+    from termnorm_eval.splits import store
+
+    asked = [k for k in recipe.get("train_forms") or () if k != LABEL]
+    if not asked:
+        return {}
+    have = {}
+    for key, dirs in selected.items():
+        term = store.terminology(key, cfg.data_dir)
+        have[key] = [m.mention or "" for m in term.mention_directions if m.mirrors in dirs]
+    for kind in asked:
+        if not any(kind in kinds for kinds in have.values()):
+            can = "; ".join(f"{k}: {', '.join(v) or 'none'}" for k, v in have.items())
+            raise TermnormError(f"{cfg.recipe}: train_forms {kind}: no selected terminology has {kind} forms "
+                                f"for its selected directions ({can})")
+    return {key: ([LABEL, *(k for k in asked if k in kinds)], [k for k in asked if k not in kinds])
+            for key, kinds in have.items()}
+
+
+def trains(ctx: Context, key: str) -> str:
+    """What the adapter of ``key`` trains, in words: ``labels`` or ``labels and synonym forms``, and the
+    recipe's kinds it leaves out."""
+    forms, lacking = ctx.train_forms.get(key, ([], []))
+    text = "labels" + (f" and {', '.join(forms[1:])} forms" if forms[1:] else "")
+    return text + (f" (train_forms {', '.join(lacking)}: none for {key}'s directions)" if lacking else "")
+
+
 def make_context(cfg: StudyConfig) -> Context:
     from finetune.commands import include_path
 
@@ -277,6 +312,7 @@ def make_context(cfg: StudyConfig) -> Context:
                   model_identity=identity, data=data_identity(cfg, selected), selected=selected,
                   recipe=recipe_settings(cfg) if cfg.train else {}, include_path=include_path(cfg.data_dir),
                   tasks=evaluated_tasks(cfg, selected))
+    ctx.train_forms = forms_per_terminology(cfg, selected, ctx.recipe)
     # Before any step runs: what lm-eval, the records or a device would refuse later.
     for flag, text in (("--model", ctx.model_path), ("--out", str(ctx.out))):
         problem = text_problem(text)
@@ -542,6 +578,8 @@ def _finetune_config(ctx: Context, key: str, folder: Path) -> Any:
         # or off: one adapter whatever the evaluations score
         "limit_pairs": cfg.limit_pairs, "mention_tasks": True,
     }
+    if key in ctx.train_forms:  # the recipe's kinds this terminology has (forms_per_terminology)
+        values["train_forms"] = ctx.train_forms[key][0]
     if cfg.sweep:
         # One run, checkpoints at the sweep's epoch ends: save every gcd of the epochs and keep them
         # all (save_total_limit), and after the final adapter (keep_checkpoints).
@@ -696,7 +734,8 @@ def plan(ctx: Context) -> list[Step]:
     if cfg.train:
         for key in ctx.selected:
             add(Step(f"train-{key}", "train", _train_inputs(ctx, key), partial(_train_step, ctx, key),
-                     staged=False, describe=f"LoRA on the {key} training split, {cfg.epochs[-1]} epoch(s)"))
+                     staged=False, describe=f"LoRA on the {key} training split, {cfg.epochs[-1]} epoch(s), "
+                                            f"{trains(ctx, key)}"))
         for key in ctx.selected:
             tasks = all_tasks if cfg.cross_eval else ctx.tasks[key]
             train_step = f"train-{key}"
