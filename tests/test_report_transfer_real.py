@@ -1,7 +1,10 @@
 """The transfer report on real lm-eval output (issue 21, items 6 and 3): the tiny model before and after a
-short LoRA fine-tune on gene name->symbol LABELS, both scored by `termnorm eval` with --log_samples on the
-label tasks and the mention tasks that mirror them (alias2symbol, prev2symbol; GO term2id and synonym2id
-as an untrained terminology), plus protein2symbol, whose training documents show their answer.
+short LoRA fine-tune on gene name->symbol LABELS (--limit-pairs 6, no --mention-tasks: the first 6
+name2symbol records), both scored by `termnorm eval` with --log_samples on the first 6 documents of the
+label tasks and the mention tasks that mirror them (alias2symbol, prev2symbol, whose first documents ask
+mostly untrained concepts; GO term2id and synonym2id as an untrained terminology), plus protein2symbol,
+whose training documents show their answer. The report reads the trained concepts from the adapter's
+real termnorm_manifest.json.
 
 Expected numbers are counted here from the samples files lm-eval wrote (json, not the report's reader),
 intervals and p-values from scipy.
@@ -110,50 +113,92 @@ def _right(rec: dict[str, Any]) -> bool:
     return rec["exact_match"] >= 1.0
 
 
-def test_four_cells_are_the_report_rows_with_their_intervals(runs, reported) -> None:
+def _trained(runs: dict[str, Path]) -> set[str]:
+    """The concepts --limit-pairs LIMIT trained: the first LIMIT name2symbol training records, which
+    are the first LIMIT documents of its task (store order)."""
+    return set(_samples(runs["base"], "termnorm_gene_name2symbol_train"))
+
+
+def _cell_docs(runs: dict[str, Path], c: dict[str, str]) -> list[str]:
+    """The documents a cell scores, counted here: its task's, the trained ones on the training split,
+    those the other task of the pair also asks for the both-ways and conditional cells, the forms not
+    near their label for the far cells."""
+    task, split = c["task"], transfer.CELL_SPLIT[c["cell"]]
+    tuned = _samples(runs["tuned"], task)
+    ids = [i for i in tuned if split == "val" or i in _trained(runs)]
+    label_task = f"termnorm_gene_{c['label_direction']}_{split}"
+    form_task = f"termnorm_gene_{c['direction']}_{split}"
+    if "both" in c["cell"] or c["cell"] == "trained_form_if_label":
+        other = _samples(runs["tuned"], form_task if task == label_task else label_task)
+        ids = [i for i in ids if i in other]
+        if c["cell"] == "trained_form_if_label":
+            ids = [i for i in ids if _right(other[i])]
+    if c["cell"] in transfer.FAR_CELLS:
+        ids = [i for i in ids if not tuned[i]["doc"]["form_near_label"]]
+    return ids
+
+
+def test_cells_are_hand_counts_on_the_trained_concepts(runs, reported) -> None:
     out = reported
     cells = _csv(out / "transfer.csv")
     rows = {(r["task"], r["role"]): r for r in _csv(out / "report.csv")}
-    # per terminology and mention direction, the five cells of the one fine-tuned run
-    pairs = [("termnorm", "gene", "alias2symbol"), ("termnorm", "gene", "prev2symbol"),
-             ("termnorm", "go", "synonym2id")]
+    # the adapter trained genes: GO's pair has no cells, and a line says why
+    pairs = [("termnorm", "gene", "alias2symbol"), ("termnorm", "gene", "prev2symbol")]
     assert sorted({(c["family"], c["terminology"], c["direction"]) for c in cells}) == pairs
-    assert len(cells) == len(pairs) * len(transfer.CELLS)
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [(x["direction"], x["why"]) for x in data["transfer_left_out"]] == [
+        ("synonym2id", "its adapter trained gene")]
+    assert data["trained"][LABEL]["records"] == LIMIT and data["trained"][LABEL]["terminology"] == "gene"
+    assert len(cells) == len(pairs) * len(transfer.CELLS)  # the samples say which forms are near their label
+    trained = _trained(runs)
     for c in cells:
         assert c["run"] == LABEL and c["label_direction"] == transfer.MIRRORS[c["direction"]]
         split = transfer.CELL_SPLIT[c["cell"]]
         asked = c["label_direction"] if c["cell"] in transfer.LABEL_CELLS else c["direction"]
         assert c["task"] == f"termnorm_{c['terminology']}_{asked}_{split}"
-        if c["cell"] == "trained_form_if_label":
-            continue  # its own documents: the next test
-        if c["task"] not in TASKS:  # not scored: no numbers, a note that says so
-            assert c["n"] == c["base"] == c["tuned"] == c["delta"] == "" and c["notes"]
+        pair = {f"termnorm_gene_{c[k]}_{split}" for k in ("label_direction", "direction")}
+        needs = pair if ("both" in c["cell"] or c["cell"] == "trained_form_if_label") else {c["task"]}
+        if not needs <= set(TASKS):  # a task it needs was not scored: no numbers, a note that says so
+            assert c["n"] == c["base"] == c["tuned"] == c["delta"] == "" and c["notes"], c["cell"]
             continue
-        base, tuned = rows[(c["task"], "base")], rows[(c["task"], "tuned")]
-        for mine, theirs in (("base", base["strict"]), ("tuned", tuned["strict"]),
-                             ("delta", tuned["delta_strict"]), ("delta_lo", tuned["delta_strict_lo"]),
-                             ("delta_hi", tuned["delta_strict_hi"]), ("p_strict", tuned["p_strict"])):
-            assert _f(c[mine]) == pytest.approx(_f(theirs), abs=1e-6), (c["task"], mine)
-        # and from the documents: Wilson intervals and McNemar's exact p (scipy)
         before, after = _samples(runs["base"], c["task"]), _samples(runs["tuned"], c["task"])
-        assert int(c["n"]) == len(before) == len(after) == LIMIT
-        kb, kt = sum(map(_right, before.values())), sum(map(_right, after.values()))
-        assert (float(c["base_lo"]), float(c["base_hi"])) == pytest.approx(_wilson(kb, LIMIT), abs=1e-6)
-        assert (float(c["tuned_lo"]), float(c["tuned_hi"])) == pytest.approx(_wilson(kt, LIMIT), abs=1e-6)
-        gained = sum(1 for i in before if _right(after[i]) and not _right(before[i]))
-        lost = sum(1 for i in before if _right(before[i]) and not _right(after[i]))
+        on = _cell_docs(runs, c)
+        if c["cell"] in ("trained_label", "trained_form"):
+            assert int(c["untrained"]) == sum(i not in trained for i in after)
+        if len(on) == LIMIT and c["cell"] in ("trained_label", "trained_form", "unseen_label", "unseen_form"):
+            base, tuned = rows[(c["task"], "base")], rows[(c["task"], "tuned")]  # every document: the row
+            for mine, theirs in (("base", base["strict"]), ("tuned", tuned["strict"]),
+                                 ("delta", tuned["delta_strict"]), ("p_strict", tuned["p_strict"])):
+                assert _f(c[mine]) == pytest.approx(_f(theirs), abs=1e-6), (c["task"], mine)
+        assert int(c["n"]) == len(on), (c["cell"], c["direction"])
+        if not on:
+            assert c["tuned"] == c["base"] == ""
+            continue
+        kb, kt = sum(_right(before[i]) for i in on), sum(_right(after[i]) for i in on)
+        m = len(on)
+        assert float(c["base"]) == pytest.approx(kb / m, abs=1e-6)
+        assert float(c["tuned"]) == pytest.approx(kt / m, abs=1e-6)
+        assert (float(c["base_lo"]), float(c["base_hi"])) == pytest.approx(_wilson(kb, m), abs=1e-6)
+        assert (float(c["tuned_lo"]), float(c["tuned_hi"])) == pytest.approx(_wilson(kt, m), abs=1e-6)
+        gained = sum(1 for i in on if _right(after[i]) and not _right(before[i]))
+        lost = sum(1 for i in on if _right(before[i]) and not _right(after[i]))
         assert (int(c["gained"]), int(c["lost"])) == (gained, lost)
         assert float(c["p_strict"]) == pytest.approx(_mcnemar_p(gained, lost), rel=1e-5)
-        assert float(c["delta"]) == pytest.approx((kt - kb) / LIMIT, abs=1e-6)
+        assert float(c["delta_lo"]) <= float(c["delta"]) <= float(c["delta_hi"])
     by = {(c["direction"], c["cell"]): c for c in cells}
     # the labels it was trained on are memorized; GO, not trained, stays where it was
     assert float(by[("alias2symbol", "trained_label")]["delta"]) >= 0.5
-    assert float(by[("synonym2id", "trained_label")]["tuned"]) <= 0.2
+    assert float(rows[("termnorm_go_term2id_train", "tuned")]["strict"]) <= 0.2
+    # most of the first prev2symbol_train documents ask concepts it did not train: left out, and said
+    prev = by[("prev2symbol", "trained_form")]
+    assert int(prev["untrained"]) > 0 and int(prev["n"]) == LIMIT - int(prev["untrained"])
+    assert any("left out" in data["notes"][int(n) - 1] for n in prev["notes"].strip("[]").split("] ["))
 
 
 def test_conditional_transfer_is_a_hand_count_from_the_samples(runs, reported) -> None:
     cells = {(c["direction"], c["cell"]): c for c in _csv(reported / "transfer.csv")}
     label_tuned = _samples(runs["tuned"], "termnorm_gene_name2symbol_train")
+    trained = _trained(runs)
     checked = 0
     for direction in ("alias2symbol", "prev2symbol"):
         task = f"termnorm_gene_{direction}_train"
@@ -165,7 +210,7 @@ def test_conditional_transfer_is_a_hand_count_from_the_samples(runs, reported) -
         for i in shared:
             assert form_tuned[i]["doc"]["answer"] == label_tuned[i]["doc"]["answer"]
             assert form_tuned[i]["doc"]["source"] != label_tuned[i]["doc"]["source"]
-        memorized = sorted(i for i in shared if _right(label_tuned[i]))
+        memorized = sorted(i for i in shared & trained if _right(label_tuned[i]))
         k = sum(_right(form_tuned[i]) for i in memorized)
         kb = sum(_right(form_base[i]) for i in memorized)
         gained = sum(1 for i in memorized if _right(form_tuned[i]) and not _right(form_base[i]))
@@ -223,9 +268,10 @@ def test_the_section_in_markdown_terminal_json_and_figure(runs, reported, capsys
     assert code == 0, err
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "## Concept transfer: labels vs other forms" in md and "## Answer shown in the prompt" in md
-    titles = ("gene name2symbol / alias2symbol", "gene name2symbol / prev2symbol", "GO term2id / synonym2id")
-    for title in titles:
+    for title in ("gene name2symbol / alias2symbol", "gene name2symbol / prev2symbol"):
         assert f"### {title}\n" in md and f"Concept transfer: {title}" in text
+    left = "GO term2id / synonym2id: lora\\|&lt;b&gt;gene&lt;/b&gt; (its adapter trained gene)"
+    assert "### GO term2id / synonym2id" not in md and left in md
     section = md.split("### gene name2symbol / alias2symbol\n", 1)[1].split("\n### ", 1)[0]
     table = [ln for ln in section.splitlines() if ln.startswith("| ")]
     assert table[0] == "| " + " | ".join(render.TRANSFER_HEAD) + " |"
@@ -235,8 +281,12 @@ def test_the_section_in_markdown_terminal_json_and_figure(runs, reported, capsys
     assert "![transfer.png](transfer.png)" in md and transfer.NO_MENTIONS not in md
     assert (out / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert len(data["transfer"]) == 15 and data["transfer_note"] is None
+    assert len(data["transfer"]) == 2 * len(transfer.CELLS) and data["transfer_note"] is None
     assert {r["task"] for r in data["answer_shown"]} == {r["task"] for r in _csv(out / "answer_shown.csv")}
+    # the summary and gains.png: the label tasks only; the mention tasks' splits are named for what they are
+    assert [s["direction"] for s in data["summary"]] == ["term2id", "name2symbol", "protein2symbol"]
+    assert "alias2symbol" in data["summary_note"] and "train (memorization)" not in md.split(
+        "## gene alias2symbol\n", 1)[1].split("\n## ", 1)[0]
 
 
 def _without_mentions(src: Path, dst: Path) -> Path:
@@ -310,24 +360,32 @@ def _study_layout(runs: dict[str, Path], out: Path) -> None:
         shutil.copytree(src, out / step / "results")
 
 
-def test_the_studys_report_md_has_the_transfer_section(runs, tmp_path: Path) -> None:
+def test_the_studys_report_md_has_the_transfer_section(runs, reported, tmp_path: Path) -> None:
     from termnorm_eval.study import report as study_report
 
     out = tmp_path / "study"
     _study_layout(runs, out)
     cfg = SimpleNamespace(model_type="hf", model="tiny", epochs=[100], sweep=[], limit_pairs=LIMIT,
                           limit=LIMIT, train=False)
-    steps = {"base": SimpleNamespace(kind="base"), "eval-gene": SimpleNamespace(kind="eval"),
-             "report": SimpleNamespace(kind="report")}
+    settings = {"terminology": "gene", "directions": ["name2symbol"], "limit_pairs": LIMIT, "data_dir": None,
+                "train_forms": ["label"], "mention_tasks": False}  # as _finetune trained it
+    steps = {name: SimpleNamespace(name=name, kind=kind, inputs=inputs) for name, kind, inputs in (
+        ("base", "base", {}), ("train-gene", "train", {"finetune": settings}),
+        ("eval-gene", "eval", {"adapter_of": "train-gene"}), ("report", "report", {}))}
     ctx = SimpleNamespace(cfg=cfg, model_path=out / "tiny", selected={"gene": ["name2symbol"]}, out=out,
                           steps=steps)
     stage = tmp_path / "stage"
     stage.mkdir()
-    got = study_report.write(ctx, stage, ["base", "eval-gene", "report"])  # type: ignore[arg-type]
+    got = study_report.write(ctx, stage, ["base", "train-gene", "eval-gene", "report"])  # type: ignore[arg-type]
     md = got["report_md"]
+    assert f"gene {LIMIT} (name2symbol {LIMIT})" in md.split("\n## ", 1)[0]  # the header counts them
     assert "### Concept transfer: labels vs other forms" in md  # one level down in the study's report
     assert "#### gene name2symbol / alias2symbol" in md
     assert "![report/transfer.png](report/transfer.png)" in md
     assert "### Answer shown in the prompt" in md
     for name in ("transfer.png", "transfer.csv", "answer_shown.csv"):
         assert name in got["files"] and (stage / name).is_file()
+    # the training step's settings give the cells the adapter's manifest gives `termnorm report`
+    numbers = ("cell", "direction", "n", "base", "tuned", "delta", "untrained", "near")
+    study = [[c[k] for k in numbers] for c in _csv(stage / "transfer.csv")]
+    assert study == [[c[k] for k in numbers] for c in _csv(reported / "transfer.csv")]

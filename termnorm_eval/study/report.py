@@ -125,7 +125,7 @@ def trained_by_key(ctx: Context) -> dict[str, Trained]:
     finetune chooses them with the step's recorded settings (what the adapter was trained with: other
     settings retrain it)."""
     from termnorm_eval.report.trained import of_pairs
-    from termnorm_eval.study.steps import training_set
+    from termnorm_eval.study.training import training_set
 
     out = {}
     for key in ctx.selected:

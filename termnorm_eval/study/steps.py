@@ -34,6 +34,7 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.study import fingerprint, records
 from termnorm_eval.study.config import API_TYPES, CHAT_TYPES, TRAINABLE_TYPES, StudyConfig, text_problem
 from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, task_names
+from termnorm_eval.study.training import training_set
 
 KINDS = ("base", "train", "eval", "sweep", "lexicalization", "report")
 # Settings of a recipe the study decides itself.
@@ -588,17 +589,6 @@ def _finetune_config(ctx: Context, key: str, folder: Path) -> Any:
         values |= {"save_steps": spe * every, "save_total_limit": cfg.epochs[-1] // every + 1,
                    "keep_checkpoints": True}
     return FinetuneConfig(**values)
-
-
-def training_set(key: str, values: dict[str, Any]) -> Any:
-    """The rows finetune trains ``key``'s adapter on with these settings (plain text: the row count and
-    the pairs do not depend on the chat template)."""
-    from finetune.data import LABEL, build_training_set
-
-    return build_training_set(key, values["directions"], values.get("data_dir"), chat=False,
-                              limit_pairs=values.get("limit_pairs"),
-                              train_forms=values.get("train_forms") or (LABEL,),
-                              mention_tasks=bool(values.get("mention_tasks")))
 
 
 def steps_per_epoch(key: str, values: dict[str, Any]) -> int:
