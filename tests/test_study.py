@@ -376,6 +376,9 @@ def test_the_example_configs_load() -> None:
     assert mini.model == "smollm2" and mini.limit_pairs == 40 and mini.limit == 40
     assert mini.epochs == [1, 5, 10]
     assert mini.directions == ["term2id", "name2symbol", "protein2symbol"]
+    transfer = build_config(REPO / "benchmarks/results/mini_study/transfer/study.yaml", {})
+    assert transfer.mentions and transfer.limit_pairs == transfer.limit == 30 and transfer.epochs == [10]
+    assert Path(str(transfer.recipe)).resolve() == Path(str(mini.recipe)).resolve()  # the committed recipe
     tiny = build_config(TINY_CONFIG, {"model": "x"})
     assert tiny.recipe is not None and Path(tiny.recipe).is_file()
 
