@@ -138,8 +138,9 @@ def test_study_prompt_is_judged_itself() -> None:
 
 
 def test_form_near_label_flags_forms_that_overlap_their_label() -> None:
-    """Mention documents whose form is part of a label string, holds one, or is a UK spelling or plural
-    of the label: concept transfer through them may be string overlap. Label documents: never."""
+    """Mention documents whose form is part of a label string, holds one, is a small edit of one, or a
+    UK spelling or plural of the label: concept transfer through them may be string overlap. Label
+    documents: never."""
     def flagged(key: str, direction: str, split: str) -> dict[str, bool]:
         return {d["source"]: d["form_near_label"] for d in _docs(key, direction, split)}
 
@@ -152,15 +153,19 @@ def test_form_near_label_flags_forms_that_overlap_their_label() -> None:
     assert prev["CD97"] and prev["MARCH8"]  # ADGRE5's protein "CD97 antigen", MARCHF8's "... MARCH8"
     assert alias["L27A"] and alias["CYREN-1"]  # RPL27A's "60S ribosomal protein L27a"; holds CYREN
     assert not alias["CD241"]  # RHAG's alias (the issue's example): no label word
+    # small edits of a label string (folded similarity >= NEAR_RATIO), which no synonym type says
+    assert alias["BMP-1"] and alias["TAC3R"] and prev["RPS17L"]  # BMP1, TACR3, RPS17
     go = flagged("go", "synonym2id", "train")
     assert go["fibrinogen"]  # of "fibrinogen complex"
+    assert go["chronological cell ageing"] and go["N-acetylglucosamine 6-O-sulphotransferase activity"]
+    assert not go["HDAC complex"]  # histone deacetylase complex: other words
     hpo = flagged("hpo", "synonym2id", "train")
     assert hpo["Autistic behaviour"] and hpo["Retinal hemorrhages"]  # uk_spelling, plural_form
     assert not hpo["Renal aplasia"]  # Renal agenesis's synonym
-    # the near-label share is small: most mention documents ask other words
+    # most mention documents ask other words: the far cells are the larger part of every task
     for key, direction, split in MENTION_TASKS:
         docs = _docs(key, direction, split)
-        assert sum(d["form_near_label"] for d in docs) < len(docs) / 5, (key, direction, split)
+        assert sum(d["form_near_label"] for d in docs) < len(docs) / 2, (key, direction, split)
 
 
 def test_shown_counts_in_tasks_readme_are_the_data() -> None:

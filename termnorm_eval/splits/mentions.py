@@ -22,6 +22,7 @@ manifest, beside the seed.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections import Counter
@@ -164,6 +165,10 @@ def label_strings(record: Mapping[str, Any], gene: bool) -> list[str]:
 
 # Synonym types that respell the label itself (HPO: "Generalised osteopenia", a plural)
 NEAR_LABEL_TYPES = ("uk_spelling", "plural_form")
+# A form whose folded text has this similarity to a folded label string (difflib's ratio: twice the
+# matched characters over both lengths) differs from it by a respelling or a small edit, which GO
+# and HGNC do not type: "sulphotransferase", "signalling", "voltage-dependent" for "-gated".
+NEAR_RATIO = 0.8
 
 
 def _within(part: Sequence[str], whole: Sequence[str]) -> bool:
@@ -175,14 +180,22 @@ def _within(part: Sequence[str], whole: Sequence[str]) -> bool:
 def near_label(record: Mapping[str, Any], form: str, gene: bool) -> bool:
     """Whether a mention form is close to what label training shows of its concept: after ``fold`` a
     run of whole tokens of one of its ``label_strings`` ("CD97" of "CD97 antigen", "Osteopenia" of
-    "Generalized osteopenia") or holding one ("fibrinogen complex" for "fibrinogen"), or a synonym
-    typed as a respelling of the label (``NEAR_LABEL_TYPES``). Such a form is still a real word of
-    text (usable), but answering it may be string overlap rather than concept transfer."""
+    "Generalized osteopenia") or holding one ("fibrinogen complex" for "fibrinogen"), a small edit of
+    one (``NEAR_RATIO``: "chronological cell ageing" for "... aging", "BMP-1" for BMP1, TAC3R for
+    TACR3), or a synonym typed as a respelling of the label (``NEAR_LABEL_TYPES``). Such a form is
+    still a real word of text (usable), but answering it may be string overlap rather than concept
+    transfer."""
     if (record.get("synonym_types") or {}).get(form) in NEAR_LABEL_TYPES:
         return True
-    tokens = fold(form).split()
-    return any(_within(tokens, label) or _within(label, tokens)
-               for label in (fold(s).split() for s in label_strings(record, gene)))
+    folded = fold(form)
+    tokens = folded.split()
+    for text in label_strings(record, gene):
+        label = fold(text)
+        if _within(tokens, label.split()) or _within(label.split(), tokens):
+            return True
+        if difflib.SequenceMatcher(None, folded, label, autojunk=False).ratio() >= NEAR_RATIO:
+            return True
+    return False
 
 
 def record_forms(record: Mapping[str, Any], owned: Forms | None, dropped: Counter[str]) -> Forms:
