@@ -138,9 +138,9 @@ def test_study_prompt_is_judged_itself() -> None:
 
 
 def test_form_near_label_flags_forms_that_overlap_their_label() -> None:
-    """Mention documents whose form is part of a label string, holds one, is a small edit of one, or a
-    UK spelling or plural of the label: concept transfer through them may be string overlap. Label
-    documents: never."""
+    """Mention documents whose form is part of a label string, holds one, shares most of its words with
+    one, is a small edit of one, or a UK spelling or plural of the label: concept transfer through them
+    may be string overlap. Label documents: never."""
     def flagged(key: str, direction: str, split: str) -> dict[str, bool]:
         return {d["source"]: d["form_near_label"] for d in _docs(key, direction, split)}
 
@@ -162,10 +162,13 @@ def test_form_near_label_flags_forms_that_overlap_their_label() -> None:
     hpo = flagged("hpo", "synonym2id", "train")
     assert hpo["Autistic behaviour"] and hpo["Retinal hemorrhages"]  # uk_spelling, plural_form
     assert not hpo["Renal aplasia"]  # Renal agenesis's synonym
-    # most mention documents ask other words: the far cells are the larger part of every task
+    # rewordings: most of the form's words are the label's (word order, one word changed)
+    assert go["outer kinetochore of condensed chromosome"] and hpo["Congenital retinal fold"]
+    assert not go["Wolffian body development"]  # mesonephros development: other words
+    # every mention task keeps a third or more of its documents asking other words (the far cells)
     for key, direction, split in MENTION_TASKS:
         docs = _docs(key, direction, split)
-        assert sum(d["form_near_label"] for d in docs) < len(docs) / 2, (key, direction, split)
+        assert sum(not d["form_near_label"] for d in docs) > len(docs) / 3, (key, direction, split)
 
 
 def test_shown_counts_in_tasks_readme_are_the_data() -> None:

@@ -10,8 +10,8 @@ so ``--limit N`` evaluates the first N records. Each names what its question sho
 for a mention direction the form asked), whether that question shows the gold answer
 (``answer_in_prompt``, ``scoring.answer_shown``) and, for a mention direction, whether the form asked
 is close to the concept's label (``form_near_label``, ``splits.mentions.near_label``: part of a label
-string, holding one, a respelling or small edit of it; label documents: false), so that transfer can be
-read without string overlap.
+string, holding one, mostly its words, a respelling or small edit of it; label documents: false), so
+that transfer can be read without string overlap.
 """
 
 from __future__ import annotations

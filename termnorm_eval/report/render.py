@@ -68,7 +68,7 @@ TRANSFER_TEXT = (
     "termnorm_manifest.json says which; documents about other concepts of the _train split are left out, "
     "and a footnote says how many, or that it is not known); unseen concepts are the held-out split's. "
     "Per split: the label (memorization; generalization) and a new form (concept transfer) on every such "
-    "document; a form not near its label (not the label's own words, a respelling or small edit of it: "
+    "document; a form not near its label (not mostly the label's words, a respelling or small edit of it: "
     "transfer through genuinely different words); the concepts asked both ways, by the label and by the "
     "form, so the gap between the two reads from the same concepts (the label task asks every concept, "
     "the form task only those with a form, a popularity-skewed subset). The conditional row keeps the "

@@ -53,7 +53,7 @@ class Sample:
     bin: int | None
     credit: float | None = None  # hierarchy_credit (None: made before it)
     shown: bool | None = None  # the prompt showed the gold answer (None: not known)
-    # a mention document's form is near its label (its words, a respelling or small edit of it; the
+    # a mention document's form is near its label (mostly its words, a respelling or small edit of it; the
     # document's form_near_label); None: not told (a label document, or one made before the flag)
     near: bool | None = None
 

@@ -8,8 +8,8 @@ concepts the run's adapter trained (``trained``: its manifest says which; when i
 document of the _train split, with a footnote) and for the held-out split's unseen concepts:
 
 * its label (memorization; generalization), a new form (concept transfer; an unseen concept's form);
-* a new form not near its label (``form_near_label`` false: not the label's own words, a respelling or
-  small edit of it): transfer through genuinely different words, when the samples say;
+* a new form not near its label (``form_near_label`` false: not mostly the label's words, a respelling
+  or small edit of it): transfer through genuinely different words, when the samples say;
 * the concepts asked both ways (documents share ``item_id``, the concept's identifier, across the label
   and mention tasks of a terminology): the label and the form on the same concepts, so their gap
   compares like with like (the label task scores every concept, the form task only those with a form,
@@ -72,8 +72,8 @@ NO_SHOWN_INFO = ("Shown answers: not shown, no run says which prompts show their
                  "samples of one).")
 NONE_SHOWN = "Shown answers: no document of these tasks shows its gold answer in its prompt."
 NO_NEAR_INFO = ("Forms near their label: not told apart, the mention tasks' samples do not say which forms "
-                "are the label's own words, a respelling or small edit of it (form_near_label: results of a "
-                "plugin version before it, or no --log_samples).")
+                "are mostly the label's words, a respelling or small edit of it (form_near_label: results "
+                "of a plugin version before it, or no --log_samples).")
 NO_TRAINED_RUN = "Concept transfer: no fine-tuned run's adapter trained the concepts of these mention tasks."
 
 

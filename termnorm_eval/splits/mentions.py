@@ -180,9 +180,11 @@ def _within(part: Sequence[str], whole: Sequence[str]) -> bool:
 def near_label(record: Mapping[str, Any], form: str, gene: bool) -> bool:
     """Whether a mention form is close to what label training shows of its concept: after ``fold`` a
     run of whole tokens of one of its ``label_strings`` ("CD97" of "CD97 antigen", "Osteopenia" of
-    "Generalized osteopenia") or holding one ("fibrinogen complex" for "fibrinogen"), a small edit of
-    one (``NEAR_RATIO``: "chronological cell ageing" for "... aging", "BMP-1" for BMP1, TAC3R for
-    TACR3), or a synonym typed as a respelling of the label (``NEAR_LABEL_TYPES``). Such a form is
+    "Generalized osteopenia") or holding one ("fibrinogen complex" for "fibrinogen"); more than half
+    of its distinct words words of one ("outer kinetochore of condensed chromosome" for "condensed
+    chromosome outer kinetochore", "Congenital retinal fold" for "Falciform retinal fold"); a small
+    edit of one (``NEAR_RATIO``: "chronological cell ageing" for "... aging", "BMP-1" for BMP1, TAC3R
+    for TACR3); or a synonym typed as a respelling of the label (``NEAR_LABEL_TYPES``). Such a form is
     still a real word of text (usable), but answering it may be string overlap rather than concept
     transfer."""
     if (record.get("synonym_types") or {}).get(form) in NEAR_LABEL_TYPES:
@@ -191,7 +193,10 @@ def near_label(record: Mapping[str, Any], form: str, gene: bool) -> bool:
     tokens = folded.split()
     for text in label_strings(record, gene):
         label = fold(text)
-        if _within(tokens, label.split()) or _within(label.split(), tokens):
+        words = label.split()
+        if _within(tokens, words) or _within(words, tokens):
+            return True
+        if 2 * len(set(tokens) & set(words)) > len(set(tokens)):  # most of its words are the label's
             return True
         if difflib.SequenceMatcher(None, folded, label, autojunk=False).ratio() >= NEAR_RATIO:
             return True
