@@ -428,3 +428,24 @@ def test_the_studys_report_counts_the_concepts_each_adapter_trained(tmp_path: Pa
     assert cells and all(c["untrained"] == "0" for c in cells
                          if c["cell"] in ("trained_label", "trained_form"))
     assert "trained concepts not known" not in md
+
+
+def test_each_transfer_panel_shows_only_the_runs_that_scored_its_pair(tmp_path: Path, monkeypatch) -> None:
+    """The committed CPU transfer study: the GO adapter's run scored only GO tasks, the HPO adapter's only
+    HPO tasks. Each panel of transfer.png has the bars and legend of its own run, in the run's colour."""
+    from matplotlib import colormaps
+
+    study = Path(__file__).resolve().parent.parent / "benchmarks/results/mini_study/transfer/study-out"
+    figs = capture_figures(monkeypatch)
+    base = load_run(study / "base" / "results", "base", "--base")
+    tuned = [load_run(study / f"eval-{k}" / "results", f"eval-{k}", "--tuned") for k in ("go", "hpo")]
+    render.transfer_figure(compare.build(base, tuned))
+    (fig,) = figs
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert set(panels) == {"GO term2id / synonym2id", "HPO term2id / synonym2id", "HPO term2id / lay2id"}
+    for title, ax in panels.items():
+        run = "eval-go" if title.startswith("GO") else "eval-hpo"
+        handles, labels = ax.get_legend_handles_labels()
+        assert labels == [f"{run}: base", f"{run}: fine-tuned"], title
+        colour = colormaps["tab10"](0 if run == "eval-go" else 1)  # by the run's place among the runs
+        assert tuple(handles[1].patches[0].get_facecolor()[:3]) == pytest.approx(colour[:3]), title

@@ -749,18 +749,22 @@ def transfer_figure(report: Report) -> bytes:
     nrows = -(-len(pairs) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(9.6 * ncols, 4.2 * nrows), squeeze=False)
     runs = [r.label for r in report.tuned]
-    width = 0.8 / (2 * len(runs))
     cmap = plt.get_cmap("tab10")
     for ax, pair in zip(axes.flat, pairs, strict=False):
         mine = {(c.run, c.cell): c for c in tr.cells if (c.family, c.key, c.direction) == pair}
         names = [n for n in transfer.CELLS if any(cell == n for _, cell in mine)]
-        for j, run in enumerate(runs):
+        # only the runs that scored this pair (a study's adapters each train one terminology; a run
+        # without the tasks has empty cells), all of them where none did; a run keeps its colour
+        here = ([r for r in runs if any(c.n for (run, _), c in mine.items() if run == r)]
+                or [r for r in runs if any(run == r for run, _ in mine)])
+        width = 0.8 / (2 * len(here))
+        for j, run in enumerate(here):
             for k, side in enumerate(("base", "tuned")):
                 xs: list[float] = []
                 ys: list[float] = []
                 err: list[list[float]] = [[], []]
                 for i, name in enumerate(names):
-                    if (run, name) not in mine:  # the run has no cells for this pair (another terminology)
+                    if (run, name) not in mine:
                         continue
                     c = mine[(run, name)]
                     x = i - 0.4 + width * (2 * j + k + 0.5)
@@ -773,9 +777,9 @@ def transfer_figure(report: Report) -> bytes:
                     err[0].append(0.0 if ci is None else max(0.0, 100 * (value - ci[0])))
                     err[1].append(0.0 if ci is None else max(0.0, 100 * (ci[1] - value)))
                 what = "base" if side == "base" else "fine-tuned"
-                bars = ax.bar(xs, ys, width=width, color=cmap(j), alpha=0.35 if side == "base" else 1.0,
-                              hatch="//" if side == "base" else None, yerr=err, capsize=2,
-                              error_kw={"lw": 0.8}, label=mpl_text(f"{run}: {what}"))
+                bars = ax.bar(xs, ys, width=width, color=cmap(runs.index(run)),
+                              alpha=0.35 if side == "base" else 1.0, hatch="//" if side == "base" else None,
+                              yerr=err, capsize=2, error_kw={"lw": 0.8}, label=mpl_text(f"{run}: {what}"))
                 ax.bar_label(bars, labels=[f"{y:.0f}" for y in ys], fontsize=6, padding=2)
         ax.set_xticks(range(len(names)), [CELL_TICK[c] for c in names], fontsize=6)
         ax.set_xlim(-0.6, len(names) - 0.4)
