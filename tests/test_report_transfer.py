@@ -92,3 +92,32 @@ def test_an_answer_in_prompt_score_other_than_0_or_1_is_one_line(tmp_path: Path,
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     one_line_error(["report", "--base", str(BASE), "--tuned", str(tuned)], capsys,
                    f"{path}:3", "answer_in_prompt")
+
+
+def test_the_readmes_transfer_tables_are_the_committed_studys_cells() -> None:
+    """README.md and the mini-study's README quote the committed transfer study's cells (tuned strict
+    accuracy with its Wilson interval, documents where not 30): each row of their table is transfer.csv."""
+    path = STUDY.parent / "transfer/study-out/report/transfer.csv"
+    cells = list(csv.DictReader(path.open(encoding="utf-8")))
+    by = {(c["terminology"], c["direction"], c["cell"]): c for c in cells}
+    rows = {"GO synonym": ("go", "synonym2id"), "HPO synonym": ("hpo", "synonym2id"),
+            "HPO lay term": ("hpo", "lay2id"), "gene alias": ("gene", "alias2symbol"),
+            "gene previous symbol": ("gene", "prev2symbol")}
+    columns = ("trained_label", "trained_form", "trained_form_far", "unseen_label", "unseen_form")
+
+    def pct(x: str) -> str:
+        return f"{100 * float(x):.1f}".removesuffix(".0")
+
+    for readme in (STUDY.parent.parent.parent.parent / "README.md", STUDY.parent / "README.md"):
+        text = readme.read_text(encoding="utf-8")
+        for title, (key, direction) in rows.items():
+            want = []
+            for cell in columns:
+                c = by[(key, direction, cell)]
+                assert float(c["base"]) == 0.0, (key, cell)  # "base: 0 everywhere"
+                value = f"{pct(c['tuned'])} [{pct(c['tuned_lo'])}, {pct(c['tuned_hi'])}]"
+                if c["n"] != "30":
+                    value += f" (n {c['n']})"
+                want.append(f"**{value}**" if f"**{value}**" in text else value)
+            line = f"| {title} | " + " | ".join(want) + " |"
+            assert line in text, (readme.name, line)
