@@ -38,7 +38,7 @@ class Footnotes:
 
 
 @dataclass
-class Row:
+class Row(intervals.HasIntervals):
     """One run on one task (family x terminology x direction x split)."""
 
     key: str
@@ -87,11 +87,6 @@ class Row:
     def note(self, n: int) -> None:
         if n not in self.notes:
             self.notes.append(n)
-
-    def ci(self, what: str) -> tuple[float, float] | None:
-        """The interval of ``strict``, ``lenient``, ``credit`` or a ``delta_`` of one."""
-        lo, hi = getattr(self, f"{what}_lo"), getattr(self, f"{what}_hi")
-        return None if lo is None or hi is None else (lo, hi)
 
     @property
     def strict_gain_unclear(self) -> bool:

@@ -106,3 +106,12 @@ def credit_gain_interval(strict: tuple[int, int], close: tuple[int, int], n: int
     lost) documents of its two 0/1 halves (strict; right or parent/child) over the same n documents."""
     return _mean(mcnemar_interval(*strict, n, level=HALF_LEVEL),
                  mcnemar_interval(*close, n, level=HALF_LEVEL))
+
+
+class HasIntervals:
+    """A report row whose intervals are pairs of fields ``<what>_lo`` / ``<what>_hi``."""
+
+    def ci(self, what: str) -> tuple[float, float] | None:
+        """The interval of ``what`` (e.g. ``strict``, ``tuned``, ``delta_strict``); None when not known."""
+        lo, hi = getattr(self, f"{what}_lo"), getattr(self, f"{what}_hi")
+        return None if lo is None or hi is None else (lo, hi)

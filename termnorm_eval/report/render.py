@@ -559,6 +559,15 @@ def json_out(report: Report) -> str:
     })
 
 
+def _message_figure(text: str) -> bytes:
+    """A small figure that only says ``text``: a figure with nothing to plot keeps its file (the file
+    set of --out stays the same, so a rerun may replace an earlier output); report.md does not link it."""
+    fig, ax = pyplot().subplots(figsize=(6, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, mpl_text(text), ha="center", va="center", fontsize=7, wrap=True)
+    return figure_png(fig)
+
+
 def gains_figure(report: Report) -> bytes:
     """Memorization gain vs generalization gain per label task and fine-tuned run (strict, pp), with
     the 95% paired intervals as error bars; a gain whose interval includes 0 is labelled with UNCLEAR.
@@ -566,10 +575,7 @@ def gains_figure(report: Report) -> bytes:
     plt = pyplot()
     recs = summary(report)
     if not recs:  # the file set of --out stays the same; report.md does not link it
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, mpl_text(NO_LABEL_TASKS), ha="center", va="center", fontsize=7, wrap=True)
-        return figure_png(fig)
+        return _message_figure(NO_LABEL_TASKS)
 
     def title(r: dict[str, object]) -> str:
         return pair_title(str(r["terminology"]), str(r["direction"]), str(r["family"]))
@@ -684,10 +690,7 @@ def validity_figure(report: Report) -> bytes:
     says so (the file set of --out stays the same, so a rerun may replace an earlier output)."""
     plt = pyplot()
     if not report.validity:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, mpl_text(VALIDITY_MISSING), ha="center", va="center", fontsize=7, wrap=True)
-        return figure_png(fig)
+        return _message_figure(VALIDITY_MISSING)
     tasks = list(dict.fromkeys(v.task for v in report.validity))
     runs = [report.base.label, *(r.label for r in report.tuned)]
     used = [c for c in CATEGORIES if any(v.shares and v.shares.get(c) for v in report.validity)]
@@ -740,10 +743,7 @@ def transfer_figure(report: Report) -> bytes:
     plt = pyplot()
     tr = _transfer(report)
     if not tr.cells:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, mpl_text(tr.why_no_cells or ""), ha="center", va="center", fontsize=7, wrap=True)
-        return figure_png(fig)
+        return _message_figure(tr.why_no_cells or "")
     pairs = tr.pairs()
     ncols = min(2, len(pairs))
     nrows = -(-len(pairs) // ncols)

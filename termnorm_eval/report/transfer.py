@@ -78,7 +78,7 @@ NO_TRAINED_RUN = "Concept transfer: no fine-tuned run's adapter trained the conc
 
 
 @dataclass
-class TransferCell:
+class TransferCell(intervals.HasIntervals):
     """One cell for one fine-tuned run: base and tuned strict accuracy and the gain."""
 
     family: str
@@ -106,14 +106,9 @@ class TransferCell:
     near: int | None = None  # documents left out: the form is near the label (the far cells)
     notes: list[int] = field(default_factory=list)
 
-    def ci(self, what: str) -> tuple[float, float] | None:
-        """The interval of ``base``, ``tuned`` or ``delta``."""
-        lo, hi = getattr(self, f"{what}_lo"), getattr(self, f"{what}_hi")
-        return None if lo is None or hi is None else (lo, hi)
-
 
 @dataclass
-class ShownRow:
+class ShownRow(intervals.HasIntervals):
     """One task and fine-tuned run: the strict gain on all documents, without the shown ones, on them."""
 
     family: str
@@ -138,10 +133,6 @@ class ShownRow:
     delta_shown_hi: float | None = None
     paired: bool = False
     notes: list[int] = field(default_factory=list)
-
-    def ci(self, what: str) -> tuple[float, float] | None:
-        lo, hi = getattr(self, f"{what}_lo"), getattr(self, f"{what}_hi")
-        return None if lo is None or hi is None else (lo, hi)
 
 
 @dataclass
