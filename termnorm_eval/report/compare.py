@@ -164,11 +164,6 @@ def spearman(samples_pop: list[int], correct: list[float]) -> tuple[float | None
     return (None, None) if math.isnan(rho) else (rho, p)
 
 
-def _wilson(k: float, n: int | None) -> tuple[float | None, float | None]:
-    ci = intervals.wilson(_whole(k), n) if n else None  # k: a mean of 0/1 scores times n
-    return (None, None) if ci is None else ci
-
-
 def _fill(row: Row, tr: TaskResult, run: Run, notes: Footnotes, warns: list[str]) -> None:
     row.n = tr.n
     row.strict = tr.metrics.get(STRICT)
@@ -182,9 +177,9 @@ def _fill(row: Row, tr: TaskResult, run: Run, notes: Footnotes, warns: list[str]
                            f"the newest, {tr.file}, is used"))
     # k = accuracy x n (a mean of 0/1 scores): the interval is always around the number shown
     if row.strict is not None:
-        row.strict_lo, row.strict_hi = _wilson(row.strict * (row.n or 0), row.n)
+        row.strict_lo, row.strict_hi = intervals.bounds(row.strict * (row.n or 0), row.n)
     if row.lenient is not None:
-        row.lenient_lo, row.lenient_hi = _wilson(row.lenient * (row.n or 0), row.n)
+        row.lenient_lo, row.lenient_hi = intervals.bounds(row.lenient * (row.n or 0), row.n)
     _fill_credit(row, tr)
     if tr.samples and row.strict is not None:
         mean = sum(s.strict for s in tr.samples.values()) / len(tr.samples)
@@ -205,28 +200,22 @@ def _fill_credit(row: Row, tr: TaskResult) -> None:
     if row.credit is None or row.strict is None or not row.n:
         return
     # credit = (strict + right-or-close) / 2, so n x (2 credit - strict) documents are right or close
-    k_strict = _whole(row.strict * row.n)
-    k_close = min(float(row.n), max(k_strict, _whole((2 * row.credit - row.strict) * row.n)))
+    k_strict = intervals.whole(row.strict * row.n)
+    k_close = min(float(row.n), max(k_strict, intervals.whole((2 * row.credit - row.strict) * row.n)))
     ci = intervals.credit_interval(k_strict, k_close, row.n)
     if ci is not None:
         row.credit_lo, row.credit_hi = ci
-
-
-def _whole(k: float) -> float:
-    """A count from a mean times n: whole up to float rounding."""
-    return float(round(k)) if abs(k - round(k)) < 1e-6 else k
 
 
 def _paired(row: Row, b: TaskResult, t: TaskResult) -> None:
     """Transitions, paired intervals and McNemar p from the documents both runs scored."""
     assert b.samples is not None and t.samples is not None
     ids = list(b.samples)
-    before = {i: b.samples[i].strict >= 1.0 for i in ids}
-    after = {i: t.samples[i].strict >= 1.0 for i in ids}
-    row.gained = sum(1 for i in ids if not before[i] and after[i])
-    row.lost = sum(1 for i in ids if before[i] and not after[i])
-    row.kept_correct = sum(1 for i in ids if before[i] and after[i])
-    row.kept_wrong = sum(1 for i in ids if not before[i] and not after[i])
+    before = [b.samples[i].strict >= 1.0 for i in ids]
+    after = [t.samples[i].strict >= 1.0 for i in ids]
+    row.gained, row.lost = intervals.transitions(before, after)
+    row.kept_correct = sum(1 for x, y in zip(before, after, strict=True) if x and y)
+    row.kept_wrong = len(ids) - row.gained - row.lost - row.kept_correct
     if not ids:
         return
     row.paired = True
@@ -235,10 +224,8 @@ def _paired(row: Row, b: TaskResult, t: TaskResult) -> None:
     lb = [b.samples[i].lenient for i in ids]
     la = [t.samples[i].lenient for i in ids]
     if row.delta_lenient is not None and None not in lb and None not in la:
-        lb_f = [float(x or 0.0) for x in lb]
-        la_f = [float(x or 0.0) for x in la]
-        row.lenient_gained = sum(1 for x, y in zip(lb_f, la_f, strict=True) if x < 1.0 <= y)
-        row.lenient_lost = sum(1 for x, y in zip(lb_f, la_f, strict=True) if y < 1.0 <= x)
+        row.lenient_gained, row.lenient_lost = intervals.transitions(
+            [float(x or 0.0) >= 1.0 for x in lb], [float(x or 0.0) >= 1.0 for x in la])
         row.p_lenient = intervals.mcnemar_exact_p(row.lenient_gained, row.lenient_lost)
         row.delta_lenient_lo, row.delta_lenient_hi = intervals.mcnemar_interval(
             row.lenient_gained, row.lenient_lost, len(ids))
@@ -246,10 +233,7 @@ def _paired(row: Row, b: TaskResult, t: TaskResult) -> None:
     ca = [t.samples[i].credit for i in ids]
     if row.delta_credit is not None and None not in cb and None not in ca:
         # its two 0/1 halves: strict (the transitions above), and right or parent/child (credit > 0)
-        close_b = [(x or 0.0) > 0 for x in cb]
-        close_a = [(x or 0.0) > 0 for x in ca]
-        close = (sum(1 for x, y in zip(close_b, close_a, strict=True) if y and not x),
-                 sum(1 for x, y in zip(close_b, close_a, strict=True) if x and not y))
+        close = intervals.transitions([(x or 0.0) > 0 for x in cb], [(x or 0.0) > 0 for x in ca])
         row.delta_credit_lo, row.delta_credit_hi = intervals.credit_gain_interval(
             (row.gained, row.lost), close, len(ids))
 

@@ -23,10 +23,30 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 Z95 = 1.959963984540054  # the standard normal's 97.5th percentile
 HALF_LEVEL = 0.975  # each of the two intervals a credit's interval is the mean of (Bonferroni)
 Z975 = 2.241402727604947  # the standard normal's 98.75th percentile: a two-sided 97.5% interval
+
+
+def whole(k: float) -> float:
+    """A count from a mean times n: whole up to float rounding."""
+    return float(round(k)) if abs(k - round(k)) < 1e-6 else k
+
+
+def bounds(k: float, n: int | None) -> tuple[float | None, float | None]:
+    """The Wilson interval of ``k`` of ``n`` as ``(lo, hi)``; ``(None, None)`` without documents. ``k``
+    may be an accuracy times n (a mean of 0/1 scores): it is made whole where float rounding blurred it."""
+    ci = wilson(whole(k), n) if n else None
+    return (None, None) if ci is None else ci
+
+
+def transitions(before: Sequence[bool], after: Sequence[bool]) -> tuple[int, int]:
+    """Documents gained (wrong before, right after) and lost (right before, wrong after), paired."""
+    gained = sum(1 for x, y in zip(before, after, strict=True) if y and not x)
+    lost = sum(1 for x, y in zip(before, after, strict=True) if x and not y)
+    return gained, lost
 
 
 def wilson(k: float, n: int, z: float = Z95) -> tuple[float, float] | None:

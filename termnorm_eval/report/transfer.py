@@ -159,11 +159,6 @@ def _right(s: Sample) -> bool:
     return s.strict >= 1.0
 
 
-def _wilson(k: int, n: int) -> tuple[float | None, float | None]:
-    ci = intervals.wilson(k, n)
-    return (None, None) if ci is None else ci
-
-
 def _row(report: Report, task: str, run: str) -> Row | None:
     return next((r for r in report.rows if r.task == task and r.run == run), None)
 
@@ -197,7 +192,7 @@ def _from_ids(report: Report, cell: TransferCell, run: Run, tuned: TaskResult, i
     cell.n = len(ids)
     k = sum(_right(tuned.samples[i]) for i in ids)
     cell.tuned = k / len(ids) if ids else None
-    cell.tuned_lo, cell.tuned_hi = _wilson(k, len(ids))
+    cell.tuned_lo, cell.tuned_hi = intervals.bounds(k, len(ids))
     row = _row(report, cell.task, run.label)
     base = report.base.tasks.get(cell.task)
     if base is None or base.samples is None or row is None or not row.paired:
@@ -208,7 +203,7 @@ def _from_ids(report: Report, cell: TransferCell, run: Run, tuned: TaskResult, i
     if not ids:
         return
     pr = _paired(ids, base, tuned)
-    cell.base, (cell.base_lo, cell.base_hi) = pr.base, _wilson(pr.k_base, len(ids))
+    cell.base, (cell.base_lo, cell.base_hi) = pr.base, intervals.bounds(pr.k_base, len(ids))
     cell.paired, cell.gained, cell.lost, cell.p_strict = True, pr.gained, pr.lost, pr.p
     cell.delta, cell.delta_lo, cell.delta_hi = pr.delta, pr.lo, pr.hi
 
@@ -383,8 +378,7 @@ def _paired(ids: list[str], b: TaskResult, t: TaskResult) -> _Paired:
     assert b.samples is not None and t.samples is not None
     before = [_right(b.samples[i]) for i in ids]
     after = [_right(t.samples[i]) for i in ids]
-    gained = sum(1 for x, y in zip(before, after, strict=True) if y and not x)
-    lost = sum(1 for x, y in zip(before, after, strict=True) if x and not y)
+    gained, lost = intervals.transitions(before, after)
     lo, hi = intervals.mcnemar_interval(gained, lost, len(ids))
     return _Paired(sum(before), sum(after), gained, lost, len(ids), lo, hi,
                    intervals.mcnemar_exact_p(gained, lost))
