@@ -67,6 +67,14 @@ def answer_shown(text: str, answer: str, answer_format: str) -> bool:
     "Nek7" from "Serine/threonine-protein kinase Nek7" is a lenient NEK7)."""
     if not answer:
         return False
+    # a match needs the answer as a substring (ASCII case folded for names): most prompts fail this
+    # cheaply, before a pattern is compiled per answer (IGNORECASE also matches non-ASCII look-alikes
+    # such as the Kelvin sign, so the shortcut applies to ASCII text only)
+    if answer_format == "curie":
+        if answer not in text:
+            return False
+    elif text.isascii() and answer.isascii() and answer.lower() not in text.lower():
+        return False
     flags = 0 if answer_format == "curie" else re.IGNORECASE
     return re.search(rf"(?<![^\W_]){re.escape(answer)}(?![^\W_])", text, flags) is not None
 

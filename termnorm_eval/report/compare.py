@@ -55,7 +55,7 @@ class Row(intervals.HasIntervals):
     strict_hi: float | None = None
     lenient_lo: float | None = None
     lenient_hi: float | None = None
-    delta_strict: float | None = None  # tuned - base (what it measures: ``roles.role``)
+    delta_strict: float | None = None  # tuned - base (measures: ``roles.ROLE`` of a label task's split)
     delta_lenient: float | None = None
     paired: bool = False  # the deltas' intervals and p-values come from per-document pairs
     delta_strict_lo: float | None = None  # 95% exact McNemar-based interval

@@ -37,11 +37,6 @@ def is_mention(direction: str) -> bool:
     return direction in LABEL_OF
 
 
-def role(direction: str, split: str) -> str | None:
-    """"memorization" or "generalization" for a label direction's train or val split; None otherwise."""
-    return None if is_mention(direction) else ROLE.get(split)
-
-
 def split_title(direction: str, split: str) -> str:
     """How a table names the split of a task of ``direction``."""
     if split == TEST_SPLIT:

@@ -198,7 +198,10 @@ def near_label(record: Mapping[str, Any], form: str, gene: bool) -> bool:
             return True
         if 2 * len(set(tokens) & set(words)) > len(set(tokens)):  # most of its words are the label's
             return True
-        if difflib.SequenceMatcher(None, folded, label, autojunk=False).ratio() >= NEAR_RATIO:
+        similar = difflib.SequenceMatcher(None, folded, label, autojunk=False)
+        # the quick ratios bound ratio() from above: most labels are ruled out without the full match
+        if (similar.real_quick_ratio() >= NEAR_RATIO and similar.quick_ratio() >= NEAR_RATIO
+                and similar.ratio() >= NEAR_RATIO):
             return True
     return False
 

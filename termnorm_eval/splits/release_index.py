@@ -80,11 +80,6 @@ def rows_from_hgnc(genes: Iterable[HgncGene]) -> list[Row]:
     return sorted(rows, key=lambda r: r[0])
 
 
-def render(rows: Iterable[Row]) -> bytes:
-    """The compressed file content; deterministic (gzip mtime 0)."""
-    return compress(render_text(rows))
-
-
 def compress(text: bytes) -> bytes:
     """gzip with mtime 0, so a rebuild is byte-identical. zlib lets other threads run meanwhile: the
     build compresses one terminology's index while it samples the next (``splits.build``)."""
