@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from termnorm_eval.sources.obo import OBSOLETE_SYNONYM
-from termnorm_eval.splits.release_index import Owners, Row, add_owner, owners
+from termnorm_eval.splits.release_index import Owners, Row, add_owner, other_symbols, owners
 from termnorm_eval.splits.store import STRATA, stratum
 from termnorm_eval.terminologies import MENTION_DIRECTIONS
 from termnorm_eval.text import normalize_text
@@ -100,8 +100,11 @@ class GeneOwners:
     @classmethod
     def from_rows(cls, rows: Iterable[Row]) -> GeneOwners:
         """From a gene release index's rows (``release_index.read_rows``): its live genes."""
-        return cls((r[0], r[5][0] if r[5] else "", [s[1:] for s in r[6] if s[:1] == "-"],
-                    [s[1:] for s in r[6] if s[:1] == "+"]) for r in rows if r[1] == "live")
+        def entry(r: Row) -> GeneEntry:
+            aliases, prevs = other_symbols(r[6])
+            return r[0], r[5][0] if r[5] else "", prevs, aliases
+
+        return cls(entry(r) for r in rows if r[1] == "live")
 
     def answer_owners(self, symbol: str) -> set[str]:
         """The approved genes whose approved or previous symbol this is."""

@@ -178,8 +178,16 @@ def _digest(path: str, _key: tuple[int, int, int, int]) -> str:
     return h.hexdigest()[:16]
 
 
+def other_symbols(others: Iterable[str]) -> tuple[list[str], list[str]]:
+    """A gene row's other symbols (``+alias``, ``-previous``, as ``rows_from_hgnc`` writes them) as
+    (alias symbols, previous symbols)."""
+    others = list(others)
+    return [s[1:] for s in others if s[:1] == "+"], [s[1:] for s in others if s[:1] == "-"]
+
+
 def _cells(path: Path, data: bytes) -> Iterator[list[str]]:
-    """The cells of each row of an index file (7 of them in files written before ``parents``)."""
+    """The cells of each row of an index file, 8 of them (a file written before ``parents`` has 7: its
+    rows get an empty parents cell)."""
     try:
         text = gzip.decompress(data).decode("utf-8")
     except (OSError, EOFError, UnicodeDecodeError) as e:
@@ -195,14 +203,12 @@ def _cells(path: Path, data: bytes) -> Iterator[list[str]]:
         cells = line.split("\t")
         if len(cells) != width or cells[1] not in STATUSES:
             raise TermnormError(f"{path}:{lineno}: malformed release index row")
-        yield cells
+        yield cells + [""] * (len(COLUMNS) - width)
 
 
 def parse(path: Path, data: bytes) -> ReleaseIndex:
     index = ReleaseIndex(path=path, digest=hashlib.sha256(data).hexdigest()[:16])
     for cells in _cells(path, data):
-        if len(cells) == 7:  # a file written before the parents column
-            cells.append("")
         id_, status, primary, aspect, names, symbols, others, parents = cells
         index.status[id_] = status
         if parents:
@@ -237,7 +243,7 @@ def read_rows(path: str | Path) -> list[Row]:
         return tuple(cell.split(SEP)) if cell else ()
 
     return [(c[0], c[1], c[2], c[3], listed(c[4]), listed(c[5]), listed(c[6]),
-             listed(c[7]) if len(c) > 7 else ()) for c in _cells(p, data)]
+             listed(c[7])) for c in _cells(p, data)]
 
 
 @lru_cache(maxsize=16)

@@ -38,7 +38,7 @@ from typing import Any
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.splits import release_index
 from termnorm_eval.splits.mentions import GeneOwners
-from termnorm_eval.splits.release_index import owners
+from termnorm_eval.splits.release_index import other_symbols, owners
 from termnorm_eval.terminologies import USER_KIND, Terminology
 from termnorm_eval.text import normalize_text
 from termnorm_eval.user_mentions.table import Row, Table, show
@@ -204,11 +204,10 @@ class Release:
         }
         if self.gene:
             assert self.owners is not None
-            rec.update(
-                symbol=symbols[0], alias_symbols=[s[1:] for s in others if s[:1] == "+"],
-                # lenient answers: the shipped records' rule
-                prev_symbols=self.owners.lenient_prev(concept, [s[1:] for s in others if s[:1] == "-"]),
-            )
+            aliases, prevs = other_symbols(others)
+            # lenient answers: the shipped records' rule
+            rec.update(symbol=symbols[0], alias_symbols=aliases,
+                       prev_symbols=self.owners.lenient_prev(concept, prevs))
         else:
             rec.update(alt_ids=sorted(self.alts.get(concept, [])), aspect=self.index.aspect.get(concept))
         return rec
