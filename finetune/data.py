@@ -98,12 +98,6 @@ def resolve_directions(term: Terminology, names: list[str] | None) -> tuple[Dire
     return tuple(dict.fromkeys(out))
 
 
-def mirroring(term: Terminology, directions: Sequence[Direction]) -> tuple[Direction, ...]:
-    """The mention directions that ask the concepts of ``directions`` through another form."""
-    names = {d.name for d in directions}
-    return tuple(m for m in term.mention_directions if m.mirrors in names)
-
-
 def form_directions(term: Terminology, directions: Sequence[Direction], train_forms: Sequence[str]
                     ) -> tuple[Direction, ...]:
     """The mention direction of each kind in ``train_forms`` (its prompts render the forms); a kind
@@ -191,7 +185,7 @@ def build_training_set(
     scored, see the module), then the forms ``train_forms`` adds for the same concepts."""
     term = resolve_terminology(key, data_dir)
     directions = resolve_directions(term, direction_names)
-    scored = mirroring(term, directions) if mention_tasks else ()
+    scored = term.mirroring(d.name for d in directions) if mention_tasks else ()
     forms_of = form_directions(term, directions, train_forms)
     root = Path(data_dir) if data_dir is not None else store.shipped_data_dir()
     records = store.load_records(key, "train", data_dir)

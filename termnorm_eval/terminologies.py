@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -175,6 +176,12 @@ class Terminology:
     def all_directions(self) -> tuple[Direction, ...]:
         """Label directions, then mention directions: every task of the terminology."""
         return self.directions + self.mention_directions
+
+    def mirroring(self, directions: Iterable[str]) -> tuple[Direction, ...]:
+        """The mention directions that ask the concepts of the label ``directions`` (names) through
+        another form."""
+        names = set(directions)
+        return tuple(m for m in self.mention_directions if m.mirrors in names)
 
     @property
     def id_regex(self) -> re.Pattern[str]:

@@ -234,7 +234,7 @@ def evaluated_tasks(cfg: StudyConfig, selected: dict[str, list[str]]) -> dict[st
         out[key] = task_names(key, dirs)
         if cfg.mentions:
             out[key] += [task_name(key, m.name, split) for m in store.terminology(key, cfg.data_dir)
-                         .mention_directions if m.mirrors in dirs for split in m.splits]
+                         .mirroring(dirs) for split in m.splits]
     return out
 
 
@@ -285,7 +285,7 @@ def forms_per_terminology(cfg: StudyConfig, selected: dict[str, list[str]], reci
     have = {}
     for key, dirs in selected.items():
         term = store.terminology(key, cfg.data_dir)
-        have[key] = [m.mention or "" for m in term.mention_directions if m.mirrors in dirs]
+        have[key] = [m.mention or "" for m in term.mirroring(dirs)]
     for kind in asked:
         if not any(kind in kinds for kinds in have.values()):
             can = "; ".join(f"{k}: {', '.join(v) or 'none'}" for k, v in have.items())
