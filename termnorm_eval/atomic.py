@@ -310,6 +310,27 @@ def _acquire(lock: Path, option: str, target: Path) -> int:
 
 
 @contextlib.contextmanager
+def locked_output(out: Path, option: str, recheck: Callable[[], None]) -> Iterator[None]:
+    """``output_lock`` for a command that writes the folder ``out``: ``recheck`` (the target checks)
+    runs again under the lock, now that no other writer can change it; if the block fails, the parent
+    folders the lock had to create are removed again (innermost first, only those left empty)."""
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    done = False
+    try:
+        with output_lock(out, option):
+            recheck()
+            yield
+        done = True
+    finally:
+        if not done:
+            for p in created:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+
+
+@contextlib.contextmanager
 def output_lock(target: str | Path, option: str = "output") -> Iterator[Path]:
     """Hold an exclusive lock on writing ``target`` for the whole block; fail at once if taken.
 

@@ -162,3 +162,23 @@ def test_check_replaceable_protects_what_force_must_never_take(tmp_path: Path, m
     with pytest.raises(TermnormError, match="symbolic link"):
         atomic.check_replaceable(link, "--out")
     atomic.check_replaceable(work / "new", "--out")  # a plain new folder is fine
+
+
+def test_locked_output_rechecks_under_the_lock_and_removes_only_the_folders_it_made(tmp_path: Path) -> None:
+    """add-ontology and add-mentions write through it: a failed run leaves no new parent folder, keeps
+    the ones that were there, and a run that succeeds keeps what it made."""
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    out = kept / "new" / "deeper" / "out"
+    seen: list[bool] = []
+
+    def recheck() -> None:  # the target checks run again while the lock is held
+        seen.append(atomic.lock_path(out.absolute()).exists())
+
+    with pytest.raises(RuntimeError), atomic.locked_output(out, "--out", recheck):
+        raise RuntimeError("the build failed")
+    assert seen == [True]
+    assert kept.is_dir() and list(kept.iterdir()) == []  # new/ and deeper/ removed, kept/ not
+    with atomic.locked_output(out, "--out", recheck):
+        out.mkdir()
+    assert out.is_dir() and seen == [True, True]  # success keeps the folders it made

@@ -312,12 +312,8 @@ def add_ontology(
     if popularity is not None:
         read_popularity_table(popularity)  # a broken table fails before any download or parse
     check_target(out, force, protected)
-    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # removed again on failure
-    held = contextlib.ExitStack()  # the lock and the scratch folder, for the whole run
-    done = False
-    try:
-        held.enter_context(atomic.output_lock(out, "OUT"))
-        check_target(out, force, protected)  # again, now that no other writer can change it
+    with contextlib.ExitStack() as held:  # the lock and the scratch folder, for the whole run
+        held.enter_context(atomic.locked_output(out, "OUT", lambda: check_target(out, force, protected)))
         scratch = held.enter_context(atomic.scratch_folder(out))
         path, provenance = resolve_source(source, scratch, download_hook, download_limits)
         check_capacity(name, path, bins, per_bin)  # an impossible design fails before the parse
@@ -436,15 +432,6 @@ def add_ontology(
             write_task_family([term], stage, data_dir=".", umbrella=None)
             check_target(out, force, protected)  # right before the final move
             atomic.replace_folder(stage, out)
-        done = True
-    finally:
-        held.close()
-        if not done:
-            for p in created:  # innermost first; only folders this call made and left empty
-                try:
-                    p.rmdir()
-                except OSError:
-                    break
     return AddOntologyResult(
         name=name, label=term.label, prefix=choice.prefix, prefix_inferred=choice.inferred,
         out_dir=out, manifest=out / "manifest.json",

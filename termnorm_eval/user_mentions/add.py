@@ -243,27 +243,15 @@ def add_mentions(
         f"{name}/left_out.tsv": res.left_out_tsv(),
         f"{name}/{index.name}": index.read_bytes(),  # byte-identical: documents name the same release
     }
-    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # removed again on failure
-    done = False
-    try:
-        with contextlib.ExitStack() as held:
-            held.enter_context(atomic.output_lock(out, "--out"))
-            check_target(out, force, protected)  # again, now that no other writer can change it
-            stage = held.enter_context(atomic.staged_folder(out))
-            atomic.fill_folder(stage, files)
-            # Both families (plain, study protocol) from the one generator; the retrieval-augmented
-            # family (issue 22) joins here once write_task_family writes it.
-            write_task_family([user], stage, data_dir=".", umbrella=None)
-            check_target(out, force, protected)  # right before the final move
-            atomic.replace_folder(stage, out)
-        done = True
-    finally:
-        if not done:
-            for p in created:  # innermost first; only folders this call made and left empty
-                try:
-                    p.rmdir()
-                except OSError:
-                    break
+    with contextlib.ExitStack() as held:
+        held.enter_context(atomic.locked_output(out, "--out", lambda: check_target(out, force, protected)))
+        stage = held.enter_context(atomic.staged_folder(out))
+        atomic.fill_folder(stage, files)
+        # Both families (plain, study protocol) from the one generator; the retrieval-augmented
+        # family (issue 22) joins here once write_task_family writes it.
+        write_task_family([user], stage, data_dir=".", umbrella=None)
+        check_target(out, force, protected)  # right before the final move
+        atomic.replace_folder(stage, out)
     say("done")
     directions = [(d.name, s) for d in user.all_directions for s in d.splits]
     return AddMentionsResult(
