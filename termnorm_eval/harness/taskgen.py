@@ -323,6 +323,14 @@ def render_task_family(terminologies: Iterable[Terminology], *, data_dir: str | 
     return files
 
 
+def leaves(term: Terminology, leaf: Callable[[str, str, str], str],
+           directions: Iterable[Direction] | None = None) -> list[str]:
+    """The task names of ``term`` in one family (``leaf``: its task namer), direction by direction and
+    split by split; ``directions`` defaults to every one of the terminology."""
+    return [leaf(term.key, d.name, s) for d in (term.all_directions if directions is None else directions)
+            for s in d.splits]
+
+
 def family_groups(terms: list[Terminology], leaf: Callable[[str, str, str], str],
                   group: Callable[..., str], umbrella: bool) -> dict[str, list[str]]:
     """Group name -> members, of one family (``leaf``/``group``: its task and group namers)."""
@@ -339,7 +347,7 @@ def family_groups(terms: list[Terminology], leaf: Callable[[str, str, str], str]
                     by_split[split].append(name)
                 if d.mention is None:
                     labels.append(name)
-        mentions = [leaf(term.key, d.name, s) for d in term.mention_directions for s in d.splits]
+        mentions = leaves(term, leaf, term.mention_directions)
         if mentions:
             out[group(MENTIONS, term.key)] = mentions
     if umbrella:

@@ -290,6 +290,7 @@ def add_ontology(
     """
     from termnorm_eval.harness.taskgen import (
         group_name,
+        leaves,
         study_group_name,
         study_task_name,
         task_name,
@@ -436,9 +437,9 @@ def add_ontology(
         name=name, label=term.label, prefix=choice.prefix, prefix_inferred=choice.inferred,
         out_dir=out, manifest=out / "manifest.json",
         train_file=out / name / "train.jsonl", val_file=out / name / "val.jsonl",
-        tasks=[task_name(name, d.name, s) for d in term.all_directions for s in d.splits],
+        tasks=leaves(term, task_name),
         group=group_name(name),
-        study_tasks=[study_task_name(name, d.name, s) for d in term.all_directions for s in d.splits],
+        study_tasks=leaves(term, study_task_name),
         study_group=study_group_name(name), popularity=meaning, bins=b.stats["binning"]["bins"],
         counts=counts, problems=dict(sorted(problems.items())), prefix_counts=choice.counts,
         parser=obo.parser, annotation_format=ann.format if ann else None, warnings=list(obo.warnings),

@@ -198,6 +198,7 @@ def add_mentions(
     from termnorm_eval.harness.taskgen import (
         family_groups,
         group_name,
+        leaves,
         study_group_name,
         study_task_name,
         task_name,
@@ -253,14 +254,12 @@ def add_mentions(
         check_target(out, force, protected)  # right before the final move
         atomic.replace_folder(stage, out)
     say("done")
-    directions = [(d.name, s) for d in user.all_directions for s in d.splits]
     return AddMentionsResult(
         name=name, terminology=of.key, out_dir=out, manifest=out / store.MANIFEST,
         test_file=out / name / f"{TEST_SPLIT}.jsonl", left_out_file=out / name / "left_out.tsv",
         index_file=index, rows=len(table.rows), outcomes=dict(res.outcomes), notes=dict(res.notes),
         forms=dict(res.forms), concepts=manifest["terminologies"][name]["user_mentions"]["concepts"],
-        in_splits=in_splits, tasks=[task_name(name, d, s) for d, s in directions],
-        study_tasks=[study_task_name(name, d, s) for d, s in directions],
+        in_splits=in_splits, tasks=leaves(user, task_name), study_tasks=leaves(user, study_task_name),
         groups=[*family_groups([user], task_name, group_name, umbrella=False),
                 *family_groups([user], study_task_name, study_group_name, umbrella=False)],
     )
