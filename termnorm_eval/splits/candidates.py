@@ -63,10 +63,10 @@ class _Owners:
 
     def __init__(self, items: Iterable[tuple[str, Iterable[str | None]]],
                  key: Callable[[str], str] = str.casefold) -> None:
-        self.owner: dict[str, str] = {}
+        owner: dict[str, str] = {}
         self.shared: set[str] = set()
         self.key = key
-        owner, shared = self.owner, self.shared
+        shared = self.shared
         for ident, strings in items:
             for s in strings:
                 if s:
