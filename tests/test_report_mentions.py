@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from report_figures import capture_figures
 from scipy import stats
 from termnorm_cli import run
 
@@ -98,17 +99,6 @@ def two_runs(tmp_path: Path, tasks: dict[str, list[dict[str, Any]]], right_after
               {t: (ds, set(ids(ds[:right_after]))) for t, ds in tasks.items()})
     base, tuned = load_run(tmp_path / "b", "base", "--base"), load_run(tmp_path / "t", "x", "--tuned")
     return compare.build(base, [tuned])
-
-
-def capture_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    figs: list[Any] = []
-
-    def keep(fig: Any, dpi: int = 150) -> bytes:
-        figs.append(fig)
-        return b"\x89PNG fake"
-
-    monkeypatch.setattr(render, "figure_png", keep)
-    return figs
 
 
 def _md_rows(md: str, heading: str) -> list[list[str]]:

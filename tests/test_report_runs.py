@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from report_figures import capture_figures
 from scipy import stats
 from termnorm_cli import one_line_error, run
 
@@ -422,17 +423,6 @@ def test_unpaired_without_samples(tmp_path: Path, capsys) -> None:
     assert any("unpaired difference" in n for n in notes)
 
 
-def _capture_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    figs: list[Any] = []
-
-    def keep(fig: Any, dpi: int = 150) -> bytes:
-        figs.append(fig)
-        return b"\x89PNG fake"
-
-    monkeypatch.setattr(render, "figure_png", keep)
-    return figs
-
-
 def test_validity_section_json_csv_and_stacked_bars(tmp_path: Path, capsys, monkeypatch) -> None:
     name_mix = {
         "correct": 0.2,
@@ -478,7 +468,7 @@ def test_validity_section_json_csv_and_stacked_bars(tmp_path: Path, capsys, monk
     vrows = list(csv.DictReader((out / "validity.csv").open()))
     assert len(vrows) == 6 and float(next(r for r in vrows if r["task"] == STUDY_TRAIN)["parse_error"]) > 0
 
-    figs = _capture_figures(monkeypatch)
+    figs = capture_figures(monkeypatch)
     base, tuned = load_run(tmp_path / "b", "base", "--base"), load_run(tmp_path / "t", "lora", "--tuned")
     from termnorm_eval.report import compare
 
@@ -583,7 +573,7 @@ def test_gains_figure_error_bars_are_the_paired_intervals(tmp_path: Path, monkey
     rep = compare.build(
         load_run(runs["base"], "base", "--base"), [load_run(runs["adapter"], "lora", "--tuned")]
     )
-    figs = _capture_figures(monkeypatch)
+    figs = capture_figures(monkeypatch)
     render.gains_figure(rep)
     (fig,) = figs
     ax = fig.axes[0]
@@ -685,7 +675,7 @@ def test_hierarchy_categories_and_credit_with_paired_intervals(tmp_path: Path, c
     assert LABELS["wrong_parent"] + " %" in md
     assert "wrong_parent" in next(csv.DictReader((out / "validity.csv").open()))
 
-    figs = _capture_figures(monkeypatch)
+    figs = capture_figures(monkeypatch)
     from termnorm_eval.report import compare
 
     base, tuned = load_run(tmp_path / "b", "base", "--base"), load_run(tmp_path / "t", "lora", "--tuned")
