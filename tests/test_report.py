@@ -69,7 +69,7 @@ def test_bad_files_name_file_and_line(tmp_path: Path) -> None:
     other = tmp_path / "o" / "results_y.json"
     other.parent.mkdir()
     other.write_text(json.dumps({"results": {"hellaswag": {"acc,none": 0.3}}}))
-    with pytest.raises(ReportInputError, match=r"no termnorm\[-study\]_"):
+    with pytest.raises(ReportInputError, match=r"no termnorm\[-study\|-rag\]_"):
         load_run(other, "base", "--base")
     wrong_name = tmp_path / "scores.json"
     wrong_name.write_text("{}")
@@ -181,7 +181,8 @@ def test_cli_writes_everything_or_nothing(tmp_path: Path, capsys) -> None:
     assert "run-1" in printed and "+50.0" in printed
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["report.md", "report.csv", "report.json", "popularity_bins.csv", "validity.csv", "transfer.csv",
-         "answer_shown.csv", "gains.png", "popularity.png", "validity.png", "transfer.png"])
+         "answer_shown.csv", "rag.csv", "gains.png", "popularity.png", "validity.png", "transfer.png",
+         "rag.png"])
     md = (out / "report.md").read_text()
     # no samples: the unpaired difference, no interval, a footnote saying why
     assert "| GO term2id | run-1 | +50.0 (+50.0) [1] |" in md

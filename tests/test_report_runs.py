@@ -553,10 +553,12 @@ def test_make_report_is_what_the_cli_writes(tmp_path: Path, capsys, monkeypatch)
             "validity.csv",
             "transfer.csv",
             "answer_shown.csv",
+            "rag.csv",
             "gains.png",
             "popularity.png",
             "validity.png",
             "transfer.png",
+            "rag.png",
         ]
     )
     _ok(["--base", str(runs["base"]), "--tuned", str(ev), "--out", str(tmp_path / "cli")], capsys)

@@ -39,6 +39,12 @@ def report(
         typer.Option("--label", help="Names of the --tuned paths, in order (default: adapter folder "
                      "name); paths merged into one run must not have different labels."),
     ] = None,
+    retriever: Annotated[
+        list[Path] | None,
+        typer.Option("--retriever", help="Results of termnorm retrieve eval (its --out folder or a "
+                     "results file): shown as one more row of each task it scored, e.g. "
+                     "\"retriever: bm25\". Repeat for several retrievers."),
+    ] = None,
     filter_name: Annotated[
         str | None,
         typer.Option("--filter", help="lm_eval filter whose scores to report (needed only when the "
@@ -67,7 +73,8 @@ def report(
     console = Console(width=None if sys.stdout.isatty() else 250)
     tuned = tuned or []
     runs = [(name, [path]) for path, name in zip(tuned, _labels(tuned, label), strict=True)]
-    rep = make_report(base or [], runs, out, filter_name=filter_name, console=console)
+    rep = make_report(base or [], runs, out, filter_name=filter_name, console=console,
+                      references=retriever or [])
     if rep.written:
         # a plain string is rich markup: a folder named "[/x]" must be shown, not parsed
         console.print(render.rich_text("wrote " + ", ".join(str(p) for p in rep.written)), style="dim")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +45,7 @@ class Row(intervals.HasIntervals):
     direction: str
     split: str
     run: str
-    role: str  # "base" or "tuned"
+    role: str  # "base", "tuned" or REFERENCE (a retriever's row: no delta)
     task: str
     family: str = "termnorm"
     n: int | None = None
@@ -118,6 +118,7 @@ class ValidityRow:
     notes: list[int] = field(default_factory=list)
 
 
+REFERENCE = "reference"
 Pair = tuple[str, str, str]  # (family, terminology, direction): one table of the report
 
 
@@ -137,6 +138,7 @@ class Report:
     transfer: transfer.Transfer | None = None
     # per fine-tuned run label: what its adapter trained (``trained``)
     trained: dict[str, Trained] = field(default_factory=dict)
+    references: list[Run] = field(default_factory=list)  # retrievers shown beside the runs
 
     def pairs(self) -> list[Pair]:
         return list(dict.fromkeys((r.family, r.key, r.direction) for r in self.rows))
@@ -263,9 +265,12 @@ UNPAIRED = ("item counts, paired intervals and McNemar p need --log_samples on b
             "the delta shown is the unpaired difference of the two accuracies")
 
 
-def build(base: Run, tuned: list[Run], trained: Mapping[str, Trained] | None = None) -> Report:
+def build(base: Run, tuned: list[Run], trained: Mapping[str, Trained] | None = None,
+          references: Sequence[Run] = ()) -> Report:
     """The report of ``base`` vs the ``tuned`` runs; ``trained``: what some runs' adapters trained, by
-    run label (the study knows; else each adapter's manifest says, ``trained.of_run``)."""
+    run label (the study knows; else each adapter's manifest says, ``trained.of_run``);
+    ``references``: runs shown beside them on the tasks they scored (a retriever, ``termnorm
+    retrieve eval``), with their own accuracies and intervals but no delta: they are not the model."""
     notes = Footnotes()
     warns: list[str] = []
     for run in tuned:
@@ -318,6 +323,12 @@ def build(base: Run, tuned: list[Run], trained: Mapping[str, Trained] | None = N
                 _paired(row, b, t)
             else:
                 row.note(notes.add(UNPAIRED))
+        for ref in references:
+            r = ref.tasks.get(task)
+            if r is not None:
+                ref_row = Row(ti.key, ti.direction, ti.split, ref.label, REFERENCE, task, ti.family)
+                _fill(ref_row, r, ref, notes, warns)
+                rows.append(ref_row)
     by_bin: dict[tuple[str, str, str, str, str], dict[int, BinScore]] = {}
     for run in runs:
         for tr in run.tasks.values():
@@ -331,7 +342,7 @@ def build(base: Run, tuned: list[Run], trained: Mapping[str, Trained] | None = N
                 k: BinScore(len(v), sum(v) / len(v), *intervals.wilson(sum(v), len(v)) or (0.0, 0.0))
                 for k, v in sorted(bins.items())
             }
-    report = Report(base, tuned, rows, notes, warns, by_bin)
+    report = Report(base, tuned, rows, notes, warns, by_bin, references=list(references))
     report.trained = {r.label: (trained or {}).get(r.label) or of_run(r.adapter) for r in tuned}
     _validity(report, tasks, info)
     report.transfer = transfer.build(report)

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from termnorm_eval.report import compare, render
+from termnorm_eval.report import compare, rag, render
 from termnorm_eval.report.results import (
+    RETRIEVER_OPTION,
     ReportInputError,
     ResultsFile,
     Run,
@@ -23,9 +24,9 @@ from termnorm_eval.report.results import (
     same_run,
 )
 
-FIGURES = ("gains.png", "popularity.png", "validity.png", "transfer.png")
+FIGURES = ("gains.png", "popularity.png", "validity.png", "transfer.png", "rag.png")
 FILES = ("report.md", "report.csv", "report.json", "popularity_bins.csv", "validity.csv", "transfer.csv",
-         "answer_shown.csv", *FIGURES)
+         "answer_shown.csv", "rag.csv", *FIGURES)
 
 
 def _default_label(run: Run) -> str:
@@ -88,7 +89,8 @@ def load_runs(base_paths: Sequence[Path], tuned: Sequence[tuple[str | None, Sequ
 def linked_figures(rep: compare.Report) -> list[str]:
     """The FIGURES report.md links: each is written, but one with nothing to draw only says so."""
     empty = {"gains.png": not compare.summary_pairs(rep), "validity.png": not rep.validity,
-             "transfer.png": rep.transfer is None or not rep.transfer.cells}
+             "transfer.png": rep.transfer is None or not rep.transfer.cells,
+             "rag.png": not rag.rows(rep)}
     return [f for f in FIGURES if not empty.get(f, False)]
 
 
@@ -102,23 +104,37 @@ def report_files(rep: compare.Report) -> dict[str, bytes | str]:
         "validity.csv": render.validity_csv(rep),
         "transfer.csv": render.transfer_csv(rep),
         "answer_shown.csv": render.shown_csv(rep),
+        "rag.csv": render.rag_csv(rep),
         "gains.png": render.gains_figure(rep),
         "popularity.png": render.popularity_figure(rep),
         "validity.png": render.validity_figure(rep),
         "transfer.png": render.transfer_figure(rep),
+        "rag.png": render.rag_figure(rep),
     }
 
 
+def load_references(paths: Sequence[Path], filter_name: str | None = None) -> list[Run]:
+    """Each ``--retriever`` path as one run of a retriever, named by it ("retriever: bm25")."""
+    refs = []
+    for path in paths:
+        files = read_files([path], RETRIEVER_OPTION, filter_name)
+        run = merge(files, files[-1].identity[0])
+        if any(r.label == run.label for r in refs):
+            run.label = f"{run.label}#{sum(r.label.startswith(run.label) for r in refs) + 1}"
+        refs.append(run)
+    return refs
+
+
 def build_report(base_paths: Sequence[Path], tuned: Sequence[tuple[str | None, Sequence[Path]]],
-                 filter_name: str | None = None) -> compare.Report:
+                 filter_name: str | None = None, references: Sequence[Path] = ()) -> compare.Report:
     """Load and compare, writing nothing (render with ``report_files`` or ``render.*``)."""
     base, runs = load_runs(base_paths, tuned, filter_name)
-    return compare.build(base, runs)
+    return compare.build(base, runs, references=load_references(references, filter_name))
 
 
 def make_report(base_paths: Sequence[Path], tuned: Sequence[tuple[str | None, Sequence[Path]]],
                 out_dir: Path | None, *, filter_name: str | None = None, console: Any = None,
-                ) -> compare.Report:
+                references: Sequence[Path] = ()) -> compare.Report:
     """Load the runs, compare them, print the tables to ``console`` (a rich Console; None: print
     nothing) and, when ``out_dir`` is given, write FILES into it as one atomic replacement.
 
@@ -127,7 +143,7 @@ def make_report(base_paths: Sequence[Path], tuned: Sequence[tuple[str | None, Se
     """
     from termnorm_eval.analysis.files import write_all
 
-    rep = build_report(base_paths, tuned, filter_name)
+    rep = build_report(base_paths, tuned, filter_name, references)
     if console is not None:
         console.print(render.terminal(rep))
     if out_dir is not None:

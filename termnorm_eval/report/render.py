@@ -19,9 +19,9 @@ from rich.text import Text
 
 from termnorm_eval.analysis.files import csv_text, figure_png, json_text, pyplot
 from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, LABELS
-from termnorm_eval.report import intervals, roles, transfer
+from termnorm_eval.report import intervals, rag, roles, transfer
 from termnorm_eval.report.compare import Pair, Report, Row, ValidityRow, summary, summary_left_out
-from termnorm_eval.report.results import STUDY, Run
+from termnorm_eval.report.results import RAG, STUDY, Run
 from termnorm_eval.terminologies import BUILTIN
 from termnorm_eval.text import clean_text
 
@@ -112,7 +112,8 @@ def mpl_text(text: str) -> str:
 def pair_title(key: str, direction: str, family: str = "termnorm") -> str:
     term = BUILTIN.get(key)
     label = key.upper() if term is None else ("gene" if term.kind == "gene" else term.label)
-    return f"{label} {direction}" + (" (study protocol)" if family == STUDY else "")
+    suffix = {STUDY: " (study protocol)", RAG: " (with retrieved candidates)"}.get(family, "")
+    return f"{label} {direction}{suffix}"
 
 
 def _pct(x: float | None) -> str:
@@ -146,7 +147,7 @@ def _gain(x: float | None, ci: tuple[float, float] | None) -> str:
 
 
 def _cells(row: Row) -> list[str]:
-    is_base = row.role == "base"
+    is_base = row.role != "tuned"  # a base or reference (retriever) row has no delta
     cells = [
         roles.split_title(row.direction, row.split), row.run, _int(row.n),
         _acc(row.strict, row.ci("strict")), _acc(row.lenient, row.ci("lenient")),
@@ -199,7 +200,9 @@ def _runs_lines(report: Report) -> list[str]:
             f"{len(run.files)} results files: " + ", ".join(str(f) for f in run.files))
         return clean_text(f"{name}: {files} (model {run.model}{adapter}; filter {run.filter})")
 
-    return [one(report.base, "base"), *(one(r, "tuned") for r in report.tuned)]
+    return [one(report.base, "base"), *(one(r, "tuned") for r in report.tuned),
+            *(clean_text(f"{r.label}: {r.path} (every live concept; the asked form held out)")
+              for r in report.references)]
 
 
 def _validity_table(report: Report, pair: Pair) -> tuple[list[str], list[list[str]]]:
@@ -438,6 +441,7 @@ def markdown(report: Report, figures: Sequence[str]) -> str:
             lines += [f"### {md_cell(pair_title(pair[1], pair[2], pair[0]))}", ""]
             lines += [*_md_table(CREDIT_HEAD, _credit_table(report, pair)), ""]
     lines += _transfer_markdown(report)
+    lines += rag_markdown(report)
     for fig in figures:
         lines += [f"![{fig}]({fig})", ""]
     if report.footnotes.texts:
@@ -532,6 +536,7 @@ def json_out(report: Report) -> str:
 
     return json_text({
         "base": run(report.base), "tuned": [run(r) for r in report.tuned],
+        "references": [run(r) for r in report.references],
         "warnings": report.warnings, "notes": report.footnotes.texts,
         "intervals": {"accuracy": "wilson", "level": 0.95,
                       "gain": "exact McNemar-based: Clopper-Pearson on gained of gained + lost, "
@@ -792,5 +797,85 @@ def transfer_figure(report: Report) -> bytes:
         ax.axis("off")
     fig.suptitle("Concept transfer: trained and unseen concepts by label and through another form, before "
                  "(hatched) and after fine-tuning; bars: 95% Wilson intervals", fontsize=9)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+RAG_HEAD = ("split", "cell", "run", "n", "plain % [95% CI]", "with candidates % [95% CI]",
+            "RAG gain, pp [95% CI]", "p", "ceiling %", "retriever acc@1 %")
+RAG_TEXT = ("Each run with and without the retrieved candidates in its prompt, paired on the same documents "
+            "(gain: exact McNemar interval). Ceiling: the share whose gold was among the candidates shown. "
+            "A label task's candidates can show the asked label verbatim: a pick can be copying. Fine-tuned "
+            "+ RAG vs base + RAG on all documents is the termnorm-rag row of the tables above.")
+
+
+def rag_markdown(report: Report) -> list[str]:
+    """The retrieval-arm section (``rag``); nothing when no run scored a RAG task beside its plain one."""
+    rows = rag.rows(report)
+    if not rows:
+        return []
+    lines = ["## Retrieval arm: with and without candidates", "", md_cell(RAG_TEXT), ""]
+    for key, direction in dict.fromkeys((r.key, r.direction) for r in rows):
+        mine = [r for r in rows if (r.key, r.direction) == (key, direction)]
+        cells = []
+        for r in mine:
+            cells.append([r.split, r.cell, r.run, _int(r.n), _acc(r.plain, r.ci("plain")),
+                          _acc(r.rag, r.ci("rag")), _gain(r.delta, r.ci("delta")), _p(r.p), _pct(r.ceiling),
+                          _pct(r.retriever)])
+        title = md_cell(pair_title(key, direction, RAG))
+        lines += [f"### {title}", "", *_md_table(RAG_HEAD, cells), ""]
+        lines += [f"- {md_cell(n)}" for r in mine for n in r.notes]
+    return lines
+
+
+def rag_csv(report: Report) -> str:
+    return csv_text([_round(r.as_dict()) for r in rag.rows(report)], rag.COLUMNS)
+
+
+def rag_figure(report: Report) -> bytes:
+    """Per terminology and direction: plain and with-candidates strict accuracy per run and cell,
+    with 95% Wilson intervals, the ceiling as a tick."""
+    rows = rag.rows(report)
+    if not rows:
+        return _message_figure(rag.NO_RAG)
+    plt = pyplot()
+    pairs = list(dict.fromkeys((r.key, r.direction) for r in rows))
+    ncols = min(2, len(pairs))
+    nrows = -(-len(pairs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(8.0 * ncols, 3.8 * nrows), squeeze=False)
+    runs = list(dict.fromkeys(r.run for r in rows))
+    cmap = plt.get_cmap("tab10")
+    for ax, pair in zip(axes.flat, pairs, strict=False):
+        mine = [r for r in rows if (r.key, r.direction) == pair]
+        cells = list(dict.fromkeys(r.cell for r in mine))
+        width = 0.8 / (2 * len(runs))
+        for j, run in enumerate(runs):
+            for k, side in enumerate(("plain", "rag")):
+                xs, ys, err = [], [], [[], []]
+                for i, cell in enumerate(cells):
+                    r = next((x for x in mine if x.run == run and x.cell == cell), None)
+                    value = None if r is None else getattr(r, side)
+                    if r is None or value is None:
+                        continue
+                    lo, hi = r.ci(side) or (value, value)
+                    x = i - 0.4 + width * (2 * j + k + 0.5)
+                    xs.append(x)
+                    ys.append(100 * value)
+                    err[0].append(max(0.0, 100 * (value - lo)))
+                    err[1].append(max(0.0, 100 * (hi - value)))
+                    if side == "rag" and r.ceiling is not None:
+                        ax.plot([x - width / 2, x + width / 2], [100 * r.ceiling] * 2, color="black", lw=1)
+                what = "plain" if side == "plain" else "with candidates"
+                ax.bar(xs, ys, width=width, color=cmap(j % 10), alpha=0.35 if side == "plain" else 1.0,
+                       hatch="//" if side == "plain" else None, yerr=err, capsize=2, error_kw={"lw": 0.8},
+                       label=mpl_text(f"{run}: {what}"))
+        ax.set_xticks(range(len(cells)), cells, fontsize=7)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("strict accuracy %")
+        ax.set_title(mpl_text(pair_title(pair[0], pair[1], RAG)) + " (tick: ceiling)", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=6, loc="upper right")
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
     fig.tight_layout()
     return figure_png(fig)

@@ -28,11 +28,12 @@ from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
 from termnorm_eval.harness.validity_names import CATEGORIES, CREDIT, METRICS, PARSE_ERROR, PREFIX
 from termnorm_eval.text import clean_text
 
-PLAIN, STUDY = "termnorm", "termnorm-study"
-TASK_RE = re.compile(r"^(?P<family>termnorm(?:-study)?)_(?P<key>[a-z][a-z0-9]*)_(?P<direction>[a-z0-9]+)"
+PLAIN, STUDY, RAG = "termnorm", "termnorm-study", "termnorm-rag"
+TASK_RE = re.compile(r"^(?P<family>termnorm(?:-study|-rag)?)_(?P<key>[a-z][a-z0-9]*)_(?P<direction>[a-z0-9]+)"
                      r"_(?P<split>train|val|test)$")  # test: a user's mentions (add-mentions)
 RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
 STRICT, LENIENT, ALIGNMENT = "exact_match", "lenient_match", "alignment"
+IN_CANDIDATES = "gold_in_candidates"  # a RAG document's field (harness.rag)
 # deep enough for <adapter>/eval/<split>/<model>/results_*.json given the adapter folder
 MAX_DEPTH = 4
 
@@ -56,6 +57,9 @@ class Sample:
     # a mention document's form is near its label (mostly its words, a respelling or small edit of it; the
     # document's form_near_label); None: not told (a label document, or one made before the flag)
     near: bool | None = None
+    # a retrieval-augmented document's gold was among the candidates shown (doc.gold_in_candidates);
+    # None: not a RAG document
+    in_candidates: bool | None = None
 
 
 @dataclass
@@ -198,6 +202,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+# retrieval ranking metrics, lookups and the RAG tasks' candidate shares: fractions too
+FRACTION_METRICS = ("acc@", "recall@", "mrr", "lookup_", "dictionary", "candidate_recall",
+                    "picked_wrong_candidate", "answered_outside")
+
+
 def metric_range(metric: str) -> tuple[float, float] | None:
     """The values a termnorm metric can take: accuracies are fractions, alignment a cosine; None
     for metrics this report does not know (they are kept only when they are plain numbers)."""
@@ -206,6 +215,8 @@ def metric_range(metric: str) -> tuple[float, float] | None:
         return (0.0, 1.0)  # accuracies and shares
     if metric == ALIGNMENT:
         return (-1.0, 1.0)
+    if metric.startswith(FRACTION_METRICS):  # retrieval (``retrieval.evaluate``) and RAG shares
+        return (0.0, 1.0)
     return None
 
 
@@ -318,6 +329,7 @@ def load_samples(path: Path, filt: str, family: str = PLAIN) -> dict[str, Sample
                 credit=_score(rec.get(CREDIT), where, CREDIT),
                 shown=_shown(rec, doc, where, family),
                 near=doc[FORM_NEAR_LABEL] if isinstance(doc.get(FORM_NEAR_LABEL), bool) else None,
+                in_candidates=doc[IN_CANDIDATES] if isinstance(doc.get(IN_CANDIDATES), bool) else None,
             )
     return out
 
@@ -359,7 +371,13 @@ class ResultsFile:
     def identity(self) -> tuple[str, str]:
         """What tells runs apart besides task versions: the model and the adapter."""
         args = self.model_args
+        if RETRIEVER_ARG in args:  # ``termnorm retrieve eval``: no model, a retriever
+            return (retriever_label(args), "")
         return (args.get("pretrained", "?").rstrip("/"), (args.get("peft") or "").rstrip("/"))
+
+    @property
+    def is_retriever(self) -> bool:
+        return RETRIEVER_ARG in self.model_args
 
     @property
     def versions(self) -> dict[str, set[str]]:
@@ -368,6 +386,15 @@ class ResultsFile:
         for tr in self.tasks.values():
             out.setdefault(tr.family, set()).add(str(tr.version))
         return out
+
+
+RETRIEVER_ARG = "retriever"  # model_args key of a retrieve eval results file
+
+
+def retriever_label(args: dict[str, str]) -> str:
+    """How a retriever run is named: "retriever: bm25", "retriever: dense (all-MiniLM-L6-v2)"."""
+    embedder = args.get("embedder", "")
+    return f"retriever: {args[RETRIEVER_ARG]}" + (f" ({embedder})" if embedder else "")
 
 
 def describe_model(identity: tuple[str, str]) -> str:
@@ -386,7 +413,7 @@ def read_results_file(file: Path, filt: str | None, *, required: bool = True) ->
     if not ours:
         if not required:
             return None
-        raise ReportInputError(f"{file}: holds no termnorm[-study]_<terminology>_<direction>_<split> "
+        raise ReportInputError(f"{file}: holds no termnorm[-study|-rag]_<terminology>_<direction>_<split> "
                                "task results")
     chosen = _choose_filter(file, ours, filt)
     stamp = _stamp(file)
@@ -439,6 +466,19 @@ def same_run(a: ResultsFile, b: ResultsFile) -> bool:
     return all(va[f] == vb[f] for f in va.keys() & vb.keys())
 
 
+RETRIEVER_OPTION = "--retriever"
+
+
+def _check_kind(rf: ResultsFile, option: str) -> None:
+    """A retriever's results go with --retriever, a model's with --base/--tuned: never mixed up."""
+    if rf.is_retriever and option != RETRIEVER_OPTION:
+        raise ReportInputError(f"{option} {rf.path}: the results of a retriever (termnorm retrieve eval), "
+                               f"not of a model; give them with {RETRIEVER_OPTION}")
+    if option == RETRIEVER_OPTION and not rf.is_retriever:
+        raise ReportInputError(f"{option} {rf.path}: the results of a model, not of a retriever "
+                               "(termnorm retrieve eval); give them with --base or --tuned")
+
+
 def read_files(paths: Sequence[str | Path], option: str, filt: str | None) -> list[ResultsFile]:
     """Every results file under ``paths`` (given as one run), checked to be one model, adapter and
     set of task versions; a one-line error names the two that differ."""
@@ -452,6 +492,7 @@ def read_files(paths: Sequence[str | Path], option: str, filt: str | None) -> li
             seen.add(f.resolve())
             rf = read_results_file(f, filt, required=named)
             if rf is not None:
+                _check_kind(rf, option)
                 files.append(rf)
         if len(files) == before:
             raise ReportInputError(f"{option} {path}: no results file here holds termnorm task results")
