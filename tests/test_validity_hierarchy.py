@@ -154,8 +154,8 @@ def test_an_index_without_parents_classes_as_before(tmp_path: Path) -> None:
             dest.write_bytes(p.read_bytes())
     index = data / "hpo" / ri.FILE_NAME
     text = gzip.decompress(index.read_bytes()).decode()
-    index.write_bytes(gzip.compress("".join(line.rpartition("\t")[0] + "\n" for line in text.splitlines())
-                                    .encode()))
+    before_parents = "".join("\t".join(line.split("\t")[:7]) + "\n" for line in text.splitlines())
+    index.write_bytes(gzip.compress(before_parents.encode()))
     doc = _doc("hpo", HPO_GOLD, data_dir=data)
     assert doc["release"] == ri.digest_of(index) and not ri.load(index).parents
     for term in HPO_KIN:  # the grandparent HP:0000025 is one digit off the gold: a near miss as before

@@ -39,6 +39,7 @@ from termnorm_eval.splits.candidates import (
     gene_candidates,
     go_aspect,
     ontology_candidates,
+    protein_names,
 )
 from termnorm_eval.splits.checks import check_split
 from termnorm_eval.splits.hierarchy import descendants
@@ -398,8 +399,9 @@ def _read_and_sample(
                                                   outside="not_phenotypic_abnormality")
     if "gene" in keys:
         assert gaf is not None and hgnc is not None
-        candidates["gene"] = gene_candidates(hgnc.genes, gaf, options.max_genes_per_reference)
-        index_rows["gene"] = release_index.rows_from_hgnc(hgnc.genes)
+        proteins = protein_names(hgnc.genes, gaf)  # every approved gene's: the index lists them all
+        candidates["gene"] = gene_candidates(hgnc.genes, gaf, options.max_genes_per_reference, proteins)
+        index_rows["gene"] = release_index.rows_from_hgnc(hgnc.genes, proteins)
     built: dict[str, BuiltTerminology] = {}
     limit = {"max_genes": options.max_genes_per_reference}
     for key, cands in candidates.items():

@@ -174,6 +174,13 @@ def _protein_name(gene: HgncGene, gaf: GafAnnotations) -> str | None:
     return min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
+def protein_names(genes: Iterable[HgncGene], gaf: GafAnnotations) -> dict[str, str]:
+    """The protein name (``_protein_name``) of every approved gene that has one, any locus type: the
+    release index's ``proteins`` and, for the protein-coding candidates, the records' ``protein_name``
+    before the ambiguity rule (computed once by the build for both)."""
+    return {g.id: p for g in genes if g.status == "Approved" and (p := _protein_name(g, gaf))}
+
+
 def gene_references(gene: HgncGene, gaf: GafAnnotations) -> set[str]:
     """PMIDs citing the gene in GAF references (joined by UniProt accession or symbol)."""
     pmids: set[str] = set(gaf.symbol_pmids.get(gene.symbol, set()))
@@ -198,7 +205,10 @@ def gene_terms(gene: HgncGene, gaf: GafAnnotations) -> int:
 
 
 def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
-                    max_genes_per_reference: int = MAX_GENES_PER_REFERENCE) -> Candidates:
+                    max_genes_per_reference: int = MAX_GENES_PER_REFERENCE,
+                    proteins: Mapping[str, str] | None = None) -> Candidates:
+    """The protein-coding approved genes with a unique name and symbol; ``proteins``: the genes' protein
+    names if already computed (``protein_names``)."""
     if max_genes_per_reference < 1:
         raise TermnormError(f"--max-genes-per-reference {max_genes_per_reference}: must be >= 1")
     excluded: Counter[str] = Counter()
@@ -216,8 +226,9 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
             excluded["no_name"] += 1
         else:
             coding.append(g)
-    proteins = {g.id: _protein_name(g, gaf) for g in coding}
-    owners = _Owners((g.id, (g.name, proteins[g.id])) for g in coding)
+    if proteins is None:
+        proteins = protein_names(coding, gaf)
+    owners = _Owners((g.id, (g.name, proteins.get(g.id))) for g in coding)
     symbol_owners = _Owners((g.id, (g.symbol,)) for g in coding)
     # Lenient previous symbols and mention forms: owned among every approved gene (any locus type)
     gene_owners = GeneOwners((g.id, g.symbol, g.prev_symbols, g.alias_symbols) for g in approved)
@@ -230,7 +241,7 @@ def gene_candidates(genes: Iterable[HgncGene], gaf: GafAnnotations,
         if not symbol_owners.unique(g.symbol):
             excluded["ambiguous_symbol"] += 1
             continue
-        protein = proteins[g.id]
+        protein = proteins.get(g.id)
         if protein and not owners.unique(protein):
             notes["ambiguous_protein_names_dropped"] += 1
             protein = None

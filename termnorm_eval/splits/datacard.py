@@ -138,6 +138,10 @@ def _index_line(key: str, counts: dict[str, int] | None) -> list[str]:
     if not counts:
         return []
     links = f", {counts['is_a']} is_a links between live terms" if counts.get("is_a") else ""
+    if "typed_synonyms" in counts:  # builds before the synonym_types and proteins columns have neither
+        links += f", {counts['typed_synonyms']} exact synonyms with an OBO synonym type"
+    if "protein_names" in counts:
+        links += f", {counts['protein_names']} protein names (from the GO annotations)"
     return [f"- Release index (`{key}/index.tsv.gz`, what answer validity looks answers up in): "
             f"{counts['live']} live, {counts['obsolete']} obsolete and {counts['alt']} alternative "
             f"identifiers, {counts['names']} names and exact synonyms{links}."]

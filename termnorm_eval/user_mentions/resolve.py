@@ -173,7 +173,7 @@ class Release:
 
     def form(self, concept: str, mention: str) -> str:
         """What ``mention`` is to its concept in the release (``FORMS``)."""
-        _, _, _, _, names, symbols, others, _ = self.rows[concept]
+        _, _, _, _, names, symbols, others, *_ = self.rows[concept]
         m = normalize_text(mention)
         if self.gene:
             if any(normalize_text(s) == m for s in symbols):
@@ -196,7 +196,7 @@ class Release:
 
     def record(self, row: Row, concept: str, form: str) -> dict[str, Any]:
         """The split record of one scored row (``store`` layout; no popularity: both null)."""
-        _, _, _, _, names, symbols, others, _ = self.rows[concept]
+        _, _, _, _, names, symbols, others, *_ = self.rows[concept]
         rec: dict[str, Any] = {
             "id": concept, "item_id": f"{concept}|{row.mention}", "name": names[0] if names else "",
             "popularity": None, "bin": None, "mentions": {USER_KIND: row.mention}, "form": form,
