@@ -8,14 +8,18 @@ from termnorm_eval.harness.hooks import (
     extract_responses,
     make_loader,
     make_study_hooks,
+    process_rag_results,
     process_results,
 )
 
 __all__ = ["NoFewshotSampler", "alignment", "extract_responses", "extract_study_responses", "load_dataset",
-           "process_results", "study_doc_to_text", "study_fewshot_target"]
+           "load_rag_dataset", "process_rag_results", "process_results", "study_doc_to_text",
+           "study_fewshot_target"]
 
 DATA_DIR = None  # the splits shipped inside the termnorm_eval package
 load_dataset = make_loader(DATA_DIR)
+# The termnorm-rag_* tasks: the same documents with the retriever's candidates before the question.
+load_rag_dataset = make_loader(DATA_DIR, rag=True)
 # The termnorm-study_* tasks: the study's prompt, its JSON parsing, JSON answers in few-shot examples.
 _study = make_study_hooks(DATA_DIR)
 study_doc_to_text = _study.doc_to_text

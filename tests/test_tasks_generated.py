@@ -32,6 +32,7 @@ EXPECTED_GROUPS = ["termnorm", "termnorm-gene", "termnorm-go", "termnorm-hpo", "
                    "termnorm-mentions", "termnorm-mentions-gene", "termnorm-mentions-go",
                    "termnorm-mentions-hpo", "termnorm-train", "termnorm-val"]
 EXPECTED_STUDY_GROUPS = ["termnorm-study" + g[len("termnorm"):] for g in EXPECTED_GROUPS]
+EXPECTED_RAG_GROUPS = ["termnorm-rag", "termnorm-rag-gene", "termnorm-rag-go", "termnorm-rag-hpo"]
 
 
 def _study(tasks: list[str]) -> list[str]:
@@ -80,7 +81,7 @@ def test_leaves_and_groups(repo_root: Path) -> None:
         assert gen["until"][0] == "\n" and gen["do_sample"] is False
         assert gen["max_gen_toks"] == (48 if name.split("_")[2].endswith(("2term", "2name")) else 24)
     groups = {cfg["group"]: cfg for p in folder.glob("_group_*.yaml") if (cfg := _yaml(p))}
-    assert sorted(groups) == sorted(EXPECTED_GROUPS + EXPECTED_STUDY_GROUPS)
+    assert sorted(groups) == sorted(EXPECTED_GROUPS + EXPECTED_STUDY_GROUPS + EXPECTED_RAG_GROUPS)
     assert groups["termnorm"]["task"] == ["termnorm-go", "termnorm-hpo", "termnorm-gene"]
     assert groups["termnorm-study"]["task"] == [
         "termnorm-study-go", "termnorm-study-hpo", "termnorm-study-gene"]
@@ -102,7 +103,8 @@ def test_leaves_and_groups(repo_root: Path) -> None:
         assert sorted(groups[f"termnorm-study-mentions-{key}"]["task"]) == _study(mine)
     assert sorted(groups["termnorm-val"]["task"]) == [t for t in EXPECTED_TASKS if t.endswith("_val")]
     for name, cfg in groups.items():
-        metrics = taskgen.STUDY_METRICS if name.startswith(taskgen.STUDY_PREFIX) else taskgen.METRICS
+        metrics = (taskgen.STUDY_METRICS if name.startswith(taskgen.STUDY_PREFIX) else
+                   taskgen.RAG_METRICS if name.startswith(taskgen.RAG_PREFIX) else taskgen.METRICS)
         assert [m["metric"] for m in cfg["aggregate_metric_list"]] == list(metrics)
         assert all(m["weight_by_size"] is False and m["aggregation"] == "mean"
                    for m in cfg["aggregate_metric_list"])
@@ -158,7 +160,7 @@ def loaded(repo_root: Path) -> dict:
     tm = TaskManager(include_path=str(repo_root / "tasks"), include_defaults=False)
     assert tm.match_tasks(["termnorm_*"]) == EXPECTED_TASKS  # the wildcard matches plain tasks only
     assert tm.match_tasks(["termnorm-study_*"]) == EXPECTED_STUDY_TASKS  # and this one study tasks only
-    assert sorted(tm.all_groups) == sorted(EXPECTED_GROUPS + EXPECTED_STUDY_GROUPS)
+    assert sorted(tm.all_groups) == sorted(EXPECTED_GROUPS + EXPECTED_STUDY_GROUPS + EXPECTED_RAG_GROUPS)
     return tm.load(["termnorm"])  # the plain family only
 
 

@@ -12,6 +12,9 @@ for a mention direction the form asked), whether that question shows the gold an
 is close to the concept's label (``form_near_label``, ``splits.mentions.near_label``: part of a label
 string, holding one, mostly its words, a respelling or small edit of it; label documents: false), so
 that transfer can be read without string overlap.
+
+The retrieval-augmented tasks (``termnorm-rag_*``) load the same documents with ``rag=True``: each
+gets its candidate block and the fields of ``harness.rag`` (``RAG_FEATURE_TYPES``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from typing import Any
 from termnorm_eval.embedding_model import METADATA_KEY
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness import validity
+from termnorm_eval.harness.rag import FEATURES as RAG_FEATURES
+from termnorm_eval.harness.rag import RagSetting, make_rag_doc, rag_setting
 from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
+from termnorm_eval.splits import rag as rag_files
 from termnorm_eval.splits import store
 from termnorm_eval.splits.mentions import near_label
 from termnorm_eval.terminologies import Direction, Terminology, input_text
@@ -36,6 +42,7 @@ FEATURE_TYPES = {
     "popularity": "int64", "bin": "int64", "stratum": "string", "embedding_model": "string",
     "release": "string", "source": "string", ANSWER_IN_PROMPT: "bool", FORM_NEAR_LABEL: "bool",
 }
+RAG_FEATURE_TYPES = {**FEATURE_TYPES, **RAG_FEATURES}
 
 
 def answer_format(direction: Direction) -> str:
@@ -122,21 +129,24 @@ def build_docs(key: str, direction: str, split: str, data_dir: str | Path | None
         raise TermnormError(f"{store.split_path(key, split, data_dir)}: {e}") from None
 
 
-def load_task_dataset(terminology: str, direction: str, data_dir: str | Path | None = None,
-                      **metadata: Any) -> Any:
+def load_task_dataset(terminology: str, direction: str, data_dir: str | Path | None = None, *,
+                      rag: bool = False, **metadata: Any) -> Any:
     """The harness's ``custom_dataset``: a DatasetDict of the direction's splits ({train, val}; a
-    user's mentions: {test}).
+    user's mentions: {test}); with ``rag``, the retrieval-augmented documents (``harness.rag``).
 
     lm-eval calls it with the task metadata and ``dataset_kwargs`` as keyword arguments; the
-    metadata (version, model args, ...) is ignored except ``embedding_model``. The train and val
-    tasks of a direction share one (immutable, Arrow-backed) DatasetDict per process.
+    metadata (version, model args, ...) is ignored except ``embedding_model`` and, with ``rag``,
+    ``rag_k`` and ``rag_candidates`` (``rag.rag_setting``). The train and val tasks of a direction
+    share one (immutable, Arrow-backed) DatasetDict per process.
     """
     resolved = None if data_dir is None else str(Path(data_dir).resolve())
     term = store.terminology(terminology, resolved)  # an unknown key is named as such, not as missing files
     try:
-        splits = term.direction(direction).splits
+        d = term.direction(direction)
     except KeyError as e:
         raise TermnormError(str(e.args[0])) from None
+    splits = d.splits
+    setting = rag_setting(terminology, d, resolved, metadata) if rag else None
     # Keyed on the files' identity too: a rebuild in this process must not serve the old documents.
     root = store.shipped_data_dir() if resolved is None else Path(resolved)
     files = (store.file_key(root / store.MANIFEST, "split manifest"),
@@ -144,18 +154,39 @@ def load_task_dataset(terminology: str, direction: str, data_dir: str | Path | N
     # The index digest is part of the key: documents name the index that classifies their answers.
     release = release_digest(terminology, resolved)
     return _dataset_dict(terminology, direction, resolved, str(metadata.get(METADATA_KEY) or ""), files,
-                         release, splits)
+                         release, splits, setting)
+
+
+def rag_docs(docs: list[dict[str, Any]], key: str, direction: str, split: str, data_dir: str | Path | None,
+             setting: RagSetting) -> list[dict[str, Any]]:
+    """The RAG documents of ``docs`` (one split of one direction): each with its candidates."""
+    term = store.terminology(key, data_dir)
+    source = term.direction(direction).source
+    found = setting.candidates
+    table = rag_files.read(found.path)
+    display = rag_files.display_rows(store.index_path(key, data_dir))
+    out = []
+    for doc in docs:
+        ranked = table.get((split, source, doc["item_id"]))
+        if ranked is None:
+            raise TermnormError(f"{found.path}: no candidates for {split} {source} {doc['item_id']} "
+                                "(candidates of another build?)")
+        out.append(make_rag_doc(doc, ranked, k=setting.k, seed=found.seed, term=term, display=display,
+                                    retriever=found.digest))
+    return out
 
 
 @lru_cache(maxsize=128)
 def _dataset_dict(terminology: str, direction: str, data_dir: str | None, embedding_model: str,
-                  files: tuple[store.FileKey, ...], release: str, splits: tuple[str, ...]) -> Any:
+                  files: tuple[store.FileKey, ...], release: str, splits: tuple[str, ...],
+                  setting: RagSetting | None = None) -> Any:
     import datasets
     import pyarrow as pa
 
+    types = FEATURE_TYPES if setting is None else RAG_FEATURE_TYPES
     features = datasets.Features({
         k: datasets.Sequence(datasets.Value(v[0])) if isinstance(v, list) else datasets.Value(v)
-        for k, v in FEATURE_TYPES.items()
+        for k, v in types.items()
     })
     out = {}
     for split in splits:
@@ -163,6 +194,8 @@ def _dataset_dict(terminology: str, direction: str, data_dir: str | None, embedd
         if not docs:
             where = store.split_path(terminology, split, data_dir)
             raise TermnormError(f"{where}: no record has both fields of direction {direction!r}")
+        if setting is not None:
+            docs = rag_docs(docs, terminology, direction, split, data_dir, setting)
         # Straight to Arrow: from_list would re-encode every value through the features (10x slower).
         table = pa.Table.from_pylist(docs, schema=features.arrow_schema)
         out[split] = datasets.Dataset(table, info=datasets.DatasetInfo(features=features))

@@ -13,11 +13,13 @@ from typing import Any
 
 from termnorm_eval.harness.answer_similarity import mean_answer_similarity
 from termnorm_eval.harness.dataset import load_task_dataset
+from termnorm_eval.harness.rag import process_rag_results
 from termnorm_eval.harness.scoring import ExtractedAnswer, extracted_response, score_document
 from termnorm_eval.harness.study_protocol import make_study_hooks
 from termnorm_eval.text import clean_text
 
-__all__ = ["alignment", "extract_responses", "make_loader", "make_study_hooks", "process_results"]
+__all__ = ["alignment", "extract_responses", "make_loader", "make_study_hooks", "process_rag_results",
+           "process_results"]
 
 
 def extract_responses(resps: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[ExtractedAnswer]:
@@ -46,11 +48,13 @@ def process_results(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, An
 alignment = mean_answer_similarity
 
 
-def make_loader(data_dir: str | Path | None) -> Callable[..., Any]:
-    """A ``custom_dataset`` function reading the splits of ``data_dir`` (None: the shipped splits)."""
+def make_loader(data_dir: str | Path | None, rag: bool = False) -> Callable[..., Any]:
+    """A ``custom_dataset`` function reading the splits of ``data_dir`` (None: the shipped splits); with
+    ``rag``, the retrieval-augmented documents of the termnorm-rag_* tasks."""
 
     def load_dataset(**kwargs: Any) -> Any:
         kwargs.setdefault("data_dir", data_dir)
+        kwargs["rag"] = rag  # the family decides, never a --metadata key
         return load_task_dataset(**kwargs)
 
     return load_dataset
