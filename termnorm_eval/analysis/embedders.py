@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from termnorm_eval import embedding_model
-from termnorm_eval.embedding_model import one_line
+from termnorm_eval.embedding_model import ModelChoice, one_line
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.text import clean_text
 
@@ -55,11 +55,12 @@ class SentenceEmbedder:
     """A sentence-transformers model: any hub id (needs the network or a cache) or a local folder.
 
     ``model`` None: the same model as the ``alignment`` metric (``TERMNORM_EMBEDDING_MODEL``, else
-    the bundled all-MiniLM-L6-v2; see ``termnorm_eval.embedding_model``).
+    the bundled all-MiniLM-L6-v2; see ``termnorm_eval.embedding_model``). A ``ModelChoice`` already
+    resolved by another setting (``--embedder``) keeps that setting's name in errors.
     """
 
-    def __init__(self, model: str | None = None, device: str | None = None) -> None:
-        choice = embedding_model.resolve(model, "--model")
+    def __init__(self, model: str | ModelChoice | None = None, device: str | None = None) -> None:
+        choice = model if isinstance(model, ModelChoice) else embedding_model.resolve(model, "--model")
         self.name = choice.name
         self.model = embedding_model.load(choice, _auto_device(device))
 
