@@ -42,10 +42,12 @@ def _register_all() -> None:
         mentions,
         ontology,
         report,
+        retrieve,
         study,
     )
 
-    for module in (data, evaluate, lexicalization, report, ontology, mentions, finetune, study, doctor):
+    for module in (data, evaluate, lexicalization, report, retrieve, ontology, mentions, finetune, study,
+                   doctor):
         module.register(app)
 
 

@@ -115,7 +115,7 @@ def report_files(rep: compare.Report) -> dict[str, bytes | str]:
 
 def load_references(paths: Sequence[Path], filter_name: str | None = None) -> list[Run]:
     """Each ``--retriever`` path as one run of a retriever, named by it ("retriever: bm25")."""
-    refs = []
+    refs: list[Run] = []
     for path in paths:
         files = read_files([path], RETRIEVER_OPTION, filter_name)
         run = merge(files, files[-1].identity[0])

@@ -851,7 +851,9 @@ def rag_figure(report: Report) -> bytes:
         width = 0.8 / (2 * len(runs))
         for j, run in enumerate(runs):
             for k, side in enumerate(("plain", "rag")):
-                xs, ys, err = [], [], [[], []]
+                xs: list[float] = []
+                ys: list[float] = []
+                err: list[list[float]] = [[], []]
                 for i, cell in enumerate(cells):
                     r = next((x for x in mine if x.run == run and x.cell == cell), None)
                     value = None if r is None else getattr(r, side)
