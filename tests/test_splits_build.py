@@ -10,6 +10,7 @@ import pytest
 
 from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.retrieval.candidates import for_build
 from termnorm_eval.sources.fetch import fetch_mirror
 from termnorm_eval.splits import build as build_mod
 from termnorm_eval.splits.build import build_parameters, build_splits, manifest_for, write_build
@@ -28,12 +29,14 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(sources: Path):
-    return build_splits(sources)
+    """(built, sources, warnings, RAG candidates files): what `termnorm data build` writes."""
+    b, srcs, warns = build_splits(sources)
+    return b, srcs, warns, for_build(b, PARAMS["seed"])
 
 
 def _write(out: Path, built_result, force: bool = False) -> Path:
-    b, srcs, _ = built_result
-    extra = cast(dict[str, str], card_files(manifest_for(b, PARAMS, srcs)))  # the PNG is bytes
+    b, srcs, _, candidates = built_result
+    extra = cast(dict[str, str], {**card_files(manifest_for(b, PARAMS, srcs)), **candidates})  # PNG: bytes
     return write_build(out, b, PARAMS, srcs, force=force, extra_files=extra)
 
 
@@ -45,7 +48,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 def test_rebuild_reproduces_shipped_data_byte_for_byte(built, tmp_path: Path) -> None:
     out = _write(tmp_path / "splits", built)
     shipped = _tree(shipped_data_dir())
-    expected = {"manifest.json", "DATA_CARD.md", "popularity_bins.png", "go/train.jsonl", "gene/val.jsonl"}
+    expected = {"manifest.json", "DATA_CARD.md", "popularity_bins.png", "go/train.jsonl", "gene/val.jsonl",
+                "hpo/rag_candidates.jsonl.gz"}
     assert expected <= set(shipped)
     assert _tree(out) == shipped
     assert built[2] == []  # these releases need no parser fallback
@@ -54,6 +58,7 @@ def test_rebuild_reproduces_shipped_data_byte_for_byte(built, tmp_path: Path) ->
 @pytest.mark.slow
 def test_second_build_in_process_is_identical(built, sources: Path) -> None:
     again = build_splits(sources)
+    assert for_build(again[0], PARAMS["seed"]) == built[3]
     assert again[1] == built[1]
     for key in ("go", "hpo", "gene"):
         assert again[0][key].train == built[0][key].train

@@ -106,12 +106,14 @@ def build(
     ] = MAX_GENES_PER_REFERENCE,
     force: Annotated[bool, typer.Option("--force", help="Replace a build already in --out.")] = False,
 ) -> None:
-    """Build popularity-balanced train/val splits from the source files (deterministic)."""
+    """Build popularity-balanced train/val splits from the source files (deterministic), with the RAG
+    tasks' candidates (BM25, the asked form held out)."""
 
     from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from termnorm_eval.atomic import output_lock
+    from termnorm_eval.retrieval.candidates import for_build
     from termnorm_eval.sources.fetch import default_dest
     from termnorm_eval.splits.balance import check_seed
     from termnorm_eval.splits.build import build_parameters, build_splits, check_target, write_build
@@ -137,13 +139,15 @@ def build(
             include_unannotated=include_unannotated, popularity_tables=tables,
             max_genes_per_reference=max_genes_per_reference,
         )
+        # the RAG tasks' candidates (default retriever, BM25), before the manifest that records them
+        candidates = for_build(built, seed, progress=lambda msg: bar.update(task, description=escape(msg)))
         bar.update(task, description="writing")
         parameters = build_parameters(bins, per_bin, seed, include_unannotated, tables,
                                       max_genes_per_reference)
         from termnorm_eval.splits.build import manifest_for
 
         # the histogram is bytes: write_build's hint says str, its atomic writer takes both
-        extra = card_files(manifest_for(built, parameters, srcs))
+        extra = {**card_files(manifest_for(built, parameters, srcs)), **candidates}
         write_build(out, built, parameters, srcs, force=force, extra_files=extra,
                     protected=[src_dir, *(p.parent for p in tables)])
     for w in warns:

@@ -8,12 +8,16 @@ Output folder layout (``OUT``; it is at once the data folder and the task folder
     OUT/<name>/train.jsonl            the sampled records (same layout as the shipped splits)
     OUT/<name>/val.jsonl
     OUT/<name>/index.tsv.gz           every id, alt_id, name and synonym of the file (answer validity)
+    OUT/<name>/rag_candidates.jsonl.gz  BM25's top 20 concepts per X->ID question (splits.rag)
     OUT/_default_template_yaml        the template of the built-in tasks (harness.taskgen)
     OUT/_study_template_yaml          the same for the study-protocol family
+    OUT/_rag_template_yaml            the same for the retrieval-augmented family
     OUT/termnorm_<name>_<direction>_<split>.yaml
     OUT/termnorm-study_<name>_<direction>_<split>.yaml
+    OUT/termnorm-rag_<name>_<direction>_<split>.yaml  (the X->ID directions)
     OUT/_group_termnorm-<name>.yaml   group termnorm-<name>
     OUT/_group_termnorm-study-<name>.yaml
+    OUT/_group_termnorm-rag-<name>.yaml
     OUT/utils.py                      binds the tasks to the splits beside it (relative path)
 
 So ``lm_eval --include_path OUT`` finds the tasks, and ``--data-dir OUT`` is what the fine-tuning
@@ -36,6 +40,7 @@ from typing import Any
 
 from termnorm_eval import atomic
 from termnorm_eval.errors import TermnormError
+from termnorm_eval.harness.taskgen import UMBRELLA_PARTS
 from termnorm_eval.ontology.annotations import Annotations, read_annotations
 from termnorm_eval.ontology.card import UNIFORM, render_card
 from termnorm_eval.ontology.infer import (
@@ -60,7 +65,7 @@ from termnorm_eval.terminologies import (
 
 MADE_BY = "termnorm add-ontology"
 # clash with built-in task or group names (taskgen.UMBRELLA_PARTS: termnorm-train, -labels, -mentions, ...)
-RESERVED = {*BUILTIN, "train", "val", "labels", "mentions", "study", "termnorm", "all"}
+RESERVED = {*BUILTIN, *UMBRELLA_PARTS, "termnorm", "all"}
 NAME_RE = re.compile(r"[a-z][a-z0-9]*")
 NAME_MAX = 32  # it becomes part of task and file names (termnorm_<name>_term2id_train.yaml, ...)
 
@@ -424,12 +429,15 @@ def add_ontology(
             "popularity_table": table.path.name if table else None,
             "include_unannotated": include_unannotated,
         }
-        say("writing splits and tasks")
+        from termnorm_eval.retrieval.candidates import for_build
         from termnorm_eval.splits.build import manifest_for
 
+        candidates = for_build(built, seed, say)  # the RAG tasks' (BM25), recorded in the manifest
+        say("writing splits and tasks")
         card = render_card(manifest_for(built, parameters, sources))
         with atomic.staged_folder(out) as stage:
-            atomic.fill_folder(stage, build_files(built, parameters, sources, {"DATA_CARD.md": card}))
+            atomic.fill_folder(stage, build_files(built, parameters, sources,
+                                                  {"DATA_CARD.md": card, **candidates}))
             write_task_family([term], stage, data_dir=".", umbrella=None)
             check_target(out, force, protected)  # right before the final move
             atomic.replace_folder(stage, out)

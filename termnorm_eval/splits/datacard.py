@@ -10,6 +10,7 @@ from typing import Any
 
 from termnorm_eval.splits.histogram import FILE as HISTOGRAM
 from termnorm_eval.splits.histogram import render_histogram
+from termnorm_eval.splits.rag import card_lines
 from termnorm_eval.splits.store import STRATA
 from termnorm_eval.terminologies import TASK_VERSION
 
@@ -205,6 +206,7 @@ def _terminology_facts(key: str, t: dict[str, Any]) -> list[str]:
         + (f"Wide bins: {wide}." if wide else "No bin holds one value for more than 1.5 equal bins' worth."),
         f"- Excluded: {excluded}. Counted in kept records (fields and mention forms left out): {notes}.",
         *_index_line(key, t.get("release_index")),
+        *card_lines(key, t.get("rag")),
         "",
         *_bin_table(t),
         "",

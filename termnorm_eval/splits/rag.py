@@ -238,3 +238,21 @@ def display_rows(path: str | Path) -> dict[str, tuple[str, str]]:
 def _display(key: store.FileKey) -> dict[str, tuple[str, str]]:
     return {r[0]: (r[5][0] if r[5] else "", r[4][0] if r[4] else "")
             for r in release_index.read_rows(key[0]) if r[1] == "live"}
+
+
+def card_lines(key: str, block: Any) -> list[str]:
+    """The data card's line on a terminology's RAG candidates ([] for a build without them)."""
+    if not isinstance(block, dict) or not isinstance(block.get("recall"), dict):
+        return []
+    kind = block.get("retriever", {}).get("kind", "?") if isinstance(block.get("retriever"), dict) else "?"
+    by_direction: dict[str, dict[str, Any]] = {}
+    for split, per in block["recall"].items():
+        for direction, r in per.items():
+            by_direction.setdefault(direction, {})[split] = r.get(str(block.get("k", K)))
+    recall = "; ".join(f"{d} " + " / ".join(f"{v:.2f}" for v in by.values())
+                       for d, by in by_direction.items())
+    splits = " / ".join(block["recall"])
+    return [f"- RAG candidates (`{key}/{FILE_NAME}`, the termnorm-rag tasks'): the {block.get('ranked')} "
+            f"concepts {kind} ranks highest for each X->ID question, the asked form held out; a task shows "
+            f"{block.get('k')} in a seeded order, the gold never added. Recall@{block.get('k')} ({splits}): "
+            f"{recall}."]
