@@ -17,7 +17,7 @@ from termnorm_eval.study import records
 
 # The smallest study: one task pair, no training, nothing after the base evaluation but the report.
 BASE_ONLY = ["--terminologies", "go", "--directions", "term2id", "--no-train", "--no-lexicalization",
-             "--limit", "1", "--device", "cpu"]
+             "--limit", "1", "--device", "cpu", "--no-rag"]
 TRAINED = ["--terminologies", "go", "--directions", "term2id", "--limit-pairs", "2", "--epochs", "1,2",
            "--limit", "1", "--device", "cpu"]
 
@@ -239,7 +239,7 @@ def test_a_step_folder_that_is_a_link_is_one_line_and_left_alone(
     out.mkdir()  # a study folder of these very settings
     cfg = build_config(None, {"model": str(tiny_model), "terminologies": "go", "directions": "term2id",
                               "train": False, "lexicalization": False, "limit": 1, "device": "cpu",
-                              "out": str(out)})
+                              "rag": False, "out": str(out)})
     records.write_study_file(out, cfg.to_dict())
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

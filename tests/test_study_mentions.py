@@ -17,8 +17,9 @@ from termnorm_eval.study.steps import Context, Step, make_context, plan, steps_p
 
 
 def _plan(tiny_model: Path, tmp_path: Path, **settings: Any) -> tuple[Context, dict[str, Step]]:
+    # rag off: these are the mention tasks alone (test_study_rag.py adds the retrieval arm's)
     values = {"model": str(tiny_model), "out": str(tmp_path / "o"), "device": "cpu", "epochs": "1,2",
-              "lexicalization": False} | settings
+              "lexicalization": False, "rag": False} | settings
     ctx = make_context(build_config(None, values))
     return ctx, {s.name: s for s in plan(ctx)}
 

@@ -41,6 +41,7 @@ from termnorm_eval.harness.taskgen import FILTER_NAME, task_name
 from termnorm_eval.retrieval.search import Ranking, Retriever
 from termnorm_eval.retrieval.spec import RetrieverSpec
 from termnorm_eval.splits import store
+from termnorm_eval.splits.rag import retrievable
 from termnorm_eval.terminologies import TASK_VERSION, Direction
 
 FORMAT = "termnorm-retrieval-results/1"
@@ -55,11 +56,6 @@ DICTIONARY = "dictionary"
 HOLDOUT_RULE = ("every index entry, of any concept, whose folded text equals the folded question is "
                 "masked before ranking (leave-one-out; a label task: leave-label-out)")
 TABLE_METRICS = ("exact_match", *RANK_METRICS, *LOOKUP_METRICS, DICTIONARY)
-
-
-def is_retrievable(direction: Direction) -> bool:
-    """An X->ID task: an identifier or symbol out, from something other than an identifier."""
-    return direction.answer_kind == "id" and direction.source != "id"
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ def select_tasks(patterns: Sequence[str], data_dir: str | Path | None = None) ->
     chosen: dict[str, RetrievalTask] = {}
     for pat in wanted:
         hits = [t for n, t in every.items() if fnmatch.fnmatchcase(n, pat)]
-        good = [t for t in hits if is_retrievable(t.direction)]
+        good = [t for t in hits if retrievable(t.direction)]
         if not hits:
             raise TermnormError(f"--tasks {pat}: matches no termnorm task of this data "
                                 "(names are termnorm_<terminology>_<direction>_<split>)")

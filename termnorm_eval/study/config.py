@@ -150,6 +150,15 @@ class StudyConfig:
         "and val (synonym2id and lay2id with term2id, alias2symbol and prev2symbol with name2symbol): "
         "trained concepts through forms training never showed, unseen concepts through theirs. "
         "Training stays on the labels (a recipe's train_forms adds forms).", "panel": EVAL})
+    rag: bool = field(default=True, metadata={
+        "help": "The retrieval arm: score the retriever itself (bm25 over every live concept, the asked "
+        "form held out: a `retrieve` step) and, in every evaluation, the retrieval-augmented tasks "
+        "(termnorm-rag_*: the question after the shipped bm25 candidates) of the selected X->ID "
+        "directions beside the plain ones; the report compares each run with and without candidates.",
+        "panel": EVAL})
+    rag_k: int | None = field(default=None, metadata={
+        "help": "Candidates shown per RAG question (at most the 20 shipped).", "panel": EVAL,
+        "unset": "the shipped candidates' k (10)", "check": IntRange(1, 20)})
     apply_chat_template: bool | None = field(default=None, metadata={
         "help": "Wrap prompts in the model's chat template. Auto: as the adapters are trained (the "
         "recipe's chat_template, else whether the tokenizer has a template); the chat-completions "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from termnorm_eval import atomic
 from termnorm_eval.analysis.files import csv_text, figure_png, pyplot
-from termnorm_eval.study.names import RESULTS, task_names
+from termnorm_eval.study.names import RESULTS, RETRIEVE, task_names
 
 if TYPE_CHECKING:
     from termnorm_eval.report.results import Run
@@ -178,11 +178,13 @@ def write(ctx: Context, stage: Path, readers: list[str]) -> dict[str, Any]:
     trained = trained_by_key(ctx)
     md = _header_lines(ctx, readers, trained)
     finals = [n for n in evals if ctx.steps[n].kind == "eval"]
+    # the retriever's own results: reference rows beside the runs, and its accuracy in the RAG arm
+    refs = make.load_references([ctx.out / RETRIEVE / RESULTS]) if RETRIEVE in readers else []
     if finals:
         # an eval step's adapter is its training step's: the transfer cells' trained concepts
         of = {n: str(ctx.steps[n].inputs.get("adapter_of") or "").removeprefix("train-") for n in finals}
         rep = compare.build(base, [runs[n] for n in finals],
-                            {n: trained[k] for n, k in of.items() if k in trained})
+                            {n: trained[k] for n, k in of.items() if k in trained}, references=refs)
         # the same files as `termnorm report` (intervals, validity shares and bars included)
         figures = make.linked_figures(rep)
         files |= make.report_files(rep)
@@ -190,6 +192,13 @@ def write(ctx: Context, stage: Path, readers: list[str]) -> dict[str, Any]:
                "The comparison of `termnorm report` (full files in [report/](report/report.md)):", ""]
         body = render.markdown(rep, [f"report/{f}" for f in figures]).splitlines()
         md += [("#" + line if line.startswith("#") else line) for line in body[1:]]  # one level down
+    else:  # no adapter: the retrieval arm of the base model alone (base vs base + RAG)
+        rep = compare.build(base, [], references=refs)
+        arm = render.rag_markdown(rep)
+        if arm:
+            files |= {"rag.csv": render.rag_csv(rep), "rag.png": render.rag_figure(rep)}
+            md += [("#" + line if line.startswith("#") else line) for line in arm]
+            md += ["", "![retrieval arm](report/rag.png)"]
     rows = curve_points(ctx, base, runs) if cfg.train else []
     if rows and cfg.sweep:
         files["memorization.png"] = curve_figure(rows)

@@ -18,6 +18,7 @@ let an interrupted training continue.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -33,10 +34,10 @@ from termnorm_eval import __version__, atomic, processes
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.study import fingerprint, records
 from termnorm_eval.study.config import API_TYPES, CHAT_TYPES, TRAINABLE_TYPES, StudyConfig, text_problem
-from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, task_names
+from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, RETRIEVE, rag_name, task_names
 from termnorm_eval.study.training import training_set
 
-KINDS = ("base", "train", "eval", "sweep", "lexicalization", "report")
+KINDS = ("retrieve", "base", "train", "eval", "sweep", "lexicalization", "report")
 # Settings of a recipe the study decides itself.
 STUDY_SETS = ("model", "terminology", "directions", "data_dir", "output_dir", "epochs", "limit_pairs",
               "mention_tasks", "resume")
@@ -235,6 +236,36 @@ def evaluated_tasks(cfg: StudyConfig, selected: dict[str, list[str]]) -> dict[st
         if cfg.mentions:
             out[key] += [task_name(key, m.name, split) for m in store.terminology(key, cfg.data_dir)
                          .mirroring(dirs) for split in m.splits]
+        if cfg.rag and has_candidates(cfg, key):
+            out[key] += [rag_name(t) for t in retrieved_tasks(cfg, {key: out[key]})]
+    return out
+
+
+def has_candidates(cfg: StudyConfig, key: str) -> bool:
+    """Whether the data folder ships retrieval candidates for ``key`` (its manifest's ``rag`` block):
+    the shipped splits do; a folder built before them, or an added ontology, may not (no RAG tasks
+    then: the arm is left out for that terminology, and the study says so)."""
+    from termnorm_eval.splits import store
+
+    entry = (store.read_manifest(cfg.data_dir).get("terminologies") or {}).get(key) or {}
+    if isinstance(entry, dict) and entry.get("rag"):
+        return True
+    print(f"termnorm study: {key}: no retrieval candidates in the data folder (rebuild it with termnorm data "
+          "build): no retrieval-augmented tasks for it", file=sys.stderr)
+    return False
+
+
+def retrieved_tasks(cfg: StudyConfig, tasks: dict[str, list[str]]) -> list[str]:
+    """The plain X->ID tasks among ``tasks`` (what a retriever answers and the RAG family asks)."""
+    from termnorm_eval.splits import store
+    from termnorm_eval.splits.rag import retrievable
+
+    out = []
+    for key, names in tasks.items():
+        term = store.terminology(key, cfg.data_dir)
+        for d in term.all_directions:
+            if retrievable(d):
+                out += [t for t in names if t.startswith(f"termnorm_{key}_{d.name}_")]
     return out
 
 
@@ -500,6 +531,7 @@ def _eval_inputs(ctx: Context, tasks: list[str], adapter_of: str | None) -> dict
         "base_url": cfg.base_url, "server_args": cfg.server_args, "tasks": tasks, "limit": cfg.limit,
         "apply_chat_template": ctx.chat,
         "num_fewshot": cfg.num_fewshot,
+        **({"rag_k": cfg.rag_k} if cfg.rag_k is not None else {}),  # absent: records of before stay valid
         # The adapter is named by its training step's record: a retrained adapter reruns its evals.
         "adapter_of": adapter_of,
         "adapter_record": (ctx.steps[adapter_of].inputs if adapter_of else None),
@@ -539,6 +571,7 @@ def _harness_eval(ctx: Context, stage: Path, tasks: list[str], model: str, args:
         device=None if served else (cfg.device or runner.default_device()),
         num_fewshot=cfg.num_fewshot, apply_chat_template=ctx.chat,
         output_path=stage / RESULTS, log_samples=True, include_path=ctx.include_path,
+        extra=["--metadata", json.dumps({"rag_k": cfg.rag_k})] if cfg.rag_k is not None else [],
     ).argv()
     shown = " ".join(["lm_eval", *cmd[3:]])
     namespace = inprocess.parse(cmd[3:])
@@ -565,6 +598,30 @@ def _harness_eval(ctx: Context, stage: Path, tasks: list[str], model: str, args:
     found = sorted((stage / RESULTS).glob("*/results_*.json"))
     if not found:
         raise TermnormError(f"lm_eval wrote no results file under {stage / RESULTS}")
+    return {"results": str(found[-1].relative_to(stage))}
+
+
+def run_retrieve(ctx: Context, stage: Path, tasks: list[str]) -> dict[str, Any]:
+    """bm25 (the shipped candidates' retriever) on the plain X->ID ``tasks``, the asked form held out,
+    into ``stage/results`` as ``termnorm retrieve eval`` writes it: the report's reference rows and the
+    retriever's accuracy on each RAG cell's documents."""
+    from termnorm_eval.retrieval import evaluate as ev
+    from termnorm_eval.retrieval.search import open_retriever
+    from termnorm_eval.retrieval.spec import RetrieverSpec
+
+    cfg = ctx.cfg
+    spec = RetrieverSpec.parse("bm25", None)
+    chosen = ev.select_tasks(tasks, cfg.data_dir)
+    print(f"termnorm study: {spec.label()} on {len(chosen)} tasks", file=sys.stderr, flush=True)
+    scored, meta = ev.evaluate(spec, chosen, lambda key: open_retriever(spec, key, cfg.data_dir,
+                                                                      show_progress=False),
+                               cfg.data_dir, cfg.limit)
+    written = ev.results_files(spec, scored, meta)
+    files: dict[str, str | bytes] = {f"{RESULTS}/{k}": v for k, v in written.items()}
+    files["retrieval.md"] = ev.summary_markdown(spec, scored, meta)
+    files["retrieval.csv"] = ev.summary_csv(scored)
+    atomic.fill_folder(stage, files)
+    found = sorted((stage / RESULTS).glob("*/results_*.json"))
     return {"results": str(found[-1].relative_to(stage))}
 
 
@@ -719,6 +776,11 @@ def plan(ctx: Context) -> list[Step]:
         ctx.steps[step.name] = step
 
     all_tasks = [t for key in ctx.selected for t in ctx.tasks[key]]
+    if cfg.rag:
+        plain = retrieved_tasks(cfg, ctx.tasks)
+        add(Step(RETRIEVE, RETRIEVE, _common(ctx) | {"retriever": "bm25", "tasks": plain, "limit": cfg.limit},
+                 partial(_retrieve_step, ctx, plain),
+                 describe=f"bm25 over every live concept on {len(plain)} X->ID tasks (asked form held out)"))
     add(Step("base", "base", _eval_inputs(ctx, all_tasks, None), partial(_eval_step, ctx, all_tasks, None),
              describe=f"base model on {len(all_tasks)} tasks"))
     if cfg.train:
@@ -762,6 +824,10 @@ def plan(ctx: Context) -> list[Step]:
 def _eval_step(ctx: Context, tasks: list[str], adapter: Path | None, step: Step, folder: Path
                ) -> dict[str, Any]:
     return run_eval(ctx, folder, tasks, adapter)
+
+
+def _retrieve_step(ctx: Context, tasks: list[str], step: Step, folder: Path) -> dict[str, Any]:
+    return run_retrieve(ctx, folder, tasks)
 
 
 def _train_step(ctx: Context, key: str, step: Step, folder: Path) -> dict[str, Any]:
