@@ -15,7 +15,7 @@ import pytest
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.retrieval import cache, dense
 from termnorm_eval.retrieval.entries import Entries, load_entries
-from termnorm_eval.retrieval.search import open_retriever
+from termnorm_eval.retrieval.search import Retriever, open_retriever
 from termnorm_eval.retrieval.spec import RetrieverSpec
 from termnorm_eval.splits import release_index as ri
 from termnorm_eval.splits import store
@@ -221,3 +221,17 @@ def test_ctrl_c_during_a_dense_build_is_continued(cache_root: Path, monkeypatch:
     assert np.array_equal(loaded.vectors, resumed.vectors)
     scores = loaded.scores([entries.labels[3], "kidney problem"])
     assert scores.shape == (2, len(entries.texts)) and loaded.encoded == 1  # a label reuses its vector
+
+    # hybrid: the reciprocal rank fusion of the two rankings, ties by concept index
+    bm25_scorer = cache.open_bm25(BM25, entries, show_progress=False)
+    scorers = {"bm25": bm25_scorer, "dense": loaded}
+    queries = [entries.labels[i] for i in range(0, 250, 10)]
+    fused = Retriever(RetrieverSpec.parse("hybrid", None), entries, scorers).search(queries, k=20)
+    parts = [Retriever(RetrieverSpec.parse(k, None), entries, scorers).search(queries, k=100)
+             for k in ("bm25", "dense")]
+    for i, ranking in enumerate(fused):
+        score = {}
+        for part in parts:
+            for r, c in enumerate(part[i].concepts.tolist(), start=1):
+                score[c] = score.get(c, 0.0) + 1 / (60 + r)
+        assert ranking.concepts.tolist() == sorted(score, key=lambda c: (-score[c], c))[:20]
