@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from termnorm_cli import run
 
+from termnorm_eval import fingerprint
 from termnorm_eval.sources import mirrors
-from termnorm_eval.study import fingerprint, records
+from termnorm_eval.study import records
 
 
 @pytest.fixture

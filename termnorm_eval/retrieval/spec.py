@@ -60,7 +60,7 @@ class RetrieverSpec:
         return {"kind": "bm25", "bm25s": major_minor, **BM25, "tokens": TOKENS, "entries": ENTRIES_VERSION}
 
     def _dense_identity(self) -> dict[str, Any]:
-        from termnorm_eval.study.fingerprint import model_identity
+        from termnorm_eval.fingerprint import model_identity
 
         assert self.embedder is not None
         return {"kind": "dense", "embedder": self.embedder.name,

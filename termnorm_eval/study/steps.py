@@ -30,9 +30,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from termnorm_eval import __version__, atomic, processes
+from termnorm_eval import __version__, atomic, fingerprint, processes
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.study import fingerprint, records
+from termnorm_eval.study import records
 from termnorm_eval.study.config import API_TYPES, CHAT_TYPES, TRAINABLE_TYPES, StudyConfig, text_problem
 from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, RETRIEVE, rag_name, task_names
 from termnorm_eval.study.training import training_set

@@ -1,4 +1,4 @@
-"""A local model's identity in the study's records: the sha256 of its files, cached per file.
+"""A local model's identity (study step records, dense retriever indexes): the sha256 of its files.
 
 Names and sizes cannot tell two checkpoints of one architecture apart, so a step's record names
 the content of every file at the top of the model folder that loading may read: weights (every
@@ -95,7 +95,7 @@ def files_sha256(paths: list[Path]) -> dict[str, str]:
     size = sum(key[2] for _, _, key in todo)
     say = bool(todo) and size >= SAY_ABOVE_BYTES
     if say:
-        print(f"termnorm study: hashing the model's files ({len(todo)} file(s), {size / 1e9:.1f} GB; once, "
+        print(f"termnorm: hashing the model's files ({len(todo)} file(s), {size / 1e9:.1f} GB; once, "
               "the digests are cached for reruns)", file=sys.stderr, flush=True)
     started = time.perf_counter()
     new: dict[str, dict[str, Any]] = {}
@@ -105,7 +105,7 @@ def files_sha256(paths: list[Path]) -> dict[str, str]:
         # new key, so the digest of what was read is never filed under the new content.
         new[real] = {"key": key, "sha256": out[path.name]}
     if say:
-        print(f"termnorm study: hashed in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        print(f"termnorm: hashed in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     if new:
         _write_cache(new)
     return dict(sorted(out.items()))
