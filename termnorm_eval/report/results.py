@@ -24,6 +24,8 @@ from typing import Any
 
 from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness.dataset import FORM_NEAR_LABEL
+from termnorm_eval.harness.rag import GOLD_IN_CANDIDATES as IN_CANDIDATES
+from termnorm_eval.harness.rag import HIGHER_IS_BETTER as RAG_HIGHER_IS_BETTER
 from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
 from termnorm_eval.harness.validity_names import CATEGORIES, CREDIT, METRICS, PARSE_ERROR, PREFIX
 from termnorm_eval.text import clean_text
@@ -33,7 +35,6 @@ TASK_RE = re.compile(r"^(?P<family>termnorm(?:-study|-rag)?)_(?P<key>[a-z][a-z0-
                      r"_(?P<split>train|val|test)$")  # test: a user's mentions (add-mentions)
 RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
 STRICT, LENIENT, ALIGNMENT = "exact_match", "lenient_match", "alignment"
-IN_CANDIDATES = "gold_in_candidates"  # a RAG document's field (harness.rag)
 # deep enough for <adapter>/eval/<split>/<model>/results_*.json given the adapter folder
 MAX_DEPTH = 4
 
@@ -202,9 +203,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+RAG_METRICS = tuple(RAG_HIGHER_IS_BETTER)  # the RAG tasks' candidate shares
 # retrieval ranking metrics, lookups and the RAG tasks' candidate shares: fractions too
-FRACTION_METRICS = ("acc@", "recall@", "mrr", "lookup_", "dictionary", "candidate_recall",
-                    "picked_wrong_candidate", "answered_outside")
+FRACTION_METRICS = ("acc@", "recall@", "mrr", "lookup_", "dictionary", *RAG_METRICS)
 
 
 def metric_range(metric: str) -> tuple[float, float] | None:
