@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 CELL_NAMES = {("label", "train"): "trained label", ("form", "train"): "trained form",
               ("label", "val"): "unseen label", ("form", "val"): "unseen form"}
 COLUMNS = ("terminology", "direction", "split", "cell", "run", "role", "n", "plain", "plain_lo", "plain_hi",
-           "rag", "rag_lo", "rag_hi", "delta", "delta_lo", "delta_hi", "p", "gained", "lost", "ceiling",
+           "rag", "rag_lo", "rag_hi", "delta", "delta_lo", "delta_hi", "p_strict", "gained", "lost", "ceiling",
            "retriever", "retriever_label")
 NO_RAG = ("Retrieval arm: not shown, no run scored a retrieval-augmented task beside its plain task "
           "(termnorm-rag_*, e.g. --tasks termnorm-rag with the plain tasks).")
@@ -55,7 +55,7 @@ class RagRow(intervals.HasIntervals):
     delta: float | None = None  # rag - plain, paired on the same documents
     delta_lo: float | None = None
     delta_hi: float | None = None
-    p: float | None = None
+    p_strict: float | None = None  # exact McNemar
     gained: int | None = None
     lost: int | None = None
     ceiling: float | None = None  # share of the documents whose gold was among the candidates
@@ -111,7 +111,7 @@ def _row(report: Report, run: Run, role: str, rag: TaskResult, plain: TaskResult
     row.gained, row.lost = intervals.transitions(before, after)
     row.delta = row.rag - row.plain
     row.delta_lo, row.delta_hi = intervals.mcnemar_interval(row.gained, row.lost, len(ids))
-    row.p = intervals.mcnemar_exact_p(row.gained, row.lost)
+    row.p_strict = intervals.mcnemar_exact_p(row.gained, row.lost)
     shown = [rag.samples[i].in_candidates for i in ids]
     if None not in shown:
         row.ceiling = sum(bool(s) for s in shown) / len(ids)

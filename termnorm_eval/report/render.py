@@ -820,7 +820,7 @@ def rag_markdown(report: Report) -> list[str]:
         cells = []
         for r in mine:
             cells.append([r.split, r.cell, r.run, _int(r.n), _acc(r.plain, r.ci("plain")),
-                          _acc(r.rag, r.ci("rag")), _gain(r.delta, r.ci("delta")), _p(r.p), _pct(r.ceiling),
+                          _acc(r.rag, r.ci("rag")), _gain(r.delta, r.ci("delta")), _p(r.p_strict), _pct(r.ceiling),
                           _pct(r.retriever)])
         title = md_cell(pair_title(key, direction, RAG))
         lines += [f"### {title}", "", *_md_table(RAG_HEAD, cells), ""]
