@@ -61,7 +61,7 @@ def _strict(folder: Path, task: str) -> float:
 
 @pytest.mark.slow
 def test_the_study_runs_every_step_and_reports_the_memorization_curve(finished: Path) -> None:
-    for step in ("base", "train-go", "eval-go", "sweep-go-e5", "lexicalization", "report"):
+    for step in ("retrieve", "base", "train-go", "eval-go", "sweep-go-e5", "lexicalization", "report"):
         rec = records.read_record(finished / step)
         assert rec is not None and rec["step"] == step, step
         assert rec["inputs"].get("termnorm_eval_version") or step == "report"
@@ -95,6 +95,16 @@ def test_the_study_runs_every_step_and_reports_the_memorization_curve(finished: 
         assert part in report, part
     assert (finished / "report/memorization.png").read_bytes()[:4] == b"\x89PNG"
     assert (finished / "lexicalization/alignment.csv").is_file()
+    # the retrieval arm (rag: on by default): bm25 on the X->ID tasks, their RAG mirrors in every
+    # evaluation, each run with and without candidates in the report, beside the retriever
+    (retrieved,) = (finished / "retrieve/results").glob("retriever-bm25/results_*.json")
+    assert sorted(json.loads(retrieved.read_text())["results"]) == [
+        f"termnorm_go_{d}_{s}" for d in ("synonym2id", "term2id") for s in ("train", "val")]
+    for step in ("base", "eval-go", "sweep-go-e5"):
+        assert list((finished / step / "results").glob("*/samples_termnorm-rag_go_term2id_val_*.jsonl"))
+    rag_rows = (finished / "report/rag.csv").read_text().splitlines()
+    assert len(rag_rows) == 1 + 4 * 2  # 4 tasks x (base, eval-go)
+    assert "## Retrieval arm" in report and "retriever: bm25" in report
 
 
 @pytest.mark.slow
