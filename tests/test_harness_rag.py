@@ -164,8 +164,13 @@ def test_an_added_ontology_gets_candidates_and_rag_tasks(tmp_path: Path) -> None
     recall = store.read_manifest(out)["terminologies"]["cl"]["rag"]["recall"]
     docs = load_task_dataset("cl", "term2id", out, rag=True)["val"]
     assert docs[0]["input"].startswith("Candidate CL terms from a search")
-    shown = statistics.fmean(d["gold_in_candidates"] for d in docs)
-    assert shown == pytest.approx(recall["val"]["term2id"]["10"], abs=1e-6)
+    # every RAG task of the added ontology loads, its recall in the manifest (the mention
+    # directions' too: their candidates are ranked at add-ontology time)
+    for direction in ("term2id", "synonym2id"):
+        for split in ("train", "val"):
+            docs = load_task_dataset("cl", direction, out, rag=True)[split]
+            shown = statistics.fmean(d["gold_in_candidates"] for d in docs)
+            assert shown == pytest.approx(recall[split][direction]["10"], abs=1e-6), (direction, split)
 
 
 # --- another retriever's candidates; bad inputs -----------------------------------------------------
@@ -288,3 +293,20 @@ def test_lm_eval_runs_a_rag_task(tiny_model: Path, tmp_path: Path,
         assert row[f"{m},{F}"] == pytest.approx(statistics.fmean(s[m] for s in samples)), m
     assert row[f"{rag.CANDIDATE_RECALL},{F}"] == statistics.fmean(s["doc"]["gold_in_candidates"]
                                                                   for s in samples)
+
+
+def test_answer_in_prompt_judges_the_prompt_with_its_candidates() -> None:
+    """A RAG prompt shows the gold when a candidate line is the gold: exact_match_shown/_hidden split
+    on that (the document's own answer_in_prompt field stays the question's)."""
+    from termnorm_eval.harness.rag import process_rag_results
+
+    docs = list(load_task_dataset("hpo", "synonym2id", rag=True)["val"])
+    with_gold = [d for d in docs if d["gold_in_candidates"]]
+    without = [d for d in docs if not d["gold_in_candidates"]]
+    assert with_gold and without
+    for doc in with_gold[:20] + without[:20]:
+        s = process_rag_results(doc, [doc["answer"]])
+        shown = doc["gold_in_candidates"] or doc["answer_in_prompt"]
+        assert s["answer_in_prompt"] == float(shown)
+        assert (f"exact_match_{'shown' if shown else 'hidden'}" in s
+                and f"exact_match_{'hidden' if shown else 'shown'}" not in s)

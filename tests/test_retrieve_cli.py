@@ -77,6 +77,8 @@ def test_label_tasks_report_lookup_beside_leave_label_out(tmp_path: Path, capsys
     _, samples = _results(out)
     docs = samples["termnorm_go_term2id_val"]
     assert len(docs) == 50
+    data, _ = _results(out)  # lm-eval's shape: original is the task's size, effective the scored
+    assert data["n-samples"]["termnorm_go_term2id_val"] == {"original": 600, "effective": 50}
     # nothing held out, the label finds its concept (a dictionary solves term->ID) ...
     assert sum(s["lookup_recall@10"] for s in docs) == 50
     # ... with the label held out, far fewer
@@ -112,6 +114,9 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     one_line_error(["retrieve", "eval", "--out", out, "--retriever", "foo"], capsys, "--retriever")
     one_line_error(["retrieve", "eval", "--out", out, "--retriever", "dense", "--embedder",
                     str(tmp_path / "missing")], capsys, "--embedder")
+    one_line_error(["retrieve", "eval", "--out", out, "--data-dir", str(tmp_path / "nowhere")], capsys,
+                   "--data-dir", "no terminology")
+    one_line_error(["retrieve", "index", "--data-dir", str(tmp_path / "nowhere")], capsys, "--data-dir")
     assert not (tmp_path / "r").exists()
     # a retriever's results given as a model's, and a model's as a retriever's
     res = _eval(tmp_path / "ok", capsys, "termnorm_hpo_term2id_val", limit=3)
@@ -120,6 +125,9 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     one_line_error(["report", "--base", str(STUDY / "base/results"), "--tuned",
                     str(STUDY / "eval-hpo/results"), "--retriever", str(STUDY / "base/results")], capsys,
                    "--retriever", "not of a retriever")
+    one_line_error(["report", "--base", str(STUDY / "base/results"), "--tuned",
+                    str(STUDY / "eval-hpo/results"), "--retriever", str(res), "--retriever", str(res)],
+                   capsys, "--retriever", "given twice")
     # an output that is not ours is not replaced
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -58,3 +58,9 @@ def test_rag_k_is_recorded_and_checked(tiny_model: Path, tmp_path: Path, capsys:
     _, five = _plan(tiny_model, tmp_path, terminologies="hpo", directions="term2id", rag_k=5)
     assert "rag_k" not in default["base"].inputs and five["base"].inputs["rag_k"] == 5
     one_line_error(["study", "--model", "x", "--rag-k", "21"], capsys, "--rag-k")
+
+
+def test_without_an_x_to_id_direction_there_is_no_retrieve_step(tiny_model: Path, tmp_path: Path) -> None:
+    ctx, steps = _plan(tiny_model, tmp_path, terminologies="go", directions="id2term")
+    assert "retrieve" not in steps
+    assert ctx.tasks["go"] == ["termnorm_go_id2term_train", "termnorm_go_id2term_val"]

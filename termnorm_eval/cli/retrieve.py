@@ -41,6 +41,10 @@ def _keys(terminology: list[str] | None, data_dir: Path | None) -> list[str]:
     from termnorm_eval.splits import store
 
     known = store.available(data_dir)
+    if not known:
+        where = "the shipped data" if data_dir is None else f"--data-dir {data_dir}"
+        raise TermnormError(f"{where}: no terminology with train and val splits here (a termnorm data build "
+                            "or add-ontology output)")
     keys = list(dict.fromkeys(terminology or known))
     for k in keys:
         if k not in known:
@@ -103,7 +107,7 @@ def evaluate(
     from termnorm_eval.splits import build
 
     spec = _spec(retriever, embedder)
-    chosen = ev.select_tasks(tasks or [], data_dir)
+    chosen = ev.select_tasks(tasks or None, data_dir)
     out = Path(out).expanduser().absolute()
     protected = [p for p in (data_dir,) if p is not None]
 

@@ -16,9 +16,11 @@ is the answer the task wants and the concept's label, from the release index: ``
 identifier answers (genes: ``HGNC:11998 tumor protein p53``, the approved name), ``<symbol>
 <approved name>`` for symbol answers (``TP53 tumor protein p53``).
 
-Only ``input`` (what the model reads) changes: ``question`` stays the plain question, so
-``answer_in_prompt`` and the validity category ``prompt_example`` keep their meaning (a picked wrong
-candidate is a real wrong identifier, classed as such, not the prompt's example).
+Only ``input`` (what the model reads) changes: ``question`` stays the plain question, so the validity
+category ``prompt_example`` keeps its meaning (a picked wrong candidate is a real wrong identifier,
+classed as such, not the prompt's example). The ``answer_in_prompt`` score (and ``exact_match_shown``
+/ ``_hidden``) judges the prompt the model saw: shown when the question shows the gold or a
+candidate line is the gold (the document's own ``answer_in_prompt`` field stays the question's).
 
 Scores (``process_rag_results``): everything ``score_document`` gives, plus
 
@@ -37,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.harness.scoring import ExtractedAnswer, extracted_response, lenient_match, score_document
+from termnorm_eval.harness.scoring import (
+    ANSWER_IN_PROMPT,
+    ExtractedAnswer,
+    extracted_response,
+    lenient_match,
+    score_document,
+    shows_answer,
+)
 from termnorm_eval.splits import rag as rag_files
 from termnorm_eval.terminologies import Direction, Terminology, input_text
 
@@ -121,6 +130,12 @@ def process_rag_results(doc: dict[str, Any], results: Sequence[Any]) -> dict[str
     if not isinstance(response, ExtractedAnswer):
         response = extracted_response(response, doc)
     scores = score_document(doc, response)
+    # the prompt the model saw shows the gold when its question does or a candidate line is the gold
+    shown = shows_answer(doc) or bool(doc[GOLD_IN_CANDIDATES])
+    for side in ("shown", "hidden"):
+        scores.pop(f"exact_match_{side}", None)
+    scores[f"exact_match_{'shown' if shown else 'hidden'}"] = scores["exact_match"]
+    scores[ANSWER_IN_PROMPT] = float(shown)
     right = bool(scores["lenient_match"])
     picked = not right and bool(lenient_match(str(response), doc[CANDIDATES], doc["answer_format"]))
     scores[CANDIDATE_RECALL] = float(doc[GOLD_IN_CANDIDATES])

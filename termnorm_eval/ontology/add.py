@@ -389,6 +389,7 @@ def add_ontology(
                   "train": len(b.train), "val": len(b.val)}
         note = mention_note(b.stats["mention_kinds"], sum(len(t.synonyms) for t in obo.terms))
         term = with_mention_kinds(term, b.stats["mention_kinds"])  # its synonym2id / lay2id tasks
+        b.spec = term  # so its candidates are ranked for the mention directions too
         if ann is not None:
             counts["annotation_rows"] = ann.rows
         if not uniform:

@@ -21,6 +21,7 @@ from termnorm_eval.report.results import (
     describe_model,
     merge,
     read_files,
+    retriever_label,
     same_run,
 )
 
@@ -116,9 +117,14 @@ def report_files(rep: compare.Report) -> dict[str, bytes | str]:
 def load_references(paths: Sequence[Path], filter_name: str | None = None) -> list[Run]:
     """Each ``--retriever`` path as one run of a retriever, named by it ("retriever: bm25")."""
     refs: list[Run] = []
+    seen: dict[Path, Path] = {}
     for path in paths:
         files = read_files([path], RETRIEVER_OPTION, filter_name)
-        run = merge(files, files[-1].identity[0])
+        for f in files:
+            if f.path.resolve() in seen:
+                raise ReportInputError(f"{RETRIEVER_OPTION} {f.path}: given twice")
+            seen[f.path.resolve()] = f.path
+        run = merge(files, retriever_label(files[-1].model_args))
         if any(r.label == run.label for r in refs):
             run.label = f"{run.label}#{sum(r.label.startswith(run.label) for r in refs) + 1}"
         refs.append(run)

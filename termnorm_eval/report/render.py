@@ -803,6 +803,8 @@ def transfer_figure(report: Report) -> bytes:
 
 RAG_HEAD = ("split", "cell", "run", "n", "plain % [95% CI]", "with candidates % [95% CI]",
             "RAG gain, pp [95% CI]", "p", "ceiling %", "retriever acc@1 %")
+RAG_NO_RETRIEVER = ("retriever acc@1: give the results of the retriever that made the candidates "
+                    "(termnorm retrieve eval) with --retriever")
 RAG_TEXT = ("Each run with and without the retrieved candidates in its prompt, paired on the same documents "
             "(gain: exact McNemar interval). Ceiling: the share whose gold was among the candidates shown. "
             "A label task's candidates can show the asked label verbatim: a pick can be copying. Fine-tuned "
@@ -820,11 +822,14 @@ def rag_markdown(report: Report) -> list[str]:
         cells = []
         for r in mine:
             cells.append([r.split, r.cell, r.run, _int(r.n), _acc(r.plain, r.ci("plain")),
-                          _acc(r.rag, r.ci("rag")), _gain(r.delta, r.ci("delta")), _p(r.p_strict), _pct(r.ceiling),
-                          _pct(r.retriever)])
+                          _acc(r.rag, r.ci("rag")), _gain(r.delta, r.ci("delta")), _p(r.p_strict),
+                          _pct(r.ceiling), _pct(r.retriever)])
         title = md_cell(pair_title(key, direction, RAG))
         lines += [f"### {title}", "", *_md_table(RAG_HEAD, cells), ""]
-        lines += [f"- {md_cell(n)}" for r in mine for n in r.notes]
+        labels = sorted({r.retriever_label for r in mine if r.retriever_label})
+        lines += [f"- retriever acc@1: {md_cell(', '.join(labels))}" if labels else f"- {RAG_NO_RETRIEVER}"]
+        lines += [f"- {md_cell(n)}" for n in dict.fromkeys(n for r in mine for n in r.notes)]
+        lines.append("")
     return lines
 
 

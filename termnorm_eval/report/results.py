@@ -26,11 +26,13 @@ from termnorm_eval.errors import TermnormError
 from termnorm_eval.harness.dataset import FORM_NEAR_LABEL
 from termnorm_eval.harness.rag import GOLD_IN_CANDIDATES as IN_CANDIDATES
 from termnorm_eval.harness.rag import HIGHER_IS_BETTER as RAG_HIGHER_IS_BETTER
+from termnorm_eval.harness.rag import RETRIEVER as RAG_RETRIEVER
 from termnorm_eval.harness.scoring import ANSWER_IN_PROMPT, answer_shown
+from termnorm_eval.harness.taskgen import RAG_PREFIX, STUDY_PREFIX, TASK_PREFIX
 from termnorm_eval.harness.validity_names import CATEGORIES, CREDIT, METRICS, PARSE_ERROR, PREFIX
 from termnorm_eval.text import clean_text
 
-PLAIN, STUDY, RAG = "termnorm", "termnorm-study", "termnorm-rag"
+PLAIN, STUDY, RAG = TASK_PREFIX, STUDY_PREFIX, RAG_PREFIX
 TASK_RE = re.compile(r"^(?P<family>termnorm(?:-study|-rag)?)_(?P<key>[a-z][a-z0-9]*)_(?P<direction>[a-z0-9]+)"
                      r"_(?P<split>train|val|test)$")  # test: a user's mentions (add-mentions)
 RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
@@ -61,6 +63,7 @@ class Sample:
     # a retrieval-augmented document's gold was among the candidates shown (doc.gold_in_candidates);
     # None: not a RAG document
     in_candidates: bool | None = None
+    retriever: str | None = None  # a RAG document's: the identity digest of the retriever of its candidates
 
 
 @dataclass
@@ -331,6 +334,7 @@ def load_samples(path: Path, filt: str, family: str = PLAIN) -> dict[str, Sample
                 shown=_shown(rec, doc, where, family),
                 near=doc[FORM_NEAR_LABEL] if isinstance(doc.get(FORM_NEAR_LABEL), bool) else None,
                 in_candidates=doc[IN_CANDIDATES] if isinstance(doc.get(IN_CANDIDATES), bool) else None,
+                retriever=clean_text(doc[RAG_RETRIEVER]) if isinstance(doc.get(RAG_RETRIEVER), str) else None,
             )
     return out
 
@@ -372,8 +376,9 @@ class ResultsFile:
     def identity(self) -> tuple[str, str]:
         """What tells runs apart besides task versions: the model and the adapter."""
         args = self.model_args
-        if RETRIEVER_ARG in args:  # ``termnorm retrieve eval``: no model, a retriever
-            return (retriever_label(args), "")
+        if RETRIEVER_ARG in args:  # ``termnorm retrieve eval``: no model, a retriever (two embedders
+            # of one folder name are two retrievers: the identity digest tells them apart)
+            return (f"{retriever_label(args)} [{args.get(RETRIEVER_IDENTITY, '?')}]", "")
         return (args.get("pretrained", "?").rstrip("/"), (args.get("peft") or "").rstrip("/"))
 
     @property
@@ -390,6 +395,7 @@ class ResultsFile:
 
 
 RETRIEVER_ARG = "retriever"  # model_args key of a retrieve eval results file
+RETRIEVER_IDENTITY = "identity"  # its retriever's identity digest (what RAG documents name)
 
 
 def retriever_label(args: dict[str, str]) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from termnorm_eval.harness.dataset import answer_format
 from termnorm_eval.retrieval import bm25
 from termnorm_eval.retrieval.entries import Entries
 from termnorm_eval.retrieval.evaluate import HOLDOUT_RULE
@@ -56,7 +57,7 @@ def compute(retriever: Retriever, term: Terminology, records: Mapping[str, Seque
     recall: dict[str, dict[str, dict[int, float]]] = {}
     for split, recs in records.items():
         for d in directions:
-            fmt = "curie" if d.target == "id" else "symbol"
+            fmt = answer_format(d)
             hits = {at: 0 for at in RECALL_AT}
             n = 0
             for r in recs:

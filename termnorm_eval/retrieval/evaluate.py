@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import hashlib
 import io
 import json
 import time
@@ -35,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from termnorm_eval.errors import TermnormError
-from termnorm_eval.harness.dataset import build_docs
+from termnorm_eval.harness.dataset import answer_format, build_docs
 from termnorm_eval.harness.scoring import score_document
 from termnorm_eval.harness.taskgen import FILTER_NAME, task_name
 from termnorm_eval.retrieval.search import Ranking, Retriever
 from termnorm_eval.retrieval.spec import RetrieverSpec
-from termnorm_eval.splits import store
+from termnorm_eval.splits import rag, store
 from termnorm_eval.splits.rag import retrievable
 from termnorm_eval.terminologies import TASK_VERSION, Direction
 
@@ -78,11 +77,18 @@ def tasks_of(data_dir: str | Path | None = None) -> dict[str, RetrievalTask]:
     return out
 
 
-def select_tasks(patterns: Sequence[str], data_dir: str | Path | None = None) -> list[RetrievalTask]:
-    """The retrievable tasks matching ``patterns`` (fnmatch, comma lists allowed; none: all of them).
-    A pattern that names only tasks a retriever cannot answer, or nothing at all, is one line."""
+def select_tasks(patterns: Sequence[str] | None, data_dir: str | Path | None = None) -> list[RetrievalTask]:
+    """The retrievable tasks matching ``patterns`` (fnmatch, comma lists allowed; None: all of them; an
+    empty list: none). A pattern that names only tasks a retriever cannot answer, or nothing at all,
+    is one line."""
     every = tasks_of(data_dir)
-    wanted = [p.strip() for raw in patterns for p in raw.split(",") if p.strip()] or ["*"]
+    if not every:
+        where = "the shipped data" if data_dir is None else f"--data-dir {data_dir}"
+        raise TermnormError(f"{where}: no terminology with train and val splits here (a termnorm data build "
+                            "or add-ontology output; a user's mention table has no retrieval tasks)")
+    if patterns is None:
+        patterns = ["*"]
+    wanted = [p.strip() for raw in patterns for p in raw.split(",") if p.strip()]
     chosen: dict[str, RetrievalTask] = {}
     for pat in wanted:
         hits = [t for n, t in every.items() if fnmatch.fnmatchcase(n, pat)]
@@ -95,10 +101,6 @@ def select_tasks(patterns: Sequence[str], data_dir: str | Path | None = None) ->
                                 "identifiers and symbols, from labels, forms and names")
         chosen.update((t.name, t) for t in good)
     return [chosen[n] for n in sorted(chosen)]
-
-
-def _answer_format(d: Direction) -> str:
-    return "curie" if d.target == "id" else "symbol"
 
 
 def _rank(ranking: Ranking, gold: int | None) -> int | None:
@@ -118,6 +120,7 @@ def _rank_scores(rank: int | None) -> dict[str, float]:
 class TaskScores:
     task: RetrievalTask
     samples: list[dict[str, Any]] = field(default_factory=list)
+    total: int | None = None  # the task's documents before --limit (lm-eval's n-samples.original)
 
     def means(self) -> dict[str, float]:
         """Mean of every numeric metric over the documents that have it (strata: theirs alone)."""
@@ -136,7 +139,7 @@ def score_task(task: RetrievalTask, retriever: Retriever, data_dir: str | Path |
     docs = build_docs(task.key, task.direction.name, task.split, data_dir)
     if limit is not None:
         docs = docs[:limit]
-    fmt = _answer_format(task.direction)
+    fmt = answer_format(task.direction)
     queries = [str(d["source"]) for d in docs]
     held = retriever.search(queries, holdout=True, k=RANKED, progress=progress)
     label_task = task.direction.mention is None
@@ -181,7 +184,8 @@ def results_files(spec: RetrieverSpec, scored: Sequence[TaskScores], meta: dict[
         name = ts.task.name
         results[name] = {"alias": name, **{f"{k},{FILTER_NAME}": v for k, v in ts.means().items()}}
         versions[name] = TASK_VERSION
-        counts[name] = {"original": len(ts.samples), "effective": len(ts.samples)}
+        counts[name] = {"original": ts.total if ts.total is not None else len(ts.samples),
+                        "effective": len(ts.samples)}
         files[f"{folder}/samples_{name}_{stamp}.jsonl"] = "".join(_json({
             "doc_id": s["doc_id"], "doc": s["doc"], "target": s["doc"]["answer"], "filter": FILTER_NAME,
             "resps": [[s["top1"]]], "filtered_resps": [s["top1"]], "rank": s["rank"], "top": s["top"],
@@ -276,15 +280,15 @@ def evaluate(spec: RetrieverSpec, tasks: Sequence[RetrievalTask], open_retriever
         retriever = open_retriever(task.key)
         indexes[task.key] = {"release": retriever.entries.release, "entries": retriever.entries.digest(),
                              "concepts": len(retriever.entries.ids), "strings": len(retriever.entries.texts)}
-        n = len(build_docs(task.key, task.direction.name, task.split, data_dir))
-        n = n if limit is None else min(n, limit)
+        total = len(build_docs(task.key, task.direction.name, task.split, data_dir))
+        n = total if limit is None else min(total, limit)
         t0 = time.perf_counter()
         bar = progress(task.name, n) if progress else None
         scored.append(score_task(task, retriever, data_dir, limit, bar))
+        scored[-1].total = total
         searching += time.perf_counter() - t0
     documents = sum(len(ts.samples) for ts in scored)
-    root = store.shipped_data_dir() if data_dir is None else Path(data_dir)
-    manifest = hashlib.sha256((root / store.MANIFEST).read_bytes()).hexdigest()[:16]
+    manifest = rag.manifest_sha256(data_dir)[:16]
     meta = {"documents": documents, "seconds": round(time.perf_counter() - start, 3),
             "queries_per_s": round(documents / searching, 1) if searching > 0 else 0.0,
             "indexes": indexes, "limit": limit, "data_manifest": manifest}

@@ -2,7 +2,7 @@
 
 The identity says everything that changes the scores and nothing that does not: never a path (a model
 folder moved elsewhere is the same model; two checkpoints in one folder are not), so a dense index
-names its embedder by the sha256 of each of its files (``study.fingerprint.model_identity``).
+names its embedder by the sha256 of each of its files (``fingerprint.model_identity``).
 """
 
 from __future__ import annotations

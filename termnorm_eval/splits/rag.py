@@ -127,11 +127,6 @@ def shown_order(ids: Sequence[str], seed: int, item_id: str, direction: str) -> 
     return sorted(ids, key=rank)
 
 
-def identity_digest(identity: Mapping[str, Any]) -> str:
-    """A retriever identity's short digest (sha256 of its sorted JSON, 12 hex digits)."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()[:12]
-
-
 def manifest_block(identity: Mapping[str, Any], seed: int, holdout: str,
                    recall: Mapping[str, Mapping[str, Mapping[int, float]]], digest: str) -> dict[str, Any]:
     """``terminologies.<key>.rag`` of a manifest (and of a candidates folder's ``meta.json``);

@@ -14,13 +14,12 @@ def task_names(key: str, directions: list[str]) -> list[str]:
     return [task_name(key, d, split) for d in directions for split in ("train", "val")]
 
 
-RAG_PREFIX = "termnorm-rag"  # the retrieval-augmented family (harness.taskgen writes its tasks)
 RETRIEVE = "retrieve"  # the step scoring the retriever itself
 
 
 def rag_name(task: str) -> str:
     """The retrieval-augmented task asking ``task``'s question (termnorm_go_term2id_train ->
     termnorm-rag_go_term2id_train)."""
-    from termnorm_eval.harness.taskgen import TASK_PREFIX
+    from termnorm_eval.harness.taskgen import RAG_PREFIX, TASK_PREFIX
 
     return RAG_PREFIX + task.removeprefix(TASK_PREFIX)

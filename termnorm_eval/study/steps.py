@@ -257,15 +257,16 @@ def has_candidates(cfg: StudyConfig, key: str) -> bool:
 
 def retrieved_tasks(cfg: StudyConfig, tasks: dict[str, list[str]]) -> list[str]:
     """The plain X->ID tasks among ``tasks`` (what a retriever answers and the RAG family asks)."""
+    from termnorm_eval.harness.taskgen import task_name
     from termnorm_eval.splits import store
     from termnorm_eval.splits.rag import retrievable
 
     out = []
     for key, names in tasks.items():
         term = store.terminology(key, cfg.data_dir)
-        for d in term.all_directions:
-            if retrievable(d):
-                out += [t for t in names if t.startswith(f"termnorm_{key}_{d.name}_")]
+        wanted = {task_name(key, d.name, split) for d in term.all_directions if retrievable(d)
+                  for split in d.splits}
+        out += [t for t in names if t in wanted]
     return out
 
 
@@ -776,8 +777,8 @@ def plan(ctx: Context) -> list[Step]:
         ctx.steps[step.name] = step
 
     all_tasks = [t for key in ctx.selected for t in ctx.tasks[key]]
-    if cfg.rag:
-        plain = retrieved_tasks(cfg, ctx.tasks)
+    plain = retrieved_tasks(cfg, ctx.tasks) if cfg.rag else []
+    if plain:  # no X->ID direction selected (e.g. id2term alone): nothing for a retriever
         add(Step(RETRIEVE, RETRIEVE, _common(ctx) | {"retriever": "bm25", "tasks": plain, "limit": cfg.limit},
                  partial(_retrieve_step, ctx, plain),
                  describe=f"bm25 over every live concept on {len(plain)} X->ID tasks (asked form held out)"))
