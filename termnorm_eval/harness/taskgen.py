@@ -129,11 +129,12 @@ def _metric_list(metrics: tuple[str, ...], higher_is_better: dict[str, bool]) ->
                   f"    higher_is_better: {'true' if higher_is_better[m] else 'false'}\n"]
     return "".join(lines)
 
-TEMPLATE = _HEADER + f"""\
-# Shared configuration of every termnorm_* task; each leaf adds its task name, terminology,
-# direction, split and generation limits.
+def _answer_template(comment: str, loader: str, process: str, metrics: tuple[str, ...],
+                     higher_is_better: dict[str, bool]) -> str:
+    """The shared YAML of a family that asks the plain question (``input``) and extracts the answer."""
+    return _HEADER + comment + f"""\
 output_type: generate_until
-custom_dataset: !function utils.load_dataset
+custom_dataset: !function utils.{loader}
 fewshot_split: train
 doc_to_text: input
 doc_to_target: answer
@@ -144,32 +145,23 @@ filter_list:
     filter:
       - function: custom
         filter_fn: !function utils.extract_responses
-process_results: !function utils.process_results
-""" + _metric_list(METRICS, HIGHER_IS_BETTER) + f"""metadata:
+process_results: !function utils.{process}
+""" + _metric_list(metrics, higher_is_better) + f"""metadata:
   version: {VERSION}
 """
 
-RAG_TEMPLATE = _HEADER + f"""\
+
+TEMPLATE = _answer_template("""\
+# Shared configuration of every termnorm_* task; each leaf adds its task name, terminology,
+# direction, split and generation limits.
+""", "load_dataset", "process_results", METRICS, HIGHER_IS_BETTER)
+
+RAG_TEMPLATE = _answer_template("""\
 # Shared configuration of every termnorm-rag_* task: the plain task's question after the candidates a
 # retriever found (termnorm_eval.harness.rag); each leaf adds its task name, terminology, direction,
-# split and generation limits. --metadata '{{"rag_k": 5}}' shows fewer candidates (at most 20),
-# '{{"rag_candidates": "FOLDER"}}' another retriever's (termnorm retrieve candidates).
-output_type: generate_until
-custom_dataset: !function utils.load_rag_dataset
-fewshot_split: train
-doc_to_text: input
-doc_to_target: answer
-target_delimiter: " "
-fewshot_delimiter: "\\n\\n"
-filter_list:
-  - name: {FILTER_NAME}
-    filter:
-      - function: custom
-        filter_fn: !function utils.extract_responses
-process_results: !function utils.process_rag_results
-""" + _metric_list(RAG_METRICS, RAG_HIGHER_IS_BETTER) + f"""metadata:
-  version: {VERSION}
-"""
+# split and generation limits. --metadata '{"rag_k": 5}' shows fewer candidates (at most 20),
+# '{"rag_candidates": "FOLDER"}' another retriever's (termnorm retrieve candidates).
+""", "load_rag_dataset", "process_rag_results", RAG_METRICS, RAG_HIGHER_IS_BETTER)
 
 STUDY_TEMPLATE = _HEADER + f"""\
 # Shared configuration of every termnorm-study_* task (the study's evaluation protocol, see
