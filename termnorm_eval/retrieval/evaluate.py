@@ -26,6 +26,8 @@ import csv
 import fnmatch
 import io
 import json
+import os
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -266,6 +268,19 @@ def owned(path: Path) -> bool:
     return False
 
 
+def _versions() -> dict[str, str]:
+    """What made the figures: the packages whose code scores (a results file names no path)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("termnorm-eval", "bm25s", "sentence-transformers", "torch", "numpy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
 def evaluate(spec: RetrieverSpec, tasks: Sequence[RetrievalTask], open_retriever: Callable[[str], Retriever],
              data_dir: str | Path | None = None, limit: int | None = None,
              progress: Callable[[str, int], Callable[[int], None]] | None = None,
@@ -289,7 +304,8 @@ def evaluate(spec: RetrieverSpec, tasks: Sequence[RetrievalTask], open_retriever
         searching += time.perf_counter() - t0
     documents = sum(len(ts.samples) for ts in scored)
     manifest = rag.manifest_sha256(data_dir)[:16]
-    meta = {"documents": documents, "seconds": round(time.perf_counter() - start, 3),
+    meta = {"versions": _versions(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "documents": documents, "seconds": round(time.perf_counter() - start, 3),
             "queries_per_s": round(documents / searching, 1) if searching > 0 else 0.0,
             "indexes": indexes, "limit": limit, "data_manifest": manifest}
     return scored, meta
