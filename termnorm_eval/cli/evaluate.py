@@ -166,6 +166,12 @@ def evaluate(
         int, typer.Option("--num-concurrent", min=1, help="vllm-server: requests in flight at once "
                           "(the server batches them).")
     ] = 1,
+    constrain: Annotated[
+        bool, typer.Option("--constrain", help="Constrained decoding: every answer is a live identifier, "
+                           "approved symbol or label of the asked terminology (its release index; RAG "
+                           "tasks: one of the shown candidates). Runs lm-eval's hf backend as termnorm-hf; "
+                           "--engine hf only.")
+    ] = False,
 ) -> None:
     """Run lm-evaluation-harness on the termnorm tasks and print its results table.
 
@@ -177,6 +183,12 @@ def evaluate(
     extra = list(ctx.args)
     if engine not in vllm_engine.ENGINES:
         raise TermnormError(f"--engine {engine}: choose one of {', '.join(vllm_engine.ENGINES)}")
+    if constrain and engine != "hf":
+        raise TermnormError(f"--constrain --engine {engine}: constrained decoding runs on --engine hf only "
+                            "(lm-eval's hf backend as termnorm-hf); not on vLLM yet")
+    if constrain and model != "hf":
+        raise TermnormError(f"--constrain --model {model}: only the hf backend can constrain decoding "
+                            "(--model hf, the default)")
     server_only = {"--base-url": base_url, "--served-model": served_model, "--port": port,
                    "--server-python": server_python, "--server-arg": server_arg,
                    "--server-log": server_log}
@@ -257,6 +269,10 @@ def evaluate(
         [adapter] = _adapters(lora, args, max_lora_rank, base_check, engine)
         model_args = runner.model_args([(k, v, f"--model-args {k}=") for k, v in args.items()]
                                        + [("peft", adapter.path, "--lora")])
+    if constrain:
+        from termnorm_eval.harness.constrain import MODEL_NAME
+
+        model = MODEL_NAME  # hf, constrained per document
     device = device or runner.default_device()
     cmd = runner.EvalCommand(
         model=model, model_args=model_args, tasks=tasks, limit=limit, batch_size=batch_size,

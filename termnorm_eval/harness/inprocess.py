@@ -103,8 +103,11 @@ def run(p: Plan) -> None:
     """What ``lm_eval run`` does with ``p.namespace``, minus the index of built-in tasks."""
     from lm_eval.utils import setup_logging
 
+    from termnorm_eval.harness import constrain
+
     setup_logging()  # the CLI's entry point does this first
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    constrain.register_model()  # --model termnorm-hf (lm-eval reads no model entry points)
 
     from lm_eval.config.evaluate_config import EvaluatorConfig
 
@@ -217,8 +220,9 @@ def cli(args: list[str]) -> int:
     failure in one line (exit 2): what ``termnorm eval`` runs for what ``plan`` cannot."""
     from lm_eval.__main__ import cli_evaluate
 
-    from termnorm_eval.harness import api_client
+    from termnorm_eval.harness import api_client, constrain
 
+    constrain.register_model()
     sys.argv = ["lm_eval", *args]
     try:
         with api_client.guarded():
