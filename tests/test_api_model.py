@@ -82,7 +82,7 @@ def test_the_study_evaluates_an_api_model_without_training(
     assert code == 0, err[-3000:]
     assert "lexicalization skipped: it needs the model's weights" in err
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "base", "report", "report.md", "study.json"]
+        "base", "report", "report.md", "retrieve", "study.json"]
     (path,) = sorted((out / "base/results").glob("*/results_*.json"))
     data = json.loads(path.read_text())
     assert set(data["results"]) >= {"termnorm_go_term2id_train", "termnorm_go_term2id_val"}

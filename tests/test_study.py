@@ -116,7 +116,7 @@ def test_a_finished_study_reruns_in_seconds_and_changes_nothing(
     code, _, err = run(argv, capsys)
     assert code == 0, err
     assert time.monotonic() - started < 20
-    assert err.count("finished earlier, reused") == 6 and "[6/6] report" in err
+    assert err.count("finished earlier, reused") == 7 and "[7/7] report" in err
     after = {p: p.stat().st_mtime_ns for p in finished.rglob("*") if p.is_file() and p.name != "study.json"}
     assert after == before
 
@@ -131,7 +131,7 @@ def test_a_changed_input_reruns_that_step_and_what_reads_it(
     assert code == 0, err
     assert "another config (differs in lexicalization_limit)" in err
     assert "lexicalization: inputs changed (limit)" in err
-    assert err.count("finished earlier, reused") == 4  # base, train, eval, sweep
+    assert err.count("finished earlier, reused") == 5  # base, retrieve, train, eval, sweep
     assert "report: inputs changed (reads.lexicalization)" in err
     assert json.loads((out / "lexicalization/alignment.json").read_text())["limit"] == 6
 
@@ -253,15 +253,15 @@ def test_the_study_runs_unchanged_under_a_launcher_with_two_processes(tiny256: P
     # 30 rows in batches of 10: 3 batches per epoch, 2 for one process, so 2 steps per epoch
     assert (manifest["processes"], manifest["training"]["global_steps"]) == (2, 40)
     assert (out / "train-go/epochs/epoch-5/adapter_model.safetensors").is_file()
-    assert proc.stderr.count("[1/5] base: base model on 4 tasks") == 1
+    assert proc.stderr.count("[1/6] base: base model on 8 tasks") == 1  # 4 plain, their 4 RAG mirrors
     assert proc.stderr.count("running, in a process of its own") == 3  # base, eval-go, sweep-go-e5
-    for step in ("base", "train-go", "eval-go", "sweep-go-e5", "report"):
+    for step in ("base", "retrieve", "train-go", "eval-go", "sweep-go-e5", "report"):
         assert records.read_record(out / step) is not None, step
     assert _results(out / "eval-go")["n-samples"]["termnorm_go_term2id_train"]["effective"] == 4
     assert (out / "report.md").is_file()
     # the same launch again: nothing to do
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0 and proc.stderr.count("finished earlier, reused") == 5, proc.stderr[-3000:]
+    assert proc.returncode == 0 and proc.stderr.count("finished earlier, reused") == 6, proc.stderr[-3000:]
 
 
 # ------------------------------------------------------------------ bad input (no model runs)

@@ -28,7 +28,7 @@ def test_the_arm_adds_a_retrieve_step_and_the_rag_mirror_of_every_x_to_id_task(
     ctx, steps = _plan(tiny_model, tmp_path, terminologies="go,gene",
                        directions="term2id,id2term,name2symbol,symbol2name")
     names = list(steps)
-    assert names.index("retrieve") < names.index("base")
+    assert names.index("retrieve") == names.index("base") + 1  # a base model that cannot run stops first
     retrieved = steps["retrieve"].inputs["tasks"]
     # X->ID only: labels and forms in, identifiers and symbols out (never id2term, symbol2name)
     assert sorted(retrieved) == sorted(
@@ -40,7 +40,7 @@ def test_the_arm_adds_a_retrieve_step_and_the_rag_mirror_of_every_x_to_id_task(
         rag = [t for t in ctx.tasks[key] if t.startswith("termnorm-rag_")]
         assert sorted(rag) == sorted(rag_name(t) for t in plain if t in retrieved)
         assert steps[f"eval-{key}"].inputs["tasks"] == ctx.tasks[key]
-    assert steps["report"].depends[0] == "retrieve"
+    assert "retrieve" in steps["report"].depends
 
 
 def test_rag_off_has_no_retrieve_step_and_the_training_is_the_same(tiny_model: Path, tmp_path: Path) -> None:

@@ -39,9 +39,9 @@ def test_study_serves_each_adapter_on_its_own_vllm_server(
         assert s[s.index("--model") + 1] == str(tiny_model) and s[s.index("--host") + 1] == "127.0.0.1"
     assert starts[1][starts[1].index("--max-lora-rank") + 1] == "16"  # the recipe's r 16
     # every request went to the name that step serves: the base, then the adapter (4 documents of each
-    # of 4 tasks: term2id and its mention task synonym2id, train and val)
+    # of 8 tasks: term2id and its mention task synonym2id, train and val, and their 4 RAG mirrors)
     models = [json.loads(line)["model"] for line in (fake_vllm / "requests.jsonl").read_text().splitlines()]
-    assert models == ["base"] * 16 + ["adapter"] * 32
+    assert models == ["base"] * 32 + ["adapter"] * 64
     for step, served in (("base", "base"), ("eval-go", "adapter"), ("sweep-go-e1", "adapter")):
         (res,) = (out / step / "results").glob("*/results_*.json")
         config = json.loads(res.read_text())["config"]
@@ -52,7 +52,7 @@ def test_study_serves_each_adapter_on_its_own_vllm_server(
     assert (out / "report.md").is_file()
     # a rerun starts no server
     code, _, err = run(argv, capsys)
-    assert code == 0 and err.count("finished earlier, reused") == 5, err
+    assert code == 0 and err.count("finished earlier, reused") == 6, err
     assert len((fake_vllm / "argv.jsonl").read_text().splitlines()) == 3
 
 

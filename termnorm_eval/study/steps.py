@@ -37,7 +37,7 @@ from termnorm_eval.study.config import API_TYPES, CHAT_TYPES, TRAINABLE_TYPES, S
 from termnorm_eval.study.names import ADAPTER, EPOCHS, RESULTS, RETRIEVE, rag_name, task_names
 from termnorm_eval.study.training import training_set
 
-KINDS = ("retrieve", "base", "train", "eval", "sweep", "lexicalization", "report")
+KINDS = ("base", "retrieve", "train", "eval", "sweep", "lexicalization", "report")
 # Settings of a recipe the study decides itself.
 STUDY_SETS = ("model", "terminology", "directions", "data_dir", "output_dir", "epochs", "limit_pairs",
               "mention_tasks", "resume")
@@ -777,13 +777,14 @@ def plan(ctx: Context) -> list[Step]:
         ctx.steps[step.name] = step
 
     all_tasks = [t for key in ctx.selected for t in ctx.tasks[key]]
+    add(Step("base", "base", _eval_inputs(ctx, all_tasks, None), partial(_eval_step, ctx, all_tasks, None),
+             describe=f"base model on {len(all_tasks)} tasks"))
+    # after base: a base model that cannot run stops the study before anything is written
     plain = retrieved_tasks(cfg, ctx.tasks) if cfg.rag else []
     if plain:  # no X->ID direction selected (e.g. id2term alone): nothing for a retriever
         add(Step(RETRIEVE, RETRIEVE, _common(ctx) | {"retriever": "bm25", "tasks": plain, "limit": cfg.limit},
                  partial(_retrieve_step, ctx, plain),
                  describe=f"bm25 over every live concept on {len(plain)} X->ID tasks (asked form held out)"))
-    add(Step("base", "base", _eval_inputs(ctx, all_tasks, None), partial(_eval_step, ctx, all_tasks, None),
-             describe=f"base model on {len(all_tasks)} tasks"))
     if cfg.train:
         for key in ctx.selected:
             add(Step(f"train-{key}", "train", _train_inputs(ctx, key), partial(_train_step, ctx, key),
