@@ -134,13 +134,10 @@ class TaskScores:
         return {k: sum(v) / len(v) for k, v in sorted(sums.items())}
 
 
-def score_task(task: RetrievalTask, retriever: Retriever, data_dir: str | Path | None = None,
-               limit: int | None = None, progress: Callable[[int], None] | None = None) -> TaskScores:
-    """Rank every document of ``task`` (the first ``limit``) and score it."""
+def score_task(task: RetrievalTask, retriever: Retriever, docs: list[dict[str, Any]],
+               progress: Callable[[int], None] | None = None) -> TaskScores:
+    """Rank the documents ``docs`` of ``task`` and score them."""
     entries = retriever.entries
-    docs = build_docs(task.key, task.direction.name, task.split, data_dir)
-    if limit is not None:
-        docs = docs[:limit]
     fmt = answer_format(task.direction)
     queries = [str(d["source"]) for d in docs]
     held = retriever.search(queries, holdout=True, k=RANKED, progress=progress)
@@ -295,11 +292,12 @@ def evaluate(spec: RetrieverSpec, tasks: Sequence[RetrievalTask], open_retriever
         retriever = open_retriever(task.key)
         indexes[task.key] = {"release": retriever.entries.release, "entries": retriever.entries.digest(),
                              "concepts": len(retriever.entries.ids), "strings": len(retriever.entries.texts)}
-        total = len(build_docs(task.key, task.direction.name, task.split, data_dir))
-        n = total if limit is None else min(total, limit)
+        docs = build_docs(task.key, task.direction.name, task.split, data_dir)
+        total = len(docs)  # lm-eval's n-samples.original: before --limit
+        docs = docs if limit is None else docs[:limit]
         t0 = time.perf_counter()
-        bar = progress(task.name, n) if progress else None
-        scored.append(score_task(task, retriever, data_dir, limit, bar))
+        bar = progress(task.name, len(docs)) if progress else None
+        scored.append(score_task(task, retriever, docs, bar))
         scored[-1].total = total
         searching += time.perf_counter() - t0
     documents = sum(len(ts.samples) for ts in scored)
