@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from termnorm_eval.harness.validity_names import CATEGORIES, CLOSE_CATEGORIES, categories_for, metric
-from termnorm_eval.report import intervals, roles, transfer
+from termnorm_eval.report import intervals, rag, roles, transfer
 from termnorm_eval.report.results import LENIENT, STRICT, Run, TaskResult
 from termnorm_eval.report.trained import Trained, of_run
 from termnorm_eval.terminologies import ALL_SPLITS, BUILTIN, SPLITS
@@ -139,6 +139,8 @@ class Report:
     # per fine-tuned run label: what its adapter trained (``trained``)
     trained: dict[str, Trained] = field(default_factory=dict)
     references: list[Run] = field(default_factory=list)  # retrievers shown beside the runs
+    # each run with and without retrieved candidates (``rag``), made from the runs once
+    rag_rows: list[rag.RagRow] = field(default_factory=list)
 
     def pairs(self) -> list[Pair]:
         return list(dict.fromkeys((r.family, r.key, r.direction) for r in self.rows))
@@ -346,6 +348,7 @@ def build(base: Run, tuned: list[Run], trained: Mapping[str, Trained] | None = N
     report.trained = {r.label: (trained or {}).get(r.label) or of_run(r.adapter) for r in tuned}
     _validity(report, tasks, info)
     report.transfer = transfer.build(report)
+    report.rag_rows = rag.rows(report)
     return report
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from termnorm_eval.report import compare, rag, render
+from termnorm_eval.report import compare, render
 from termnorm_eval.report.results import (
     RETRIEVER_OPTION,
     ReportInputError,
@@ -91,7 +91,7 @@ def linked_figures(rep: compare.Report) -> list[str]:
     """The FIGURES report.md links: each is written, but one with nothing to draw only says so."""
     empty = {"gains.png": not compare.summary_pairs(rep), "validity.png": not rep.validity,
              "transfer.png": rep.transfer is None or not rep.transfer.cells,
-             "rag.png": not rag.rows(rep)}
+             "rag.png": not rep.rag_rows}
     return [f for f in FIGURES if not empty.get(f, False)]
 
 

@@ -813,7 +813,7 @@ RAG_TEXT = ("Each run with and without the retrieved candidates in its prompt, p
 
 def rag_markdown(report: Report) -> list[str]:
     """The retrieval-arm section (``rag``); nothing when no run scored a RAG task beside its plain one."""
-    rows = rag.rows(report)
+    rows = report.rag_rows
     if not rows:
         return []
     lines = ["## Retrieval arm: with and without candidates", "", md_cell(RAG_TEXT), ""]
@@ -834,13 +834,13 @@ def rag_markdown(report: Report) -> list[str]:
 
 
 def rag_csv(report: Report) -> str:
-    return csv_text([_round(r.as_dict()) for r in rag.rows(report)], rag.COLUMNS)
+    return csv_text([_round(r.as_dict()) for r in report.rag_rows], rag.COLUMNS)
 
 
 def rag_figure(report: Report) -> bytes:
     """Per terminology and direction: plain and with-candidates strict accuracy per run and cell,
     with 95% Wilson intervals, the ceiling as a tick."""
-    rows = rag.rows(report)
+    rows = report.rag_rows
     if not rows:
         return _message_figure(rag.NO_RAG)
     plt = pyplot()
